@@ -1,0 +1,139 @@
+"""Custom layers of Deep SR-ITM, written with `keras.ops` only.
+
+They run on every Keras 3 backend (TensorFlow, JAX) and lower to TFLite built-in
+ops: replicate padding is a concatenation of edge slices, box filters are average
+pooling, bicubic upsampling is a fixed convolution followed by depth-to-space.
+"""
+import keras
+import numpy as np
+from keras import ops
+
+
+def edge_pad(x, pad):
+    """Replicate-pads the two spatial axes of an NHWC tensor by `pad` pixels."""
+    if pad == 0:
+        return x
+    top, bottom = x[:, :1], x[:, -1:]
+    x = ops.concatenate([top] * pad + [x] + [bottom] * pad, axis=1)
+    left, right = x[:, :, :1], x[:, :, -1:]
+    return ops.concatenate([left] * pad + [x] + [right] * pad, axis=2)
+
+
+def box_filter(x, size):
+    """Mean over a `size` x `size` window with replicate borders (MATLAB
+    `imfilter(x, ones(size)/size^2, 'replicate')`, as the reference uses)."""
+    return ops.average_pool(edge_pad(x, size // 2), size, strides=1, padding="valid")
+
+
+@keras.saving.register_keras_serializable(package="sritm_tf")
+class SelfGuidedFilter(keras.layers.Layer):
+    """Base layer I_b of Eq. (1): the guided filter (He et al.) with the image as
+    its own guide, per channel, box window `size` x `size`, regulariser `eps`.
+    No gradient flows through it (the reference defines no backward pass)."""
+
+    def __init__(self, size=5, eps=0.01, **kwargs):
+        super().__init__(**kwargs)
+        self.size = size
+        self.eps = eps
+
+    def call(self, x):
+        x = ops.stop_gradient(x)
+        mean = box_filter(x, self.size)
+        var = box_filter(x * x, self.size) - mean * mean
+        a = var / (var + self.eps)
+        b = mean - a * mean
+        return box_filter(a, self.size) * x + box_filter(b, self.size)
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "eps": self.eps}
+
+
+@keras.saving.register_keras_serializable(package="sritm_tf")
+class DetailLayer(keras.layers.Layer):
+    """Detail layer I_d = I / (I_b + delta) of Eq. (2)."""
+
+    def __init__(self, delta=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.delta = delta
+
+    def call(self, inputs):
+        image, base = inputs
+        return image / (base + self.delta)
+
+    def get_config(self):
+        return {**super().get_config(), "delta": self.delta}
+
+
+def keys_cubic(u, a=-0.5):
+    """Keys' cubic convolution kernel (a = -0.5, as MATLAB `imresize`)."""
+    u = np.abs(u)
+    near = (a + 2) * u**3 - (a + 3) * u**2 + 1
+    far = a * u**3 - 5 * a * u**2 + 8 * a * u - 4 * a
+    return np.where(u <= 1, near, np.where(u < 2, far, 0.0))
+
+
+def bicubic_kernel(scale, channels=3, taps=5):
+    """Conv kernel (taps, taps, channels, scale^2 * channels) whose output, after
+    depth-to-space, is bicubic upsampling by `scale` with half-pixel centres.
+
+    Output pixel s*i + k samples the input at i + (k + 0.5)/s - 0.5; its weights
+    on inputs i-2 .. i+2 are Keys' cubic at those distances. The output channel
+    order (ky, kx, c) is the one depth-to-space expects."""
+    offsets = (np.arange(scale) + 0.5) / scale - 0.5
+    reach = np.arange(taps) - taps // 2
+    weights_1d = keys_cubic(offsets[:, None] - reach[None, :])  # (scale, taps)
+    weights_1d /= weights_1d.sum(axis=1, keepdims=True)
+    kernel = np.zeros((taps, taps, channels, scale, scale, channels), np.float32)
+    for c in range(channels):
+        kernel[:, :, c, :, :, c] = np.einsum("yi,xj->ijyx", weights_1d, weights_1d)
+    return kernel.reshape(taps, taps, channels, scale * scale * channels)
+
+
+@keras.saving.register_keras_serializable(package="sritm_tf")
+class BicubicUpsample(keras.layers.Layer):
+    """Bicubic upsampling by an integer `scale` (the skip of Eq. 12) as a fixed
+    convolution plus depth-to-space, with replicate borders. Equals
+    `tf.image.resize(x, (s*H, s*W), 'bicubic')` (Keys a = -0.5, half-pixel
+    centres) without needing a TFLite Flex op. Holds no trainable weights."""
+
+    def __init__(self, scale=2, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = scale
+
+    def build(self, input_shape):
+        self.channels = input_shape[-1]
+        self.kernel = bicubic_kernel(self.scale, self.channels)
+
+    def call(self, x):
+        kernel = ops.convert_to_tensor(self.kernel, dtype=x.dtype)
+        y = ops.conv(edge_pad(x, 2), kernel, strides=1, padding="valid")
+        return ops.depth_to_space(y, self.scale)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        up = lambda d: None if d is None else d * self.scale
+        return (n, up(h), up(w), c)
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package="sritm_tf")
+class DepthToSpace(keras.layers.Layer):
+    """Sub-pixel shuffle (H, W, s^2 C) -> (sH, sW, C)."""
+
+    def __init__(self, block_size=2, **kwargs):
+        super().__init__(**kwargs)
+        self.block_size = block_size
+
+    def call(self, x):
+        return ops.depth_to_space(x, self.block_size)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        s = self.block_size
+        up = lambda d: None if d is None else d * s
+        return (n, up(h), up(w), c // (s * s))
+
+    def get_config(self):
+        return {**super().get_config(), "block_size": self.block_size}
