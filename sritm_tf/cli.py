@@ -6,7 +6,10 @@ stays fast.
 """
 import argparse
 import importlib
+import os
 import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the terminal
 
 COMMANDS = ["info", "convert", "prepare", "train", "eval", "export", "bench", "serve_client"]
 
