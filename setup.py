@@ -29,6 +29,7 @@ setup(
             "nbclient>=0.10",
             "nbformat>=5.9",
             "ipykernel>=6.0",
+            "jax[cpu]>=0.4.30",
         ],
         "litert": ["ai-edge-litert>=1.2"],
         "jax": ["jax>=0.4.30"],
