@@ -1,0 +1,63 @@
+"""`sritm prepare`: make training pairs (LR SDR, HR HDR10 patches) as TFRecord shards.
+
+Exit status: 0 when the output folder holds at least one patch after the run (files that
+could not be used are listed at the end on stderr); 2 (a user error) when nothing usable
+was produced, or on bad arguments.
+"""
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "prepare",
+        help="make training pairs from HDR sources (EXR, HDR10 stills/video, raw YUV, SDR/HDR pairs)",
+        description=(
+            "Cut random HR HDR10 patches (BT.2020, PQ, 10-bit) and their LR SDR inputs (BT.709, gamma, "
+            "8-bit; SDR from the master or a tone-mapping operator, bicubic downscale) into "
+            "OUT/shard-NNNNN.tfrecord, OUT/manifest.jsonl and OUT/prepare.json. Re-running resumes."
+        ),
+    )
+    parser.add_argument("sources", nargs="+", metavar="SOURCE", help="files or folders")
+    parser.add_argument("-o", "--out", required=True, help="output folder")
+    parser.add_argument("--scale", type=int, choices=(2, 4), default=2)
+    parser.add_argument("--kind", choices=("auto", "exr", "hdr10", "video", "yuv", "pairs"), default="auto")
+    parser.add_argument("--operator", default="bt2446a", choices=("bt2446a", "hable"), help="HDR -> SDR operator")
+    parser.add_argument("--augment", action="store_true", help="randomise the operator's parameters per frame")
+    parser.add_argument("--patch", type=int, default=160, help="HR patch size (default 160)")
+    parser.add_argument("--crops", type=int, default=30, help="random patches per frame (default 30)")
+    parser.add_argument("--stride", type=int, default=30, help="take every N-th video frame (default 30)")
+    parser.add_argument("--max-frames", type=int, default=None, help="at most this many frames per video")
+    parser.add_argument("--size", default=None, help="WxH of raw .yuv input")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--white-nits", type=float, default=203.0, help="diffuse white of EXR sources (cd/m2)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an output prepared with other settings")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    import sys
+
+    from sritm_tf.cli import UserError
+    from sritm_tf.data import prepare, sources
+
+    try:
+        size = list(sources.parse_size(args.size)) if args.size else None
+        config = prepare.PrepareConfig(
+            scale=args.scale, kind=args.kind, operator=args.operator, augment=args.augment,
+            patch=args.patch, crops=args.crops, stride=args.stride, size=size, seed=args.seed,
+            white_nits=args.white_nits, max_frames=args.max_frames,
+        )
+        summary = prepare.prepare(args.sources, args.out, config, overwrite=args.overwrite, progress=not args.quiet)
+    except (ValueError, sources.SourceError) as err:
+        raise UserError(str(err)) from None
+    print(
+        f"{args.out}: {summary['patches']} patches; {summary['written']} sources written, "
+        f"{summary['skipped']} already done, {len(summary['failed'])} failed"
+    )
+    if summary["failed"]:
+        print("not used:", file=sys.stderr)
+        for _, message in summary["failed"]:
+            print(f"  {message}", file=sys.stderr)
+    if summary["patches"] == 0:
+        raise UserError(f"{args.out}: no usable source ({len(summary['failed'])} failed)")
+    return 0

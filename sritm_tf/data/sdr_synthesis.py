@@ -1,0 +1,131 @@
+"""HDR10 -> SDR conversion operators, to make SDR inputs for sources without an SDR master.
+
+Every operator takes PQ-encoded BT.2020 R'G'B' in [0, 1] (..., 3) and returns
+gamma-encoded BT.709 R'G'B' in [0, 1] (BT.1886 with L_B = 0: V = L^(1/2.4)),
+ready to be quantised to 8 bits. Wide-gamut colours are brought into BT.709 by
+clipping linear light to [0, 1].
+
+Operators (select by name with `OPERATORS` / `synthesize_sdr`):
+  * "bt2446a": ITU-R BT.2446-1 Method A (HDR-to-SDR tone mapping, clause 4.2 / Annex);
+  * "hable":   J. Hable's filmic curve ("Uncharted 2", GDC 2010), per channel in BT.709.
+`sample_params(name, rng)` draws randomised parameters for augmentation.
+"""
+import numpy as np
+
+from sritm_tf import colour
+
+SDR_GAMMA = 2.4
+
+
+def _to_bt709_gamma(rgb2020_linear):
+    """Linear BT.2020 [0, 1] -> BT.709 by matrix (BT.2087 inverse), clip to [0, 1], gamma 1/2.4."""
+    rgb709 = np.clip(colour.rgb2020_to_rgb709(rgb2020_linear), 0.0, 1.0)
+    return colour.gamma_encode(rgb709, SDR_GAMMA)
+
+
+# ---------------------------------------------------------------------------
+# ITU-R BT.2446-1 Method A
+# ---------------------------------------------------------------------------
+def bt2446a_rho(luminance):
+    """rho = 1 + 32 (L / 10000)^(1/2.4) (BT.2446-1 Method A, steps 1 and 3)."""
+    return 1 + 32 * (luminance / 10000.0) ** (1 / 2.4)
+
+
+def bt2446a_tone_curve(y_p):
+    """Knee curve of BT.2446-1 Method A, step 2 (perceptually linear domain):
+
+    Y'c = 1.077 Y'p                             for 0 <= Y'p <= 0.7399
+    Y'c = -1.1510 Y'p^2 + 2.7811 Y'p - 0.6302   for 0.7399 < Y'p < 0.9909
+    Y'c = 0.5 Y'p + 0.5                         for 0.9909 <= Y'p <= 1
+    """
+    y_p = np.asarray(y_p, dtype=np.float64)
+    return np.where(
+        y_p <= 0.7399,
+        1.077 * y_p,
+        np.where(y_p < 0.9909, -1.1510 * y_p**2 + 2.7811 * y_p - 0.6302, 0.5 * y_p + 0.5),
+    )
+
+
+def bt2446a_luma(y_hdr, l_hdr=1000.0, l_sdr=100.0):
+    """Luma tone mapping Y'_HDR -> Y'_SDR of BT.2446-1 Method A, steps 1-3.
+
+    Step 1: Y'p = log(1 + (rho_HDR - 1) Y'_HDR) / log(rho_HDR);
+    step 2: Y'c = tone curve(Y'p);
+    step 3: Y'_SDR = (rho_SDR^Y'c - 1) / (rho_SDR - 1).
+    """
+    rho_hdr, rho_sdr = bt2446a_rho(l_hdr), bt2446a_rho(l_sdr)
+    y_p = np.log1p((rho_hdr - 1) * np.clip(y_hdr, 0.0, 1.0)) / np.log(rho_hdr)
+    y_c = bt2446a_tone_curve(y_p)
+    return (rho_sdr**y_c - 1) / (rho_sdr - 1)
+
+
+def bt2446a(hdr_pq, l_hdr=1000.0, l_sdr=100.0):
+    """ITU-R BT.2446-1 Method A: PQ BT.2020 R'G'B' -> gamma BT.709 R'G'B'.
+
+    Input preparation: linear display light from the PQ EOTF (ST 2084), normalised
+    so that L_HDR cd/m2 is 1 (brighter values clipped), then R'G'B' = RGB^(1/2.4).
+    Y'_HDR = 0.2627 R' + 0.6780 G' + 0.0593 B' (BT.2020);
+    luma tone mapping (`bt2446a_luma`);
+    colour correction: f = Y'_SDR / (1.1 Y'_HDR), Cb_TMO = f Cb, Cr_TMO = f Cr,
+    Y'_TMO = Y'_SDR - max(0.1 Cr_TMO, 0), with Cb = (B' - Y') / 1.8814,
+    Cr = (R' - Y') / 1.4746;
+    back to BT.2020 R'G'B' (gamma 2.4), then BT.2020 -> BT.709 by clipping.
+    """
+    linear = np.clip(colour.pq_eotf(hdr_pq) / l_hdr, 0.0, 1.0)
+    rgb_p = linear ** (1 / 2.4)
+    ycbcr = colour.rgb_to_ycbcr(rgb_p, "bt2020")
+    y_hdr, cb, cr = ycbcr[..., 0], ycbcr[..., 1], ycbcr[..., 2]
+    y_sdr = bt2446a_luma(y_hdr, l_hdr, l_sdr)
+    f = np.where(y_hdr > 0, y_sdr / (1.1 * np.maximum(y_hdr, 1e-12)), 0.0)
+    cb_tmo, cr_tmo = f * cb, f * cr
+    y_tmo = y_sdr - np.maximum(0.1 * cr_tmo, 0.0)
+    rgb_sdr_p = colour.ycbcr_to_rgb(np.stack([y_tmo, cb_tmo, cr_tmo], axis=-1), "bt2020")
+    return _to_bt709_gamma(colour.gamma_decode(np.clip(rgb_sdr_p, 0.0, 1.0), 2.4))
+
+
+# ---------------------------------------------------------------------------
+# Hable filmic
+# ---------------------------------------------------------------------------
+def hable_curve(x, a=0.15, b=0.50, c=0.10, d=0.20, e=0.02, f=0.30):
+    """Hable's filmic curve: ((x(ax + cb) + de) / (x(ax + b) + df)) - e/f."""
+    return (x * (a * x + c * b) + d * e) / (x * (a * x + b) + d * f) - e / f
+
+
+def hable(hdr_pq, white_nits=203.0, exposure=2.0, white_point=11.2):
+    """Hable filmic tone mapping: PQ BT.2020 R'G'B' -> gamma BT.709 R'G'B'.
+
+    Linear light (cd/m2) -> BT.709 (negatives clipped) -> x = L / white_nits * exposure
+    -> hable_curve(x) / hable_curve(white_point), per channel -> gamma 1/2.4.
+    """
+    nits = colour.rgb2020_to_rgb709(colour.pq_eotf(hdr_pq))
+    x = np.maximum(nits, 0.0) / white_nits * exposure
+    mapped = hable_curve(x) / hable_curve(white_point)
+    return colour.gamma_encode(np.clip(mapped, 0.0, 1.0), SDR_GAMMA)
+
+
+OPERATORS = {"bt2446a": bt2446a, "hable": hable}
+
+DEFAULT_PARAMS = {
+    "bt2446a": {"l_hdr": 1000.0, "l_sdr": 100.0},
+    "hable": {"white_nits": 203.0, "exposure": 2.0, "white_point": 11.2},
+}
+
+
+def sample_params(name, rng):
+    """Randomised operator parameters for augmentation (log-uniform ranges)."""
+    if name == "bt2446a":
+        return {"l_hdr": float(np.exp(rng.uniform(np.log(500), np.log(2000)))), "l_sdr": 100.0}
+    if name == "hable":
+        return {
+            "white_nits": 203.0,
+            "exposure": float(np.exp(rng.uniform(np.log(1.0), np.log(4.0)))),
+            "white_point": float(np.exp(rng.uniform(np.log(4.0), np.log(16.0)))),
+        }
+    raise ValueError(f"unknown operator {name!r}; choose from {sorted(OPERATORS)}")
+
+
+def synthesize_sdr(hdr_pq, name="bt2446a", params=None):
+    """Apply operator `name` (with `params`, default `DEFAULT_PARAMS[name]`): PQ 2020 -> gamma 709."""
+    if name not in OPERATORS:
+        raise ValueError(f"unknown operator {name!r}; choose from {sorted(OPERATORS)}")
+    return OPERATORS[name](hdr_pq, **(params if params is not None else DEFAULT_PARAMS[name]))
