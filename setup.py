@@ -21,6 +21,7 @@ setup(
         "av>=12.0",
         "tqdm>=4.60",
         "pyyaml>=6.0",
+        "tensorboard>=2.16",  # TensorFlow 2.21 no longer pulls it in; the trainer logs to it
     ],
     extras_require={
         "dev": [
@@ -30,8 +31,10 @@ setup(
             "nbformat>=5.9",
             "ipykernel>=6.0",
             "jax[cpu]>=0.4.30",
+            "tensorflow-serving-api>=2.16",
         ],
         "litert": ["ai-edge-litert>=1.2"],
+        "serving": ["tensorflow-serving-api>=2.16"],  # the gRPC client; REST needs nothing more
         "jax": ["jax>=0.4.30"],
     },
     entry_points={"console_scripts": ["sritm=sritm_tf.cli:main"]},

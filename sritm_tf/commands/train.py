@@ -1,0 +1,124 @@
+"""`sritm train`: train Deep SR-ITM (both stages of the paper), or fine-tune it.
+
+    sritm train DATA_DIR --scale 2 --pretrain-steps N --steps M --run-dir RUN
+    sritm train RUN/config.yaml [--steps M ...]          # a saved config; flags override
+    sritm train --init WEIGHTS --pairs DIR --run-dir RUN  # fine-tune to a few graded pairs
+"""
+import os
+
+from sritm_tf.cli import UserError
+
+# Fine-tuning defaults (with --pairs): a few minutes on a CPU with the full network.
+FINETUNE_DEFAULTS = {"stage": "full", "steps": 150, "lr": 2e-5, "batch_size": 4, "patch_size": 48,
+                     "crops": 256, "checkpoint_every": 50}
+
+
+def register(subparsers):
+    p = subparsers.add_parser("train", help="train (or fine-tune) the network",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("source", nargs="?",
+                   help="folder of training records (sritm prepare), or a config.yaml to run again")
+    p.add_argument("--run-dir", help="output folder (default runs/sritm)")
+    p.add_argument("--stage", choices=["pretrain", "full", "both"],
+                   help="pre-training without modulation, the full network, or both in turn (default both)")
+    p.add_argument("--pretrain-steps", type=int, help="stage 1 steps (default 20000)")
+    p.add_argument("--steps", type=int, help="stage 2 steps (default 20000; fine-tuning 150)")
+    p.add_argument("--batch-size", type=int, help="global batch size (default 16; fine-tuning 4)")
+    p.add_argument("--patch-size", type=int, help="random LR crop of each record (default: whole record)")
+    p.add_argument("--lr", type=float, help="Adam learning rate of stage 2 (default 1e-4; fine-tuning 2e-5)")
+    p.add_argument("--pretrain-lr", type=float, help="Adam learning rate of stage 1 (default 1e-4)")
+    p.add_argument("--scale", type=int, choices=[2, 4], help="upscaling factor (default 2)")
+    p.add_argument("--channels", type=int, help="feature channels (default 64)")
+    p.add_argument("--m", type=int, help="base/detail block pairs (default 3)")
+    p.add_argument("--n", type=int, help="fusion ResBlocks (default 10)")
+    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints and validations (default 500)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--shuffle-buffer", type=int, help="records in the shuffle buffer (default 2048)")
+    p.add_argument("--mixed-precision", action="store_true", default=None, help="mixed_float16 compute")
+    p.add_argument("--val-pairs", help="folder of *_sdr.* / *_hdr.* HR pairs for validation")
+    p.add_argument("--val-records", help="held-out records for validation")
+    p.add_argument("--val-crop", type=int, help="centre crop of validation pairs in LR pixels, 0 = whole (default 256)")
+    p.add_argument("--init", help="start from these weights (.keras, .weights.h5, .npz)")
+    p.add_argument("--pairs", help="fine-tune on the graded pairs of this folder (with --init)")
+    p.add_argument("--crops", type=int, help="fine-tuning: random crops taken from the pairs (default 256)")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --run-dir")
+    p.set_defaults(func=run)
+
+
+def make_config(args):
+    from sritm_tf.train import TrainConfig
+
+    source = args.source
+    if source and source.endswith((".yaml", ".yml")):
+        if not os.path.isfile(source):
+            raise UserError(f"{source}: no such config file")
+        try:
+            cfg = TrainConfig.load(source)
+        except (ValueError, TypeError) as err:
+            raise UserError(str(err)) from None
+    else:
+        cfg = TrainConfig(data=source)
+        if args.pairs:
+            for key, value in FINETUNE_DEFAULTS.items():
+                setattr(cfg, key, value)
+    for key in vars(cfg):
+        value = getattr(args, key, None)
+        if value is not None and key != "data":
+            setattr(cfg, key, value)
+    if cfg.init and os.path.isfile(cfg.init):
+        from sritm_tf.train import init_architecture
+
+        try:
+            architecture = init_architecture(cfg.init) or {}
+        except (OSError, ValueError, KeyError) as err:
+            raise UserError(f"{cfg.init}: cannot read weights ({err})") from None
+        for key, value in architecture.items():
+            given = getattr(args, key, None)
+            if given is not None and given != value:
+                raise UserError(f"{cfg.init}: holds a network with {key}={value}, not {given}")
+            setattr(cfg, key, value)
+    return cfg
+
+
+def check_config(cfg, overwrite):
+    from sritm_tf.pipeline import list_shards
+
+    if cfg.pairs:
+        if not os.path.isdir(cfg.pairs):
+            raise UserError(f"{cfg.pairs}: no such folder")
+        if not cfg.init:
+            raise UserError("--pairs: fine-tuning needs --init WEIGHTS")
+    elif not cfg.data:
+        raise UserError("give a folder of training records (or a config.yaml, or --init and --pairs)")
+    else:
+        try:
+            list_shards(cfg.data)
+        except FileNotFoundError as err:
+            raise UserError(str(err)) from None
+    if cfg.init and not os.path.exists(cfg.init):
+        raise UserError(f"{cfg.init}: no such weights file")
+    for folder in (cfg.val_pairs,):
+        if folder and not os.path.isdir(folder):
+            raise UserError(f"{folder}: no such folder")
+    final = os.path.join(cfg.run_dir, "final.keras")
+    if os.path.exists(final) and not overwrite:
+        raise UserError(f"{final}: exists (use --overwrite, or another --run-dir)")
+    if os.path.exists(final):
+        import shutil
+
+        for name in ("pretrain", "full"):
+            shutil.rmtree(os.path.join(cfg.run_dir, name), ignore_errors=True)
+        for name in ("pretrain.weights.h5", "final.keras"):
+            path = os.path.join(cfg.run_dir, name)
+            if os.path.exists(path):
+                os.remove(path)
+
+
+def run(args):
+    cfg = make_config(args)
+    check_config(cfg, args.overwrite)
+    from sritm_tf.train import train
+
+    train(cfg)
+    print(f"wrote {cfg.run_dir}")
+    return 0

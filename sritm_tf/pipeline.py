@@ -1,0 +1,127 @@
+"""tf.data input pipeline: TFRecord patch pairs -> (SDR, HDR) batches in the
+network's Y'CbCr convention.
+
+Records are written by `sritm prepare` (`sritm_tf.data.records`): each holds an
+LR SDR patch (BT.709 gamma R'G'B', uint8) and the matching `scale`x larger HDR10
+patch (BT.2020 PQ R'G'B', uint16 full range). The pipeline reads shards with a
+parallel interleave, decodes in parallel, shuffles, crops, flips and rotates
+input and target together (the augmentation of Deep SR-ITM Sec. 4.1), converts
+to Y'CbCr and batches.
+"""
+import glob
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from sritm_tf import colour
+from sritm_tf.data.records import parse_example
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+# colour.rgb_to_ycbcr(I) = I @ M.T = M.T: the matrices in row vector form. Kept as numpy
+# arrays: a tf.constant at import would start the TF runtime, after which
+# MultiWorkerMirroredStrategy can no longer configure its collective ops.
+_RGB_TO_YUV_709 = colour.rgb_to_ycbcr(np.eye(3), "bt709").astype(np.float32)
+_RGB_TO_YUV_2020 = colour.rgb_to_ycbcr(np.eye(3), "bt2020").astype(np.float32)
+_CHROMA_OFFSET = np.array([0.0, 0.5, 0.5], np.float32)
+
+
+def sdr_rgb_to_model_yuv(rgb):
+    """TF twin of `colour.sdr_rgb_to_model_yuv`: BT.709 R'G'B' [0, 1] -> Y'CbCr
+    (BT.709-6 items 3.2-3.3), chroma + 0.5."""
+    return tf.tensordot(tf.cast(rgb, tf.float32), _RGB_TO_YUV_709, 1) + _CHROMA_OFFSET
+
+
+def pq2020_rgb_to_model_yuv(rgb):
+    """TF twin of `colour.pq2020_rgb_to_model_yuv`: BT.2020 PQ R'G'B' [0, 1] ->
+    BT.2020 NCL Y'CbCr (BT.2020-2 Table 4), chroma + 0.5."""
+    return tf.tensordot(tf.cast(rgb, tf.float32), _RGB_TO_YUV_2020, 1) + _CHROMA_OFFSET
+
+
+def to_model_pair(sdr_rgb8, hdr_rgb16):
+    """uint8 SDR R'G'B' and uint16 HDR10 R'G'B' -> float32 model-convention Y'CbCr."""
+    sdr = tf.cast(sdr_rgb8, tf.float32) / 255.0
+    hdr = tf.cast(hdr_rgb16, tf.float32) / 65535.0
+    return sdr_rgb_to_model_yuv(sdr), pq2020_rgb_to_model_yuv(hdr)
+
+
+def list_shards(pattern_or_dir):
+    """Sorted shard paths: a folder (its `shard-*.tfrecord`), a glob pattern or one file."""
+    pattern = pattern_or_dir
+    if os.path.isdir(pattern_or_dir):
+        pattern = os.path.join(pattern_or_dir, "shard-*.tfrecord")
+    files = sorted(glob.glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"{pattern_or_dir}: no TFRecord shards (shard-*.tfrecord)")
+    return files
+
+
+def random_crop_pair(sdr, hdr, patch_size, scale, seed):
+    """Aligned random crop: an LR `patch_size` square and the HR square above it.
+    `seed`: a stateless seed, shape [2]."""
+    h, w = tf.shape(sdr)[0], tf.shape(sdr)[1]
+    y = tf.random.stateless_uniform([], seed, 0, h - patch_size + 1, tf.int32)
+    x = tf.random.stateless_uniform([], seed + 1, 0, w - patch_size + 1, tf.int32)
+    sdr = sdr[y:y + patch_size, x:x + patch_size]
+    hdr = hdr[y * scale:(y + patch_size) * scale, x * scale:(x + patch_size) * scale]
+    return sdr, hdr
+
+
+def augment_pair(sdr, hdr, seed):
+    """The same random horizontal flip and 90-degree rotation on input and target
+    (the 8 dihedral transforms). `seed`: a stateless seed, shape [2]."""
+    bits = tf.random.stateless_uniform([2], seed, 0, 4, tf.int32)
+    flip, k = bits[0] % 2, bits[1]
+    sdr = tf.cond(flip == 1, lambda: tf.image.flip_left_right(sdr), lambda: sdr)
+    hdr = tf.cond(flip == 1, lambda: tf.image.flip_left_right(hdr), lambda: hdr)
+    return tf.image.rot90(sdr, k), tf.image.rot90(hdr, k)
+
+
+def make_dataset(pattern_or_dir, batch_size, scale, training=True, shuffle_buffer=2048, seed=None,
+                 patch_size=None, repeat=None):
+    """Batches of (sdr_yuv float32 [b, h, w, 3], hdr_yuv float32 [b, s*h, s*w, 3]).
+
+    training: repeat forever, shuffle shards and records, random crop (when
+    `patch_size`, in LR pixels), flips and rotations, drop the last partial
+    batch. Otherwise one pass in file order, no augmentation.
+    seed: with a seed, the stream of batches is the same on every run.
+    Records must all have the same size unless `patch_size` crops them.
+    """
+    files = list_shards(pattern_or_dir)
+    repeat = training if repeat is None else repeat
+    if seed is None and training:
+        seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+    seed = 0 if seed is None else int(seed)
+
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if training:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
+                       num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.map(parse_example, num_parallel_calls=AUTOTUNE)
+    if training:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        # One stateless seed per element, from its position in the stream.
+        ds = ds.enumerate()
+
+        def _augment(index, pair):
+            sdr, hdr = pair
+            element_seed = tf.stack([tf.constant(seed, tf.int64), index])
+            if patch_size:
+                sdr, hdr = random_crop_pair(sdr, hdr, patch_size, scale, element_seed + 7)
+            return augment_pair(sdr, hdr, element_seed)
+
+        ds = ds.map(_augment, num_parallel_calls=AUTOTUNE)
+    elif patch_size:
+        ds = ds.map(lambda s, h: (s[:patch_size, :patch_size],
+                                  h[:patch_size * scale, :patch_size * scale]), num_parallel_calls=AUTOTUNE)
+    ds = ds.map(to_model_pair, num_parallel_calls=AUTOTUNE)
+    ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = True
+    # DATA sharding: works with any number of shards per worker (FILE needs >= workers).
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(AUTOTUNE)
