@@ -1,0 +1,55 @@
+"""`sritm convert`: SDR image or video -> HDR10 (BT.2020, PQ), `scale`x larger."""
+import os
+
+from sritm_tf.cli import UserError
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "convert", help="convert an SDR image or video to HDR10",
+        description="Convert an 8-bit SDR image (PNG, JPEG, TIFF), video (anything ffmpeg reads) or raw "
+                    "yuv420p file to HDR10 (BT.2020, PQ), 2x or 4x larger. Outputs: .png (16-bit RGB, "
+                    "full range), .yuv (yuv420p10le, limited range), .mp4/.mkv (HEVC Main10 HDR10).")
+    parser.add_argument("input", help="SDR image, video, or raw .yuv (with --size)")
+    parser.add_argument("-o", "--output", required=True, help="output file (.png, .yuv, .mp4, .mkv)")
+    parser.add_argument("--scale", type=int, choices=(2, 4), default=2, help="upscaling factor (default 2)")
+    parser.add_argument("--weights", help="weights (.npz, .keras, .weights.h5); default: the bundled ones")
+    parser.add_argument("--baseline", action="store_true",
+                        help="classical conversion instead of the network: bicubic, then SDR at --white-nits")
+    parser.add_argument("--white-nits", type=float, default=203.0,
+                        help="SDR white in cd/m2 for --baseline (default 203, BT.2408)")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    parser.add_argument("--format", choices=("png", "yuv", "mp4", "mkv"), help="output format (default: from extension)")
+    parser.add_argument("--size", help="frame size WxH of a raw .yuv input")
+    parser.add_argument("--fps", type=float, help="frame rate of a raw .yuv or image input (default 25)")
+    parser.add_argument("--tile", default="540x960",
+                        help="LR tile size N or HxW for inference (default 540x960); smaller uses less memory")
+    parser.add_argument("--crf", type=int, default=18, help="x265 constant rate factor for .mp4/.mkv (default 18)")
+    parser.add_argument("--preset", default="medium", help="x265 preset for .mp4/.mkv (default medium)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from sritm_tf.convert import convert
+    from sritm_tf.imageio import InputError
+    from sritm_tf.inference import parse_tile
+    from sritm_tf.video import ToolError
+
+    try:
+        tile = parse_tile(args.tile)
+    except ValueError:
+        raise UserError(f"--tile {args.tile}: expected N or HxW") from None
+    try:
+        result = convert(args.input, args.output, format=args.format, scale=args.scale, weights=args.weights,
+                         baseline=args.baseline, overwrite=args.overwrite, tile=tile, size=args.size,
+                         fps=args.fps, white_nits=args.white_nits, progress=not args.quiet,
+                         crf=args.crf, preset=args.preset)
+    except (InputError, ToolError, FileNotFoundError, FileExistsError, PermissionError,
+            NotADirectoryError, IsADirectoryError) as err:
+        raise UserError(str(err)) from None
+    if not args.quiet:
+        extra = "".join(f", {k} {result[k]}" for k in ("max_cll", "max_fall") if k in result)
+        print(f"wrote {args.output} ({result['frames']} frame{'s' if result['frames'] != 1 else ''}{extra})")
+    return 0

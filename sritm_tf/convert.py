@@ -1,0 +1,254 @@
+"""SDR -> HDR10 conversion of images and videos: `convert_image`, `convert_video`.
+
+Each frame: 8-bit SDR BT.709 R'G'B' -> network input (full-range BT.709
+Y'CbCr) -> Deep SR-ITM, tiled (`sritm_tf.inference`) -> BT.2020 NCL Y'CbCr of
+PQ R'G'B', `scale`x larger -> PQ R'G'B' clipped to [0, 1] -> the output file:
+
+- `.png`: 16-bit RGB, BT.2020, PQ, full range (10-bit codes scaled to 16 bits,
+  see `sritm_tf.imageio`);
+- `.yuv`: raw yuv420p10le, BT.2020 NCL, limited range, no header;
+- `.mp4` / `.mkv`: HEVC Main10 HDR10 (x265), with MaxCLL / MaxFALL measured on
+  the converted frames and the source's audio.
+
+`baseline=True` replaces the network by the classical mapping: bicubic upscale,
+then SDR placed in HDR10 at `white_nits` (`colour.sdr_to_hdr10_baseline`).
+
+Outputs are written under a temporary name in the output folder and renamed at
+the end; an existing output is only replaced with `overwrite=True`.
+"""
+import os
+import queue
+import threading
+
+import numpy as np
+
+from sritm_tf import colour, imageio, video
+from sritm_tf.imageio import InputError
+from sritm_tf.inference import DEFAULT_TILE, TiledPredictor
+
+OUTPUT_FORMATS = ("png", "yuv", "mp4", "mkv")
+CONTAINERS = {"mp4": "mp4", "mkv": "matroska"}
+
+
+def output_format(output, format=None):
+    """The output format: `format` if given, else from the extension of `output`."""
+    fmt = (format or os.path.splitext(output)[1].lstrip(".")).lower()
+    if fmt not in OUTPUT_FORMATS:
+        raise InputError(f"{output}: unknown output format {fmt!r}; use one of "
+                         f"{', '.join('.' + f for f in OUTPUT_FORMATS)} or --format")
+    return fmt
+
+
+def check_output(output, overwrite=False):
+    """Fails early, before any work, if `output` cannot be written."""
+    folder = os.path.dirname(os.path.abspath(output))
+    if os.path.isdir(output):
+        raise IsADirectoryError(f"{output}: is a folder")
+    if os.path.exists(output) and not overwrite:
+        raise FileExistsError(f"{output}: exists; pass --overwrite (overwrite=True) to replace it")
+    if not os.path.isdir(folder):
+        raise NotADirectoryError(f"{output}: output folder {folder} does not exist")
+    probe = imageio.temporary_path(output)
+    try:
+        open(probe, "wb").close()
+        os.remove(probe)
+    except OSError as err:
+        raise PermissionError(f"{output}: cannot write in folder {folder} ({err.strerror})") from None
+
+
+def bicubic_upscale(rgb, scale):
+    """Bicubic upscaling (Keys a = -0.5, half-pixel centres, edge replication:
+    the network's own skip branch), R'G'B' float (H, W, 3) -> (sH, sW, 3)."""
+    from sritm_tf.layers import BicubicUpsample
+
+    up = BicubicUpsample(scale)(np.asarray(rgb, np.float32)[None])
+    return np.clip(np.asarray(up)[0], 0.0, 1.0)
+
+
+class FrameConverter:
+    """Callable: SDR R'G'B' frame (uint8, or float in [0, 1]) -> HDR10 PQ BT.2020
+    R'G'B' float32 in [0, 1], `scale`x larger.
+
+    `weights`: path of weights or a loaded keras.Model (see
+    `pretrained.load_model`); `tile`: LR tile size (N, (H, W) or "HxW").
+    """
+
+    def __init__(self, scale=2, weights=None, baseline=False, tile=DEFAULT_TILE, white_nits=203.0):
+        if scale not in (2, 4):
+            raise InputError(f"scale must be 2 or 4, got {scale}")
+        self.scale, self.baseline, self.white_nits = scale, baseline, white_nits
+        if not baseline:
+            from sritm_tf import pretrained
+
+            try:
+                model = pretrained.load_model(scale, weights)
+            except ValueError as err:
+                raise InputError(str(err)) from err
+            self.predict = TiledPredictor(model, tile)
+
+    def __call__(self, rgb):
+        rgb = np.asarray(rgb)
+        rgb = rgb / 255.0 if rgb.dtype == np.uint8 else rgb.astype(np.float64)
+        if self.baseline:
+            pq = colour.sdr_to_hdr10_baseline(bicubic_upscale(rgb, self.scale), self.white_nits)
+        else:
+            hdr_yuv = self.predict(colour.sdr_rgb_to_model_yuv(rgb).astype(np.float32))
+            pq = colour.model_yuv_to_pq2020_rgb(hdr_yuv)
+        return pq.astype(np.float32)
+
+
+def _is_image(path):
+    return os.path.splitext(path)[1].lower() in imageio.SDR_IMAGE_EXTENSIONS
+
+
+def convert_image(input, output, scale=2, weights=None, baseline=False, overwrite=False,
+                  tile=DEFAULT_TILE, white_nits=203.0):
+    """Converts an 8-bit SDR image to a `scale`x larger 16-bit HDR10 PNG (BT.2020,
+    PQ, full range). `weights`: path or keras.Model (None: bundled weights).
+    Returns the PQ R'G'B' written, float32 (sH, sW, 3)."""
+    input, output = os.fspath(input), os.fspath(output)
+    rgb = imageio.read_sdr_image(input)
+    if output_format(output) != "png":
+        raise InputError(f"{output}: convert_image writes .png; use convert_video for .yuv/.mp4/.mkv")
+    check_output(output, overwrite)
+    pq = FrameConverter(scale, weights, baseline, tile, white_nits)(rgb)
+    imageio.write_hdr_png(output, pq)
+    return pq
+
+
+def open_source(input, size=None, fps=None):
+    """A frame source for `input`: raw .yuv (needs `size` "WxH" or (w, h)), a
+    still image (one frame), or a video file (PyAV)."""
+    input = os.fspath(input)
+    if not os.path.isfile(input):
+        raise FileNotFoundError(f"{input}: no such file")
+    if input.lower().endswith(".yuv"):
+        if size is None:
+            raise InputError(f"{input}: raw .yuv input needs its frame size (--size WxH)")
+        width, height = (int(v) for v in (size.lower().split("x") if isinstance(size, str) else size))
+        return video.YuvSource(input, width, height, fps or 25)
+    if _is_image(input):
+        return video.ImageSource(imageio.read_sdr_image(input), input, fps or 25)
+    return video.VideoSource(input)
+
+
+def _put(q, item, stop):
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            pass
+    return False
+
+
+def _run_pipeline(source, convert, write, progress=True, desc=None):
+    """Decode (thread) -> convert (this thread) -> write (thread), with bounded
+    queues between them and a tqdm bar (frames, fps, ETA). Returns the frame count."""
+    from tqdm.auto import tqdm
+
+    decoded, converted = queue.Queue(maxsize=4), queue.Queue(maxsize=4)
+    stop, errors = threading.Event(), []
+
+    def decode():
+        try:
+            for item in source:
+                if not _put(decoded, item, stop):
+                    return
+        except BaseException as err:  # handed to the main thread
+            errors.append(err)
+        finally:
+            _put(decoded, None, stop)
+
+    def encode():
+        while (item := converted.get()) is not None:
+            if not errors:
+                try:
+                    write(*item)
+                except BaseException as err:
+                    errors.append(err)
+                    stop.set()
+
+    threads = [threading.Thread(target=decode, daemon=True), threading.Thread(target=encode, daemon=True)]
+    for thread in threads:
+        thread.start()
+    count = 0
+    try:
+        with tqdm(total=source.frame_count, unit="frame", desc=desc, disable=not progress) as bar:
+            while not errors:
+                try:
+                    item = decoded.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if item is None:
+                    break
+                rgb, pts = item
+                if pts is None:
+                    pts = round(count / source.frame_rate / source.time_base)
+                _put(converted, (convert(rgb), pts), stop)
+                count += 1
+                bar.update()
+    finally:
+        converted.put(None)
+        threads[1].join()
+        stop.set()
+        threads[0].join()
+    if errors:
+        raise errors[0]
+    return count
+
+
+def convert_video(input, output, scale=2, weights=None, baseline=False, overwrite=False,
+                  tile=DEFAULT_TILE, format=None, size=None, fps=None, white_nits=203.0,
+                  progress=True, crf=18, preset="medium"):
+    """Converts an SDR video (any format ffmpeg decodes), a raw 8-bit yuv420p
+    file (`size` "WxH", `fps`), or a still image to HDR10 `.yuv` (raw
+    yuv420p10le, limited range) or `.mp4` / `.mkv` (HEVC Main10, x265 `crf` and
+    `preset`), `scale`x larger, keeping the source frame rate, timestamps and
+    audio. Returns a dict: frames, width, height, max_cll, max_fall (cd/m2)."""
+    input, output = os.fspath(input), os.fspath(output)
+    source = open_source(input, size, fps)
+    fmt = output_format(output, format)
+    if fmt == "png":
+        raise InputError(f"{output}: a video is converted to .yuv, .mp4 or .mkv, not .png")
+    check_output(output, overwrite)
+    convert = FrameConverter(scale, weights, baseline, tile, white_nits)
+    width, height = source.width * scale, source.height * scale
+    tmp = imageio.temporary_path(output)
+    intermediate = tmp if fmt == "yuv" else tmp + ".nut"
+    levels = video.LightLevels()
+    writer_class = video.Yuv420p10Writer if fmt == "yuv" else video.NutWriter
+    writer = writer_class(intermediate, width, height, source.frame_rate, source.time_base)
+
+    def write(pq, pts):
+        levels.update(pq)
+        writer.write(pq, pts)
+
+    try:
+        try:
+            frames = _run_pipeline(source, convert, write, progress, desc=os.path.basename(input))
+        finally:
+            writer.close()
+        if frames == 0:
+            raise InputError(f"{input}: no video frames decoded")
+        if fmt != "yuv":
+            video.encode_hdr10(intermediate, tmp, CONTAINERS[fmt], levels,
+                               source=input if source.has_audio else None, crf=crf, preset=preset,
+                               video_offset=source.start_offset, audio_codecs=source.audio_codecs)
+        os.replace(tmp, output)
+    finally:
+        for path in {tmp, intermediate}:
+            if os.path.exists(path):
+                os.remove(path)
+    return {"frames": frames, "width": width, "height": height,
+            "max_cll": levels.max_cll, "max_fall": levels.max_fall}
+
+
+def convert(input, output, format=None, **kwargs):
+    """`convert_image` for an image to .png, `convert_video` for everything else."""
+    input, output = os.fspath(input), os.fspath(output)
+    if _is_image(input) and output_format(output, format) == "png":
+        video_only = {"size", "fps", "progress", "crf", "preset"}
+        convert_image(input, output, **{k: v for k, v in kwargs.items() if k not in video_only})
+        return {"frames": 1}
+    return convert_video(input, output, format=format, **kwargs)

@@ -1,0 +1,127 @@
+"""Weights of Deep SR-ITM: the bundled ones, and a compact `.npz` format for them.
+
+The `.npz` holds one array per layer weight, keyed "<layer name>/<index>" (the
+order of `layer.get_weights()`), plus a "config" entry: a JSON string with the
+arguments of `build_deep_sritm` (scale, channels, m, n, modulation), so the file
+alone rebuilds the model. Weights are stored as float16 by default, which halves
+the size of the package; they are cast back to float32 on load.
+"""
+import json
+import os
+import re
+
+import numpy as np
+
+WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
+SAMPLES_DIR = os.path.join(os.path.dirname(__file__), "samples")
+
+
+def bundled_weights_path(scale=2):
+    """Path of the weights shipped in the package for `scale` (may not exist yet)."""
+    return os.path.join(WEIGHTS_DIR, f"deep_sritm_x{scale}.npz")
+
+
+def sample_path():
+    """Path of the bundled 240x136 8-bit SDR sample image (see samples/LICENSE)."""
+    return os.path.join(SAMPLES_DIR, "sample_sdr.png")
+
+
+def model_config(model):
+    """The `build_deep_sritm` arguments of `model`, read back from its layers."""
+    names = {layer.name for layer in model.layers}
+    count = lambda block: sum(1 for name in names if re.fullmatch(f"{block}\\d+_conv1", name))
+    if "base_conv1" not in names or "bicubic" not in names:
+        raise ValueError(f"{model.name} is not a Deep SR-ITM network (no base_conv1 / bicubic layer)")
+    return {
+        "scale": int(model.get_layer("bicubic").scale),
+        "channels": int(model.get_layer("base_conv1").filters),
+        "m": count("base_rb"),
+        "n": count("fusion_rb"),
+        "modulation": "base_smf_conv1" in names,
+    }
+
+
+def save_weights_npz(model, path, dtype="float16"):
+    """Writes the weights of a Deep SR-ITM `model` to `path` (.npz), as `dtype`.
+
+    The file is written under a temporary name and renamed at the end, so an
+    interrupted save never leaves a truncated file.
+    """
+    arrays = {"config": np.array(json.dumps(model_config(model)))}
+    for layer in model.layers:
+        for i, weight in enumerate(layer.get_weights()):
+            arrays[f"{layer.name}/{i}"] = np.asarray(weight).astype(dtype)
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def load_weights_npz(path):
+    """Builds the model described by the "config" entry of `path` and fills its
+    weights (cast to float32). Raises ValueError if the file does not match."""
+    from sritm_tf.model import build_deep_sritm
+
+    with np.load(path, allow_pickle=False) as data:
+        if "config" not in data:
+            raise ValueError(f"{path}: no 'config' entry; not a sritm_tf weights file")
+        config = json.loads(str(data["config"]))
+        model = build_deep_sritm(**config)
+        used = {"config"}
+        for layer in model.layers:
+            if not layer.weights:
+                continue
+            keys = [f"{layer.name}/{i}" for i in range(len(layer.weights))]
+            missing = [k for k in keys if k not in data]
+            if missing:
+                raise ValueError(f"{path}: missing {missing[0]} for the model {config}")
+            layer.set_weights([data[k].astype(np.float32) for k in keys])
+            used.update(keys)
+        extra = sorted(set(data.files) - used)
+        if extra:
+            raise ValueError(f"{path}: {len(extra)} entries the model {config} lacks, e.g. {extra[0]}")
+    return model
+
+
+def load_model(scale=2, weights=None):
+    """The full Deep SR-ITM network for `scale`, with weights.
+
+    `weights`: None for the bundled `weights/deep_sritm_x{scale}.npz`; a path
+    ending in .npz (`load_weights_npz`), .keras (`keras.saving.load_model`) or
+    .weights.h5 (loaded into `build_deep_sritm(scale)`); or a keras.Model,
+    returned as is. Raises FileNotFoundError naming the missing file and
+    ValueError when the weights are for another scale.
+    """
+    import keras
+
+    if isinstance(weights, keras.Model):
+        model = weights
+    else:
+        path = os.fspath(weights) if weights is not None else bundled_weights_path(scale)
+        if not os.path.isfile(path):
+            if weights is None:
+                raise FileNotFoundError(
+                    f"{path}: the bundled x{scale} weights are not installed; "
+                    "pass weights (--weights PATH) or use --baseline")
+            raise FileNotFoundError(f"{path}: no such weights file")
+        if path.endswith(".npz"):
+            model = load_weights_npz(path)
+        elif path.endswith(".keras"):
+            model = keras.saving.load_model(path)
+        elif path.endswith(".weights.h5"):
+            from sritm_tf.model import build_deep_sritm
+
+            model = build_deep_sritm(scale=scale)
+            model.load_weights(path)
+        else:
+            raise ValueError(f"{path}: unknown weights format (expected .npz, .keras or .weights.h5)")
+    layer_names = {layer.name for layer in model.layers}
+    model_scale = model.get_layer("bicubic").scale if "bicubic" in layer_names else scale
+    if model_scale != scale:
+        raise ValueError(f"{getattr(weights, 'name', weights)}: weights are for x{model_scale}, not x{scale}")
+    return model

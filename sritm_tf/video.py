@@ -1,0 +1,314 @@
+"""Video files: SDR decode (PyAV, raw .yuv), HDR10 raw yuv420p10le and HEVC
+Main10 HDR10 encode (x265 through the ffmpeg CLI), and ffprobe checks.
+
+Output signal: BT.2020 NCL Y'CbCr (BT.2020-2 Table 4) of PQ R'G'B', 10-bit
+limited range (BT.2100-2 Table 9: Y' 64..940, Cb/Cr 64..960), 4:2:0 with
+centre-sited chroma (2x2 box average; signalled as chroma sample location 1).
+HDR10 static metadata (SMPTE ST 2086 mastering display, CTA-861.3 MaxCLL /
+MaxFALL) is written into the HEVC stream by x265 (`hdr10=1`).
+"""
+import json
+import math
+import os
+import shutil
+import subprocess
+from fractions import Fraction
+
+import numpy as np
+
+from sritm_tf import colour
+from sritm_tf.imageio import InputError
+
+HDR_TRANSFERS = {"smpte2084": "PQ", "arib-std-b67": "HLG"}
+#: Mastering display peak / minimum luminance written to the stream, cd/m2.
+MASTERING_PEAK_NITS = 1000.0
+MASTERING_MIN_NITS = 0.0001
+
+
+class ToolError(RuntimeError):
+    """ffmpeg / ffprobe missing or failing."""
+
+
+def _require(tool):
+    if shutil.which(tool) is None:
+        raise ToolError(f"{tool} not found: install ffmpeg (it provides ffmpeg and ffprobe)")
+
+
+# ---------------------------------------------------------------------------
+# Probing
+# ---------------------------------------------------------------------------
+def probe(path, frames=False):
+    """ffprobe's JSON for `path` (streams and format; with `frames`, the first
+    video frame and its side data too). Raises InputError if ffprobe cannot read it."""
+    _require("ffprobe")
+    cmd = ["ffprobe", "-v", "error", "-of", "json", "-show_streams", "-show_format"]
+    if frames:
+        cmd += ["-select_streams", "v:0", "-show_frames", "-read_intervals", "%+#1"]
+    result = subprocess.run(cmd + [os.fspath(path)], capture_output=True, text=True)
+    if result.returncode != 0:
+        reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "ffprobe failed"
+        raise InputError(f"{path}: not a readable video or image ({reason})")
+    return json.loads(result.stdout)
+
+
+def video_stream(info, path):
+    """The first video stream of ffprobe `info`; InputError if there is none."""
+    streams = [s for s in info.get("streams", []) if s.get("codec_type") == "video"]
+    if not streams:
+        raise InputError(f"{path}: no video stream")
+    return streams[0]
+
+
+def stream_bit_depth(stream):
+    """Bits per sample of a video stream, from bits_per_raw_sample or the pixel format."""
+    if str(stream.get("bits_per_raw_sample", "")).isdigit():
+        return int(stream["bits_per_raw_sample"])
+    pix_fmt = stream.get("pix_fmt", "")
+    for bits in (16, 14, 12, 10, 9):
+        if f"p{bits}" in pix_fmt or f"{bits}le" in pix_fmt or f"{bits}be" in pix_fmt:
+            return bits
+    return 8
+
+
+def check_sdr_stream(stream, path):
+    """Refuses a stream that is already HDR: PQ or HLG transfer, or more than 8 bits."""
+    transfer = stream.get("color_transfer", "")
+    if transfer in HDR_TRANSFERS:
+        raise InputError(f"{path}: already HDR ({HDR_TRANSFERS[transfer]} transfer {transfer}); "
+                         "sritm converts SDR video")
+    bits = stream_bit_depth(stream)
+    if bits > 8:
+        raise InputError(f"{path}: {bits}-bit video, which is taken as HDR or high bit depth already; "
+                         "sritm converts 8-bit SDR video")
+
+
+# ---------------------------------------------------------------------------
+# Sources: frames as RGB (uint8 or float in [0, 1]) with timestamps
+# ---------------------------------------------------------------------------
+class VideoSource:
+    """An 8-bit SDR video decoded by PyAV, frames as RGB uint8.
+
+    Attributes: width, height, frame_rate (Fraction), time_base (Fraction),
+    start_offset (seconds from the file start to the first video frame),
+    frame_count (estimate, for progress), has_audio, audio_codecs, path.
+    Iterating yields (rgb, pts) with pts in `time_base` units.
+    """
+
+    def __init__(self, path):
+        info = probe(path)
+        stream = video_stream(info, path)
+        check_sdr_stream(stream, path)
+        self.path = path
+        self.width, self.height = int(stream["width"]), int(stream["height"])
+        rate = stream.get("avg_frame_rate", "0/0")
+        if rate.endswith("/0") or rate == "0/1":
+            rate = stream.get("r_frame_rate", "25/1")
+        self.frame_rate = Fraction(rate) if not rate.endswith("/0") else Fraction(25)
+        self.time_base = Fraction(stream.get("time_base", "1/90000"))
+        start = float(stream.get("start_time", 0) or 0)
+        self.start_offset = max(0.0, start - float(info.get("format", {}).get("start_time", start) or start))
+        count = int(stream.get("nb_frames", 0) or 0)
+        duration = float(stream.get("duration", info.get("format", {}).get("duration", 0)) or 0)
+        self.frame_count = count or (round(duration * self.frame_rate) or None)
+        self.audio_codecs = [s.get("codec_name") for s in info["streams"] if s.get("codec_type") == "audio"]
+        self.has_audio = bool(self.audio_codecs)
+        self._stream_index = int(stream["index"])
+
+    def __iter__(self):
+        import av
+        from av.video.reformatter import ColorRange, Colorspace
+
+        with av.open(self.path) as container:
+            stream = container.streams[self._stream_index]
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                # Untagged streams: BT.709 for HD, BT.601 for SD (as players assume).
+                space = frame.colorspace if frame.colorspace in (1, 5, 6, 9) else (
+                    Colorspace.ITU709 if frame.height >= 720 else Colorspace.ITU601)
+                full = frame.color_range == ColorRange.JPEG or frame.format.name.startswith("yuvj")
+                rgb = frame.reformat(format="rgb24", src_colorspace=space, dst_colorspace=space,
+                                     src_color_range=ColorRange.JPEG if full else ColorRange.MPEG,
+                                     dst_color_range=ColorRange.JPEG).to_ndarray()
+                yield rgb, frame.pts
+
+
+def yuv420_frame_bytes(width, height, bytes_per_sample=1):
+    """Size of one planar 4:2:0 frame (chroma planes ceil(w/2) x ceil(h/2))."""
+    return (width * height + 2 * ((width + 1) // 2) * ((height + 1) // 2)) * bytes_per_sample
+
+
+def yuv420_to_rgb(data, width, height):
+    """One raw 8-bit yuv420p frame (limited range BT.709 Y'CbCr, BT.709-6 items
+    3.2-4.6) -> R'G'B' float in [0, 1]; chroma upsampled bilinearly."""
+    cw, ch = (width + 1) // 2, (height + 1) // 2
+    y = data[:width * height].reshape(height, width)
+    cb = data[width * height:width * height + cw * ch].reshape(ch, cw)
+    cr = data[width * height + cw * ch:].reshape(ch, cw)
+    codes = np.stack([y, colour.chroma_420_to_444(cb, height, width),
+                      colour.chroma_420_to_444(cr, height, width)], axis=-1)
+    ycbcr = colour.dequantize(codes, 8, full_range=False, kind="ycbcr")
+    return np.clip(colour.ycbcr_to_rgb(ycbcr, "bt709"), 0.0, 1.0)
+
+
+class YuvSource:
+    """Raw 8-bit yuv420p frames (limited range, BT.709) of a known size."""
+
+    def __init__(self, path, width, height, frame_rate=25):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: no such file")
+        self.path, self.width, self.height = path, int(width), int(height)
+        self.frame_rate = Fraction(frame_rate)
+        self.time_base = 1 / self.frame_rate
+        self.start_offset, self.has_audio, self.audio_codecs = 0.0, False, []
+        self._frame_bytes = yuv420_frame_bytes(self.width, self.height)
+        size = os.path.getsize(path)
+        if size == 0 or size % self._frame_bytes:
+            raise InputError(f"{path}: {size} bytes is not a whole number of {self.width}x{self.height} "
+                             f"yuv420p frames ({self._frame_bytes} bytes each); check --size")
+        self.frame_count = size // self._frame_bytes
+
+    def __iter__(self):
+        with open(self.path, "rb") as f:
+            for index in range(self.frame_count):
+                data = np.frombuffer(f.read(self._frame_bytes), np.uint8)
+                yield yuv420_to_rgb(data, self.width, self.height), index
+
+
+class ImageSource:
+    """A still image as a one-frame video (for .yuv / .mp4 / .mkv output)."""
+
+    def __init__(self, rgb, path, frame_rate=25):
+        self.rgb, self.path = rgb, path
+        self.height, self.width = rgb.shape[:2]
+        self.frame_rate = Fraction(frame_rate)
+        self.time_base = 1 / self.frame_rate
+        self.start_offset, self.has_audio, self.audio_codecs, self.frame_count = 0.0, False, [], 1
+
+    def __iter__(self):
+        yield self.rgb, 0
+
+
+# ---------------------------------------------------------------------------
+# HDR10 output
+# ---------------------------------------------------------------------------
+def pq_rgb_to_yuv420p10(pq_rgb):
+    """PQ BT.2020 R'G'B' (H, W, 3) in [0, 1] -> (Y, Cb, Cr) uint16 planes, 10-bit
+    limited range BT.2020 NCL, chroma 2x2-averaged (even H, W)."""
+    ycbcr = colour.rgb_to_ycbcr(pq_rgb, "bt2020")
+    luma = colour.quantize(ycbcr[..., 0], 10, full_range=False, kind="rgb")  # 219 E + 16, same as Y'
+    cb, cr = colour.chroma_444_to_420(ycbcr[..., 1]), colour.chroma_444_to_420(ycbcr[..., 2])
+    chroma = colour.quantize(np.stack([np.zeros_like(cb), cb, cr], axis=-1), 10, full_range=False, kind="ycbcr")
+    return luma, chroma[..., 1], chroma[..., 2]
+
+
+class LightLevels:
+    """Running HDR10 content light levels (CTA-861.3): MaxCLL, the largest
+    max(R,G,B) of any pixel, and MaxFALL, the largest frame average of
+    max(R,G,B), in cd/m2 (PQ EOTF of the BT.2020 R'G'B' signal), rounded up."""
+
+    def __init__(self):
+        self.peak, self.frame_average = 0.0, 0.0
+
+    def update(self, pq_rgb):
+        nits = colour.pq_eotf(np.max(pq_rgb, axis=-1))
+        self.peak = max(self.peak, float(nits.max()))
+        self.frame_average = max(self.frame_average, float(nits.mean()))
+
+    @property
+    def max_cll(self):
+        return math.ceil(self.peak - 1e-6)
+
+    @property
+    def max_fall(self):
+        return math.ceil(self.frame_average - 1e-6)
+
+
+class Yuv420p10Writer:
+    """Appends frames to a raw yuv420p10le file (no header, no timestamps)."""
+
+    def __init__(self, path, width, height, frame_rate=None, time_base=None):
+        self.file = open(path, "wb")
+
+    def write(self, pq_rgb, pts=None):
+        for plane in pq_rgb_to_yuv420p10(pq_rgb):
+            self.file.write(plane.astype("<u2").tobytes())
+
+    def close(self):
+        self.file.close()
+
+
+class NutWriter:
+    """Writes yuv420p10le frames, uncompressed, with their source timestamps, to a
+    NUT file (PyAV): the intermediate that ffmpeg then encodes to HEVC."""
+
+    def __init__(self, path, width, height, frame_rate, time_base):
+        import av
+
+        self.container = av.open(path, "w", format="nut")
+        self.stream = self.container.add_stream("rawvideo", rate=frame_rate)
+        self.stream.width, self.stream.height = width, height
+        self.stream.pix_fmt = "yuv420p10le"
+        self.stream.time_base = time_base
+        self.time_base = time_base
+
+    def write(self, pq_rgb, pts):
+        import av
+
+        y, cb, cr = pq_rgb_to_yuv420p10(pq_rgb)
+        height, width = y.shape
+        # PyAV reads the three planes one after the other from a (3H/2, W) array.
+        planes = np.concatenate([y.ravel(), cb.ravel(), cr.ravel()]).reshape(height * 3 // 2, width)
+        frame = av.VideoFrame.from_ndarray(planes, format="yuv420p10le")
+        frame.pts, frame.time_base = pts, self.time_base
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+
+    def close(self):
+        for packet in self.stream.encode():
+            self.container.mux(packet)
+        self.container.close()
+
+
+def master_display(peak=MASTERING_PEAK_NITS, minimum=MASTERING_MIN_NITS):
+    """x265 `master-display` (SMPTE ST 2086) for a BT.2020 / D65 display: xy in
+    units of 0.00002, luminance in units of 0.0001 cd/m2, order G, B, R, WP, L."""
+    (rx, ry), (gx, gy), (bx, by) = colour.BT2020_PRIMARIES_XY
+    wx, wy = colour.D65_XY
+    u = lambda v: round(v / 0.00002)
+    return (f"G({u(gx)},{u(gy)})B({u(bx)},{u(by)})R({u(rx)},{u(ry)})WP({u(wx)},{u(wy)})"
+            f"L({round(peak * 10000)},{round(minimum * 10000)})")
+
+
+# Audio codecs an MP4 file can carry as they are; others are re-encoded to AAC.
+MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}
+
+
+def encode_hdr10(intermediate, output, container, levels, source=None, crf=18, preset="medium",
+                 video_offset=0.0, audio_codecs=()):
+    """Encodes the NUT `intermediate` to HEVC Main10 HDR10 in `container`
+    ("mp4" or "matroska") at `output` with ffmpeg/libx265: BT.2020 / PQ /
+    BT.2020 NCL tags, limited range, mastering display and MaxCLL/MaxFALL from
+    `levels`; audio streams of `source` (if given) are muxed in, copied."""
+    _require("ffmpeg")
+    x265_params = ":".join([
+        "hdr10=1", "repeat-headers=1", "log-level=error",
+        "colorprim=bt2020", "transfer=smpte2084", "colormatrix=bt2020nc", "range=limited", "chromaloc=1",
+        f"master-display={master_display()}", f"max-cll={levels.max_cll},{levels.max_fall}",
+    ])
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-itsoffset", f"{video_offset:.6f}", "-i", intermediate]
+    if source is not None and audio_codecs:
+        cmd += ["-i", source, "-map", "0:v:0", "-map", "1:a?"]
+        copy = container != "mp4" or all(c in MP4_AUDIO for c in audio_codecs)
+        cmd += ["-c:a", "copy"] if copy else ["-c:a", "aac", "-b:a", "192k"]
+    else:
+        cmd += ["-map", "0:v:0"]
+    cmd += ["-c:v", "libx265", "-pix_fmt", "yuv420p10le", "-profile:v", "main10",
+            "-preset", preset, "-crf", str(crf), "-x265-params", x265_params,
+            "-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc",
+            "-color_range", "tv", "-chroma_sample_location", "center", "-fps_mode", "passthrough"]
+    if container == "mp4":
+        cmd += ["-tag:v", "hvc1", "-movflags", "+faststart"]
+    cmd += ["-f", container, output]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ToolError(f"ffmpeg failed to encode {output}: {result.stderr.strip()[-2000:]}")

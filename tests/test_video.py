@@ -1,0 +1,214 @@
+"""Video conversion end to end: SDR clips made with ffmpeg -> HDR10 .mp4 / .mkv / .yuv,
+read back with ffprobe (HDR10 signalling, light levels, frame rate, audio) and PyAV (pixels)."""
+import json
+import math
+import os
+import shutil
+import subprocess
+from fractions import Fraction
+
+import keras
+import numpy as np
+import pytest
+
+from sritm_tf import cli, colour, convert, video
+from sritm_tf.imageio import InputError
+from sritm_tf.model import build_deep_sritm
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
+    reason="ffmpeg/ffprobe not installed (apt-get install ffmpeg x265)")
+
+WIDTH, HEIGHT, FRAMES = 64, 48, 3
+
+
+def ffmpeg(*args):
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *map(str, args)], check=True)
+
+
+def make_sdr_clip(path, rate="25", audio=True):
+    """FRAMES frames of testsrc2, H.264 8-bit BT.709, with a sine-tone AAC track."""
+    args = ["-f", "lavfi", "-i", f"testsrc2=size={WIDTH}x{HEIGHT}:rate={rate}"]
+    if audio:
+        args += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-c:a", "aac", "-shortest"]
+    ffmpeg(*args, "-frames:v", FRAMES, "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", path)
+    return path
+
+
+def probe_json(path, *extra):
+    out = subprocess.run(["ffprobe", "-v", "error", "-of", "json", *extra, str(path)],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def decoded_yuv_planes(path):
+    """The video frames of `path` as (Y, Cb, Cr) 10-bit planes, via PyAV."""
+    import av
+
+    frames = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            planes = frame.reformat(format="yuv420p10le").to_ndarray().astype(np.int64)
+            h = frame.height
+            y = planes[:h]
+            chroma = planes[h:].reshape(2, h // 2, frame.width // 2)
+            frames.append((y, chroma[0], chroma[1]))
+    return frames
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    keras.utils.set_random_seed(5)
+    return build_deep_sritm(scale=2, channels=8, m=1, n=1)
+
+
+@pytest.fixture(scope="module")
+def sdr_clip(tmp_path_factory):
+    return make_sdr_clip(tmp_path_factory.mktemp("clip") / "sdr.mp4")
+
+
+@pytest.fixture(scope="module")
+def expected_frames(sdr_clip, tiny_model):
+    """What the converter makes of each decoded source frame: PQ BT.2020 R'G'B'."""
+    frame_converter = convert.FrameConverter(weights=tiny_model, tile=20)
+    return [frame_converter(rgb) for rgb, _ in video.VideoSource(str(sdr_clip))]
+
+
+def test_mp4_has_hdr10_signalling_and_light_levels(sdr_clip, tiny_model, expected_frames, tmp_path):
+    out = tmp_path / "hdr.mp4"
+    result = convert.convert_video(sdr_clip, out, weights=tiny_model, tile=20, progress=False,
+                                   preset="ultrafast")
+    assert result["frames"] == FRAMES and (result["width"], result["height"]) == (2 * WIDTH, 2 * HEIGHT)
+
+    streams = probe_json(out, "-show_streams")["streams"]
+    v = next(s for s in streams if s["codec_type"] == "video")
+    assert v["codec_name"] == "hevc" and v["profile"] == "Main 10" and v["pix_fmt"] == "yuv420p10le"
+    assert (v["color_primaries"], v["color_transfer"], v["color_space"], v["color_range"]) == (
+        "bt2020", "smpte2084", "bt2020nc", "tv")
+    assert (v["width"], v["height"]) == (2 * WIDTH, 2 * HEIGHT)
+    assert v["codec_tag_string"] == "hvc1"
+    assert Fraction(v["avg_frame_rate"]) == 25 and int(v["nb_frames"]) == FRAMES
+    audio = [s for s in streams if s["codec_type"] == "audio"]
+    assert [a["codec_name"] for a in audio] == ["aac"]  # carried over from the source
+
+    # HDR10 static metadata, as a player reads it from the first frame.
+    frame = probe_json(out, "-select_streams", "v:0", "-show_frames", "-read_intervals", "%+#1")["frames"][0]
+    side = {d["side_data_type"]: d for d in frame["side_data_list"]}
+    mastering = side["Mastering display metadata"]
+    for key, value in [("red_x", 0.708), ("red_y", 0.292), ("green_x", 0.170), ("green_y", 0.797),
+                       ("blue_x", 0.131), ("blue_y", 0.046), ("white_point_x", 0.3127),
+                       ("white_point_y", 0.3290)]:
+        assert float(Fraction(mastering[key])) == pytest.approx(value, abs=2e-5), key
+    assert float(Fraction(mastering["max_luminance"])) == 1000.0
+    assert float(Fraction(mastering["min_luminance"])) == pytest.approx(0.0001)
+
+    # MaxCLL / MaxFALL (CTA-861.3) recomputed from the converted frames.
+    nits = [colour.pq_eotf(frame.max(axis=-1)) for frame in expected_frames]
+    max_cll = math.ceil(max(n.max() for n in nits) - 1e-6)
+    max_fall = math.ceil(max(n.mean() for n in nits) - 1e-6)
+    assert (result["max_cll"], result["max_fall"]) == (max_cll, max_fall)
+    light = side["Content light level metadata"]
+    assert (int(light["max_content"]), int(light["max_average"])) == (max_cll, max_fall)
+    assert max_cll > 0
+
+    # The pixels: the HEVC stream decodes close to the converter's frames.
+    decoded = decoded_yuv_planes(out)
+    assert len(decoded) == FRAMES
+    for planes, pq in zip(decoded, expected_frames):
+        reference = video.pq_rgb_to_yuv420p10(pq)
+        for got, want in zip(planes, reference):
+            mse = np.mean((got - want.astype(np.int64)) ** 2)
+            assert 10 * np.log10(1023**2 / max(mse, 1e-9)) > 38
+    assert sorted(os.listdir(tmp_path)) == ["hdr.mp4"]
+
+
+def test_yuv_output_is_exact_limited_range_yuv420p10(sdr_clip, tiny_model, expected_frames, tmp_path):
+    out = tmp_path / "hdr.yuv"
+    convert.convert_video(sdr_clip, out, weights=tiny_model, tile=20, progress=False)
+    w, h = 2 * WIDTH, 2 * HEIGHT
+    data = np.fromfile(out, "<u2")
+    assert data.size == FRAMES * (w * h * 3 // 2)
+    for i, pq in enumerate(expected_frames):
+        frame = data[i * w * h * 3 // 2:(i + 1) * w * h * 3 // 2]
+        y, cb, cr = video.pq_rgb_to_yuv420p10(pq)
+        np.testing.assert_array_equal(frame[:w * h].reshape(h, w), y)
+        np.testing.assert_array_equal(frame[w * h:w * h * 5 // 4].reshape(h // 2, w // 2), cb)
+        np.testing.assert_array_equal(frame[w * h * 5 // 4:].reshape(h // 2, w // 2), cr)
+    assert 64 <= data.min() and data.max() <= 960  # limited range
+
+
+def test_mkv_keeps_ntsc_frame_rate_and_timestamps(tmp_path):
+    src = make_sdr_clip(tmp_path / "ntsc.mkv", rate="30000/1001", audio=False)
+    out = tmp_path / "hdr.mkv"
+    convert.convert_video(src, out, baseline=True, progress=False, preset="ultrafast")
+    v = probe_json(out, "-show_streams")["streams"][0]
+    assert Fraction(v["r_frame_rate"]) == Fraction(30000, 1001)
+    assert (v["color_transfer"], v["color_primaries"]) == ("smpte2084", "bt2020")
+    times = [float(f["pts_time"]) for f in probe_json(out, "-show_frames", "-show_entries", "frame=pts_time")["frames"]]
+    assert np.allclose(np.diff(times), 1001 / 30000, atol=2e-3) and len(times) == FRAMES
+
+
+def test_raw_yuv_input_baseline_matches_rgb_path(tmp_path):
+    rng = np.random.default_rng(0)
+    w, h = 20, 14
+    frames = rng.integers(16, 236, (2, w * h * 3 // 2), dtype=np.uint8)
+    (tmp_path / "in.yuv").write_bytes(frames.tobytes())
+    out = tmp_path / "out.yuv"
+    result = convert.convert_video(tmp_path / "in.yuv", out, baseline=True, size=f"{w}x{h}", progress=False)
+    assert result["frames"] == 2
+    data = np.fromfile(out, "<u2").reshape(2, -1)
+    rgb = video.yuv420_to_rgb(frames[1], w, h)
+    pq = colour.sdr_to_hdr10_baseline(convert.bicubic_upscale(rgb, 2), 203.0)
+    np.testing.assert_array_equal(data[1][:4 * w * h].reshape(2 * h, 2 * w), video.pq_rgb_to_yuv420p10(pq)[0])
+
+
+def run_cli(capsys, *argv):
+    code = cli.main(["convert", *map(str, argv), "--quiet"])
+    return code, capsys.readouterr().err
+
+
+def assert_one_error_line(code, err, *words):
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_hdr_video_input_is_refused(tmp_path, capsys):
+    hdr = tmp_path / "pq.mkv"
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={WIDTH}x{HEIGHT}:rate=25", "-frames:v", 2,
+           "-c:v", "libx265", "-pix_fmt", "yuv420p10le", "-x265-params", "log-level=error",
+           "-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc", hdr)
+    out = tmp_path / "o.mp4"
+    assert_one_error_line(*run_cli(capsys, hdr, "-o", out, "--baseline"), "pq.mkv", "already HDR")
+    with pytest.raises(InputError, match="PQ"):
+        convert.convert_video(hdr, out, baseline=True, progress=False)
+    assert not out.exists()
+
+
+def test_video_errors_are_one_line_and_leave_nothing(sdr_clip, tmp_path, capsys):
+    (tmp_path / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50)
+    assert_one_error_line(*run_cli(capsys, tmp_path / "broken.mp4", "-o", tmp_path / "o.mkv", "--baseline"),
+                          "broken.mp4")
+    (tmp_path / "short.yuv").write_bytes(b"\x80" * 1000)
+    assert_one_error_line(*run_cli(capsys, tmp_path / "short.yuv", "-o", tmp_path / "o.yuv", "--baseline",
+                                   "--size", "20x14"), "short.yuv", "--size")
+    assert_one_error_line(*run_cli(capsys, tmp_path / "short.yuv", "-o", tmp_path / "o.yuv", "--baseline"),
+                          "short.yuv", "--size")
+    assert_one_error_line(*run_cli(capsys, sdr_clip, "-o", tmp_path / "o.png", "--baseline"), "o.png")
+    existing = tmp_path / "keep.mp4"
+    existing.write_bytes(b"mine")
+    assert_one_error_line(*run_cli(capsys, sdr_clip, "-o", existing, "--baseline"), "keep.mp4", "--overwrite")
+    assert existing.read_bytes() == b"mine"
+    assert sorted(os.listdir(tmp_path)) == ["broken.mp4", "keep.mp4", "short.yuv"]
+
+
+def test_failed_encode_leaves_no_partial_output(sdr_clip, tmp_path, monkeypatch):
+    def fail(*args, **kwargs):
+        raise video.ToolError("ffmpeg failed (simulated)")
+
+    monkeypatch.setattr(video, "encode_hdr10", fail)
+    with pytest.raises(video.ToolError):
+        convert.convert_video(sdr_clip, tmp_path / "o.mp4", baseline=True, progress=False)
+    assert os.listdir(tmp_path) == []
