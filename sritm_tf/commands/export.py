@@ -1,0 +1,72 @@
+"""`sritm export`: the network as a TF Serving SavedModel or a TFLite (LiteRT) file."""
+import os
+import re
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "export", help="export a SavedModel for TF Serving or a TFLite file",
+        description="SavedModel: written to OUT/<model-name>/<version> (TF Serving's layout), "
+                    "signatures serving_default (float32 Y'CbCr) and rgb8_to_pq16 (uint8 RGB -> "
+                    "uint16 PQ BT.2020 RGB), any input size. TFLite: one file with a fixed "
+                    "[1, H, W, 3] float32 Y'CbCr input (--input-size, LR pixels).")
+    p.add_argument("--format", choices=("savedmodel", "tflite"), required=True)
+    p.add_argument("--quantize", choices=("none", "fp16", "dynamic", "int8"), default="none",
+                   help="TFLite only: float16 weights, int8 weights (dynamic range), or full "
+                        "int8 calibrated on the bundled sample image (default: none)")
+    p.add_argument("--scale", type=int, choices=(2, 4), default=2)
+    p.add_argument("--weights", help=".npz, .keras or .weights.h5 (default: the bundled weights)")
+    p.add_argument("--input-size", metavar="HxW",
+                   help="TFLite only: LR input size (default 540x960, a 1080p output at x2)")
+    p.add_argument("--model-name", default="sritm", help="SavedModel only (default: sritm)")
+    p.add_argument("--version", type=int, default=1, help="SavedModel only (default: 1)")
+    p.add_argument("-o", "--output", required=True,
+                   help="SavedModel: TF Serving base folder; TFLite: the .tflite file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.set_defaults(func=run)
+
+
+def parse_size(text):
+    """'540x960' -> (540, 960)."""
+    from sritm_tf.cli import UserError
+
+    match = re.fullmatch(r"(\d+)[xX](\d+)", text.strip())
+    if not match or min(int(match[1]), int(match[2])) < 1:
+        raise UserError(f"--input-size: expected HxW such as 540x960, got {text!r}")
+    return int(match[1]), int(match[2])
+
+
+def run(args):
+    from sritm_tf.cli import UserError
+
+    if args.format == "savedmodel":
+        if args.quantize != "none":
+            raise UserError("--quantize: applies to --format tflite only")
+        if args.input_size:
+            raise UserError("--input-size: applies to --format tflite only (the SavedModel takes any size)")
+        if args.version < 1:
+            raise UserError(f"--version: must be a positive integer, got {args.version}")
+    input_size = parse_size(args.input_size) if args.input_size else None
+
+    from sritm_tf import export
+    from sritm_tf.pretrained import load_model
+
+    target = export.serving_path(args.output, args.model_name, args.version) \
+        if args.format == "savedmodel" else args.output
+    if os.path.exists(target) and not args.overwrite:
+        raise UserError(f"{target}: exists (pass --overwrite to replace it)")
+    try:
+        model = load_model(args.scale, args.weights)
+    except (OSError, ValueError) as err:  # the message names the file
+        raise UserError(str(err)) from None
+
+    if args.format == "savedmodel":
+        path = export.export_savedmodel(model, target, overwrite=args.overwrite)
+        print(f"wrote {path} (signatures: {', '.join(export.SIGNATURES)})")
+    else:
+        input_size = input_size or export.DEFAULT_INPUT_SIZE
+        path = export.export_tflite(model, target, args.quantize, input_size, overwrite=args.overwrite)
+        h, w = input_size
+        print(f"wrote {path} ({args.quantize}, input [1, {h}, {w}, 3] -> "
+              f"[1, {h * args.scale}, {w * args.scale}, 3], {path.stat().st_size:,} bytes)")
+    return 0

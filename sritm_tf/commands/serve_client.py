@@ -1,0 +1,65 @@
+"""`sritm serve-client`: convert an SDR image with a model served by TF Serving."""
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "serve-client", help="send an SDR image to TF Serving, save the HDR10 result",
+        description="Reads an 8-bit SDR BT.709 image, asks TF Serving's rgb8_to_pq16 signature "
+                    "(REST or gRPC) for the HDR10 frame, writes a 16-bit PNG of PQ BT.2020 R'G'B' "
+                    "codes (full range: E' = code / 65535).")
+    p.add_argument("input", help="8-bit SDR image (PNG, JPEG, ...)")
+    p.add_argument("-o", "--output", required=True, help="16-bit PNG to write")
+    p.add_argument("--host", default="localhost")
+    p.add_argument("--port", type=int, help="default: 8501 (REST) or 8500 (gRPC)")
+    p.add_argument("--protocol", choices=("rest", "grpc"), default="rest")
+    p.add_argument("--model-name", default="sritm")
+    p.add_argument("--version", type=int, help="model version (default: the latest served)")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds (default: 300)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    import os
+
+    import cv2
+    import numpy as np
+
+    from sritm_tf import serving_client
+    from sritm_tf.cli import UserError
+
+    if not args.output.lower().endswith(".png"):
+        raise UserError(f"{args.output}: the output must be a .png (16-bit)")
+    if os.path.exists(args.output) and not args.overwrite:
+        raise UserError(f"{args.output}: exists (pass --overwrite to replace it)")
+    bgr = cv2.imread(args.input, cv2.IMREAD_COLOR)  # drops alpha
+    if bgr is None:
+        raise UserError(f"{args.input}: not a readable image")
+    if cv2.imread(args.input, cv2.IMREAD_UNCHANGED).dtype != np.uint8:
+        raise UserError(f"{args.input}: expected an 8-bit SDR image")
+    batch = bgr[None, ..., ::-1]
+    if args.protocol == "rest":
+        url = serving_client.rest_url(args.host, args.port or 8501, args.model_name, args.version)
+        try:
+            hdr = serving_client.rest_predict(batch, url, "rgb8_to_pq16", timeout=args.timeout)
+        except (OSError, RuntimeError) as err:  # refused, timed out, HTTP error
+            raise UserError(f"{url}: {err}") from None
+    else:
+        import grpc
+
+        target = f"{args.host}:{args.port or 8500}"
+        try:
+            hdr = serving_client.grpc_predict(batch, target, args.model_name, "rgb8_to_pq16",
+                                              args.version, args.timeout)
+        except grpc.RpcError as err:
+            raise UserError(f"{target}: {err.code().name}: {err.details()}") from None
+    tmp = os.path.join(os.path.dirname(os.path.abspath(args.output)), f".tmp-{os.getpid()}.png")
+    try:
+        if not cv2.imwrite(tmp, np.ascontiguousarray(hdr[0, ..., ::-1])):
+            raise UserError(f"{args.output}: could not write")
+        os.replace(tmp, args.output)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    print(f"wrote {args.output} ({hdr.shape[2]}x{hdr.shape[1]}, 16-bit PQ BT.2020)")
+    return 0

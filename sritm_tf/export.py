@@ -1,0 +1,273 @@
+"""Deployment exports of Deep SR-ITM: a TF Serving SavedModel and TFLite (LiteRT) files.
+
+SavedModel signatures (dynamic batch, height and width):
+
+    serving_default  sdr_yuv  float32 [N, H, W, 3] -> hdr_yuv  float32 [N, sH, sW, 3]
+                     the network's own convention: full-range Y'CbCr, chroma + 0.5,
+                     BT.709 gamma in, BT.2020 NCL PQ out, all in [0, 1].
+    rgb8_to_pq16     sdr_rgb8 uint8   [N, H, W, 3] -> hdr_pq16 uint16  [N, sH, sW, 3]
+                     8-bit BT.709 R'G'B' in; PQ (SMPTE ST 2084) BT.2020 R'G'B' codes
+                     out, full range 0..65535 (E' = code / 65535, the convention of
+                     16-bit HDR10 PNGs), colour conversion done in the graph.
+
+TF Serving reads `<base>/<model_name>/<version>/saved_model.pb` (see
+`serving_path`). TFLite files have one fixed input size, chosen at export
+(`DEFAULT_INPUT_SIZE`, an LR 540x960 frame whose output is 1080x1920 at x2);
+export another size with `input_size=(h, w)` / `sritm export --input-size HxW`.
+"""
+import os
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from sritm_tf import colour
+from sritm_tf.pretrained import sample_path
+
+# signature -> (input name, input dtype, output name, output dtype)
+SIGNATURES = {
+    "serving_default": ("sdr_yuv", "float32", "hdr_yuv", "float32"),
+    "rgb8_to_pq16": ("sdr_rgb8", "uint8", "hdr_pq16", "uint16"),
+}
+DEFAULT_INPUT_SIZE = (540, 960)
+QUANTIZE_MODES = ("none", "fp16", "dynamic", "int8")
+SAMPLE_IMAGE = Path(sample_path())
+SHARED_EXR_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "exr"
+
+# The colour maths of sritm_tf.colour as row-vector matrices: f(I) = I @ M.T = M.T
+# for a linear f, so `x @ f(I)` equals `f(x)`.
+_RGB709_TO_YUV = colour.rgb_to_ycbcr(np.eye(3), "bt709").astype(np.float32)
+_YUV2020_TO_RGB = colour.ycbcr_to_rgb(np.eye(3), "bt2020").astype(np.float32)
+_CHROMA_OFFSET = colour.sdr_rgb_to_model_yuv(np.zeros(3)).astype(np.float32)  # [0, .5, .5]
+_PQ16_SCALE = float(2**16 - 1)
+
+
+def rgb8_to_model_yuv(rgb8):
+    """uint8 BT.709 R'G'B' -> network input: Y'CbCr (BT.709-6 items 3.2-3.3), chroma + 0.5.
+    TF twin of `colour.sdr_rgb_to_model_yuv(rgb8 / 255)`."""
+    rgb = tf.cast(rgb8, tf.float32) / 255.0
+    return tf.tensordot(rgb, _RGB709_TO_YUV, 1) + _CHROMA_OFFSET
+
+
+def model_yuv_to_pq16(yuv):
+    """Network output -> uint16 PQ BT.2020 R'G'B' codes. TF twin of
+    `colour.quantize(colour.model_yuv_to_pq2020_rgb(yuv), 16)`: inverse BT.2020 NCL
+    matrix (BT.2020-2 Table 4), clip to [0, 1], D = floor(65535 E' + 0.5)."""
+    rgb = tf.tensordot(yuv - _CHROMA_OFFSET, _YUV2020_TO_RGB, 1)
+    codes = tf.floor(tf.clip_by_value(rgb, 0.0, 1.0) * _PQ16_SCALE + 0.5)
+    return tf.cast(codes, tf.uint16)
+
+
+def serving_functions(model, input_shape=(None, None, None, 3)):
+    """The two signatures as `tf.function`s: {name: function}."""
+    yuv_in, _, yuv_out, _ = SIGNATURES["serving_default"]
+    rgb_in, _, pq_out, _ = SIGNATURES["rgb8_to_pq16"]
+
+    @tf.function(input_signature=[tf.TensorSpec(input_shape, tf.float32, name=yuv_in)])
+    def serving_default(sdr_yuv):
+        return {yuv_out: model(sdr_yuv, training=False)}
+
+    @tf.function(input_signature=[tf.TensorSpec(input_shape, tf.uint8, name=rgb_in)])
+    def rgb8_to_pq16(sdr_rgb8):
+        hdr_yuv = model(rgb8_to_model_yuv(sdr_rgb8), training=False)
+        return {pq_out: model_yuv_to_pq16(hdr_yuv)}
+
+    return {"serving_default": serving_default, "rgb8_to_pq16": rgb8_to_pq16}
+
+
+def serving_path(base, model_name="sritm", version=1):
+    """TF Serving's layout: `<base>/<model_name>/<version>`."""
+    return Path(base) / model_name / str(int(version))
+
+
+def _write_dir_atomically(path, write, overwrite):
+    """Calls `write(tmp)` on a temporary folder beside `path`, then moves it into place."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"  # not numeric: TF Serving ignores it
+    old = path.parent / f".{path.name}.old-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        write(tmp)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def _write_savedmodel(model, path, input_shape):
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name, fn in serving_functions(model, input_shape).items():
+        archive.add_endpoint(name, fn)
+    archive.write_out(str(path), verbose=False)
+
+
+def export_savedmodel(model, path, overwrite=False):
+    """Writes `model` as a SavedModel at `path` (a version folder for TF Serving,
+    see `serving_path`) with the `serving_default` and `rgb8_to_pq16` signatures.
+    Returns the path."""
+    return _write_dir_atomically(path, lambda tmp: _write_savedmodel(model, tmp, (None, None, None, 3)), overwrite)
+
+
+# ---------------------------------------------------------------------------
+# TFLite (LiteRT)
+# ---------------------------------------------------------------------------
+def _read_exr_sdr(path):
+    """Scene-linear BT.709 EXR -> SDR R'G'B' [0, 1]: exposure putting the median
+    luminance at 0.18, Reinhard curve L / (1 + L), BT.709 OETF (BT.709-6 item 1.2)."""
+    import OpenEXR
+
+    with OpenEXR.File(str(path)) as exr:
+        channels = exr.channels()
+        rgb = channels["RGB"].pixels if "RGB" in channels else channels["RGBA"].pixels[..., :3]
+    rgb = np.nan_to_num(rgb.astype(np.float64), nan=0.0, posinf=0.0).clip(0.0, None)
+    kr, kb = colour.KR_KB["bt709"]
+    luminance = rgb @ np.array([kr, 1.0 - kr - kb, kb])
+    rgb = rgb * 0.18 / max(np.median(luminance), 1e-6)
+    return colour.bt709_oetf(np.clip(rgb / (1.0 + rgb), 0.0, 1.0))
+
+
+def calibration_images():
+    """SDR R'G'B' float images [0, 1] for int8 calibration: the bundled sample
+    image, else tone-mapped stills of ../shared/data/exr (never the graded pairs)."""
+    import cv2
+
+    if SAMPLE_IMAGE.exists():
+        bgr = cv2.imread(str(SAMPLE_IMAGE), cv2.IMREAD_COLOR)
+        return [bgr[..., ::-1] / 255.0]
+    stills = sorted(SHARED_EXR_DIR.glob("*.exr"))
+    if not stills:
+        raise FileNotFoundError(f"no calibration images: neither {SAMPLE_IMAGE} nor {SHARED_EXR_DIR}/*.exr exist")
+    return [_read_exr_sdr(p) for p in stills]
+
+
+def representative_frames(input_size, count=8, images=None, seed=0):
+    """`count` float32 [H, W, 3] network inputs (model Y'CbCr) of `input_size`:
+    random crops with random flips of `images` (SDR R'G'B' [0, 1]; default
+    `calibration_images()`); an image smaller than the crop is first enlarged
+    (bicubic) to cover it."""
+    import cv2
+
+    h, w = input_size
+    images = calibration_images() if images is None else images
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(count):
+        image = np.asarray(images[i % len(images)], np.float32)
+        grow = max(h / image.shape[0], w / image.shape[1], 1.0)
+        if grow > 1.0:
+            size = (int(np.ceil(image.shape[1] * grow)), int(np.ceil(image.shape[0] * grow)))
+            image = np.clip(cv2.resize(image, size, interpolation=cv2.INTER_CUBIC), 0.0, 1.0)
+        y = rng.integers(0, image.shape[0] - h + 1)
+        x = rng.integers(0, image.shape[1] - w + 1)
+        crop = image[y:y + h, x:x + w]
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        frames.append(colour.sdr_rgb_to_model_yuv(crop).astype(np.float32))
+    return frames
+
+
+def convert_tflite(model, quantize="none", input_size=DEFAULT_INPUT_SIZE, representative_data=None):
+    """The TFLite flatbuffer (bytes) of `model` for a fixed [1, H, W, 3] float32
+    input named `sdr_yuv` (the `serving_default` convention), built-in ops only.
+
+    quantize: "none" (float32), "fp16" (float16 weights), "dynamic" (int8
+    weights, dynamic-range activations), "int8" (full integer: weights and
+    activations int8, calibrated on `representative_data`, an iterable of
+    [H, W, 3] inputs, default `representative_frames(input_size)`; the model
+    still takes and returns float32, with quantise / dequantise at its ends).
+    """
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(f"quantize must be one of {QUANTIZE_MODES}, got {quantize!r}")
+    h, w = input_size
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serving_default", serving_functions(model, (1, h, w, 3))["serving_default"])
+        archive.write_out(tmp, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantize != "none":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantize == "fp16":
+            converter.target_spec.supported_types = [tf.float16]
+        if quantize == "int8":
+            frames = representative_frames(input_size) if representative_data is None else list(representative_data)
+            converter.representative_dataset = lambda: ([np.asarray(f, np.float32)[None]] for f in frames)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        return converter.convert()
+
+
+def export_tflite(model, path, quantize="none", input_size=DEFAULT_INPUT_SIZE, representative_data=None,
+                  overwrite=False):
+    """Writes `convert_tflite(...)` to `path` (via a temporary file). Returns the path."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
+    content = convert_tflite(model, quantize, input_size, representative_data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    try:
+        tmp.write_bytes(content)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _content(model_content_or_path):
+    if isinstance(model_content_or_path, (bytes, bytearray)):
+        return bytes(model_content_or_path)
+    return Path(model_content_or_path).read_bytes()
+
+
+def tflite_ops(model_content_or_path):
+    """Sorted operator names of a TFLite file, read from its flatbuffer op codes
+    (LiteRT schema): built-ins by their BuiltinOperator name, custom ops (Flex
+    included) as "CUSTOM:<custom code>"."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    flat = schema.Model.GetRootAs(_content(model_content_or_path))
+    ops = set()
+    for i in range(flat.OperatorCodesLength()):
+        code = flat.OperatorCodes(i)
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())  # schema v3a keeps both
+        if builtin == schema.BuiltinOperator.CUSTOM:
+            ops.add(f"CUSTOM:{code.CustomCode().decode()}")
+        else:
+            ops.add(names[builtin])
+    return sorted(ops)
+
+
+def tflite_interpreter(model_content_or_path, num_threads=None):
+    """A LiteRT `ai_edge_litert.interpreter.Interpreter` (falls back to
+    `tf.lite.Interpreter` when ai-edge-litert is not installed), tensors allocated."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        Interpreter = tf.lite.Interpreter
+    interpreter = Interpreter(model_content=_content(model_content_or_path), num_threads=num_threads)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def run_tflite(interpreter, x):
+    """Runs a single-input, single-output interpreter on `x` ([H, W, 3] or [1, H, W, 3])."""
+    x = np.asarray(x, np.float32)
+    batched = x.ndim == 4
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    interpreter.set_tensor(inp["index"], x if batched else x[None])
+    interpreter.invoke()
+    y = interpreter.get_tensor(out["index"])
+    return y if batched else y[0]

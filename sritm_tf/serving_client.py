@@ -1,0 +1,109 @@
+"""Client for a Deep SR-ITM model served by TensorFlow Serving.
+
+Two protocols, one request each (signatures in `sritm_tf.export.SIGNATURES`):
+
+* REST, port 8501: POST `http://host:8501/v1/models/<name>[/versions/<v>]:predict`
+  with JSON `{"signature_name": ..., "instances": [...]}` (row format, answered
+  with `{"predictions": ...}`) or `{"inputs": {...}}` (columnar format, answered
+  with `{"outputs": ...}`). Simple, but a 1080p frame as JSON numbers is tens of MB.
+* gRPC, port 8500: `tensorflow_serving.apis.predict_pb2.PredictRequest` to
+  `PredictionService/Predict`; tensors travel as raw bytes. Needs the
+  `tensorflow-serving-api` package.
+
+    hdr_pq16 = rest_predict(sdr_rgb8[None], rest_url("localhost"), "rgb8_to_pq16")[0]
+"""
+import json
+import urllib.request
+
+import numpy as np
+
+from sritm_tf.export import SIGNATURES
+
+
+def rest_url(host="localhost", port=8501, model_name="sritm", version=None):
+    """The REST predict URL of a model (latest version unless `version` is given)."""
+    versioned = f"/versions/{int(version)}" if version is not None else ""
+    return f"http://{host}:{port}/v1/models/{model_name}{versioned}:predict"
+
+
+def _signature(signature_name):
+    if signature_name not in SIGNATURES:
+        raise ValueError(f"unknown signature {signature_name!r}; the model has {sorted(SIGNATURES)}")
+    return SIGNATURES[signature_name]
+
+
+def rest_body(inputs, signature_name="serving_default", columnar=False):
+    """The JSON request body (a str) for a batch `inputs` [N, H, W, 3], cast to
+    the signature's input dtype. Row format: one instance per image; columnar:
+    {"inputs": {<input name>: batch}}."""
+    input_name, input_dtype, _, _ = _signature(signature_name)
+    batch = np.asarray(inputs).astype(input_dtype).tolist()
+    body = {"signature_name": signature_name}
+    if columnar:
+        body["inputs"] = {input_name: batch}
+    else:
+        body["instances"] = batch
+    return json.dumps(body)
+
+
+def parse_rest_response(text, signature_name="serving_default"):
+    """The output batch of a REST predict response, as the signature's dtype."""
+    _, _, output_name, output_dtype = _signature(signature_name)
+    answer = json.loads(text)
+    if "error" in answer:
+        raise RuntimeError(f"TF Serving: {answer['error']}")
+    values = answer["predictions"] if "predictions" in answer else answer["outputs"]
+    if isinstance(values, dict):  # several outputs: pick ours
+        values = values[output_name]
+    return np.asarray(values).astype(output_dtype)
+
+
+def rest_predict(inputs, url, signature_name="serving_default", columnar=False, timeout=60.0):
+    """POSTs `inputs` [N, H, W, 3] to a REST predict `url`; returns the output batch."""
+    request = urllib.request.Request(
+        url, data=rest_body(inputs, signature_name, columnar).encode(),
+        headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return parse_rest_response(response.read(), signature_name)
+    except urllib.error.HTTPError as err:  # TF Serving puts the reason in the body
+        raise RuntimeError(f"{url}: HTTP {err.code}: {err.read().decode(errors='replace')}") from None
+
+
+def grpc_request(inputs, model_name="sritm", signature_name="serving_default", version=None):
+    """A `PredictRequest` for `inputs` [N, H, W, 3]: model_spec name / signature
+    (and version), one input tensor of the signature's dtype."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    input_name, input_dtype, _, _ = _signature(signature_name)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature_name
+    if version is not None:
+        request.model_spec.version.value = int(version)
+    batch = np.asarray(inputs).astype(input_dtype)
+    request.inputs[input_name].CopyFrom(tf.make_tensor_proto(batch))
+    return request
+
+
+def parse_grpc_response(response, signature_name="serving_default"):
+    """The output batch of a `PredictResponse`."""
+    import tensorflow as tf
+
+    _, _, output_name, output_dtype = _signature(signature_name)
+    return tf.make_ndarray(response.outputs[output_name]).astype(output_dtype)
+
+
+def grpc_predict(inputs, target="localhost:8500", model_name="sritm", signature_name="serving_default",
+                 version=None, timeout=60.0):
+    """Sends `inputs` [N, H, W, 3] to TF Serving's gRPC `target`; returns the output batch."""
+    import grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    request = grpc_request(inputs, model_name, signature_name, version)
+    size = 1 << 30  # frames are large; gRPC's default message cap is 4 MB
+    options = [("grpc.max_send_message_length", size), ("grpc.max_receive_message_length", size)]
+    with grpc.insecure_channel(target, options=options) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        return parse_grpc_response(stub.Predict(request, timeout=timeout), signature_name)

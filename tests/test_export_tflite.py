@@ -1,0 +1,116 @@
+"""TFLite export: built-in ops only, LiteRT runs every variant, parity with Keras."""
+import keras
+import numpy as np
+import pytest
+
+from sritm_tf import build_deep_sritm, colour
+from sritm_tf.cli import main
+from sritm_tf.export import (QUANTIZE_MODES, SAMPLE_IMAGE, convert_tflite, export_tflite, representative_frames,
+                             run_tflite, tflite_interpreter, tflite_ops)
+from sritm_tf.metrics import psnr
+
+SIZE = (16, 24)
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(0)
+    return build_deep_sritm(scale=2, channels=8, m=1, n=1)
+
+
+@pytest.fixture(scope="module")
+def flatbuffers(model):
+    """{quantize mode: bytes}; int8 calibrated on real crops of the bundled sample."""
+    return {mode: convert_tflite(model, mode, SIZE) for mode in QUANTIZE_MODES}
+
+
+@pytest.fixture(scope="module")
+def frames():
+    """Real test inputs: crops of the sample image, other than the calibration ones."""
+    return np.stack(representative_frames(SIZE, count=4, seed=123))
+
+
+def test_representative_frames_are_crops_of_the_sample():
+    assert SAMPLE_IMAGE.exists()
+    a = representative_frames(SIZE, count=3, seed=5)
+    b = representative_frames(SIZE, count=3, seed=5)
+    assert len(a) == 3 and all(f.shape == SIZE + (3,) and f.dtype == np.float32 for f in a)
+    np.testing.assert_array_equal(a[0], b[0])
+    rgb = colour.model_yuv_to_sdr_rgb(a[0])
+    assert rgb.min() > -1e-4 and rgb.max() < 1 + 1e-4 and rgb.std() > 0.01  # real content
+    codes = rgb * 255  # the sample is 8-bit and 136x240 > 16x24: crops are not resampled
+    assert np.abs(codes - np.round(codes)).max() < 1e-3
+
+
+@pytest.mark.parametrize("mode", QUANTIZE_MODES)
+def test_builtin_ops_only(flatbuffers, mode):
+    from ai_edge_litert import schema_py_generated as schema
+
+    ops = tflite_ops(flatbuffers[mode])
+    builtins = {k for k in vars(schema.BuiltinOperator) if not k.startswith("_")} - {"CUSTOM"}
+    assert set(ops) <= builtins, f"non built-in ops in {mode}: {set(ops) - builtins}"
+    assert {"CONV_2D", "DEPTH_TO_SPACE", "AVERAGE_POOL_2D"} <= set(ops)
+    # The runtime agrees: no Flex or custom op among the nodes it executes.
+    interpreter = tflite_interpreter(flatbuffers[mode])
+    run_names = {op["op_name"] for op in interpreter._get_ops_details()}
+    assert not [n for n in run_names if n.startswith("Flex") or n.startswith("CUSTOM")]
+
+
+@pytest.mark.parametrize("mode", QUANTIZE_MODES)
+def test_fixed_float_io(flatbuffers, mode):
+    interpreter = tflite_interpreter(flatbuffers[mode])
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    assert list(inp["shape"]) == [1, 16, 24, 3] and inp["dtype"] == np.float32
+    assert list(out["shape"]) == [1, 32, 48, 3] and out["dtype"] == np.float32
+
+
+def _max_error_and_psnr(flatbuffers, mode, model, frames):
+    interpreter = tflite_interpreter(flatbuffers[mode])
+    got = np.stack([run_tflite(interpreter, f) for f in frames])
+    want = model(frames).numpy()
+    return np.abs(got - want).max(), psnr(got, want)
+
+
+def test_fp32_equals_keras(flatbuffers, model, frames):
+    error, _ = _max_error_and_psnr(flatbuffers, "none", model, frames)
+    assert error <= 1e-4
+
+
+def test_fp16_close_to_keras(flatbuffers, model, frames):
+    error, quality = _max_error_and_psnr(flatbuffers, "fp16", model, frames)
+    assert 0 < error <= 2e-3 and quality > 70  # float16 weights: not bit-exact, but close
+
+
+def test_dynamic_range_close_to_keras(flatbuffers, model, frames):
+    _, quality = _max_error_and_psnr(flatbuffers, "dynamic", model, frames)
+    assert quality > 55
+
+
+def test_int8_runs_and_is_close(flatbuffers, model, frames):
+    interpreter = tflite_interpreter(flatbuffers["int8"])
+    int8 = [t for t in interpreter.get_tensor_details() if t["dtype"] == np.int8]
+    assert len(int8) > len(interpreter.get_tensor_details()) / 2  # really integer inside
+    _, quality = _max_error_and_psnr(flatbuffers, "int8", model, frames)
+    assert quality > 38
+    assert len(flatbuffers["int8"]) < len(flatbuffers["none"])
+
+
+def test_export_file_and_cli(model, tmp_path, capsys):
+    path = export_tflite(model, tmp_path / "x.tflite", "none", SIZE)
+    assert path.read_bytes()[4:8] == b"TFL3"
+    with pytest.raises(FileExistsError):
+        export_tflite(model, path, "none", SIZE)
+
+    weights = tmp_path / "tiny.keras"
+    model.save(weights)
+    out = tmp_path / "cli" / "fp16.tflite"
+    args = ["export", "--format", "tflite", "--quantize", "fp16", "--input-size", "8x12",
+            "--weights", str(weights), "-o", str(out)]
+    assert main(args) == 0
+    interpreter = tflite_interpreter(out)
+    assert list(interpreter.get_output_details()[0]["shape"]) == [1, 16, 24, 3]
+    assert main(args) == 2
+    assert main(args[:6] + ["8by12"] + args[7:] + ["--overwrite"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "sritm export: error: --input-size: expected HxW such as 540x960, got '8by12'"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["fp16.tflite"]
