@@ -1,0 +1,69 @@
+"""`sritm eval PAIRS_DIR`: PSNR, SSIM, MS-SSIM, mPSNR and dE_ITP of the network
+against the BT.2408 and oracle global-curve baselines on graded SDR/HDR10 pairs
+(see `sritm_tf.evaluate`)."""
+import json
+import os
+import sys
+
+
+def _size(text):
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"expected HxW, got {text!r}") from None
+    return h, w
+
+
+def register(subparsers):
+    p = subparsers.add_parser("eval", help="quality of the network and classical baselines on SDR/HDR10 pairs",
+                              description=__doc__)
+    p.add_argument("pairs_dir", metavar="PAIRS_DIR", help="folder of <name>_sdr.* / <name>_hdr.* pairs")
+    p.add_argument("--scale", type=int, choices=(2, 4), default=2)
+    p.add_argument("--weights", help="weights (.npz, .keras, .weights.h5); default: the bundled ones")
+    p.add_argument("--baseline-only", action="store_true", help="only the BT.2408 and oracle baselines (no network)")
+    p.add_argument("--crop", type=_size, metavar="HxW",
+                   help="centre crop of each HR frame (keeps CPU runs short; default: whole frame)")
+    p.add_argument("--tile", type=_size, metavar="HxW", help="LR tile size of the tiled inference")
+    p.add_argument("--json", metavar="PATH", help="also write the rows and means to this JSON file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from sritm_tf import evaluate
+    from sritm_tf.cli import UserError
+
+    if not os.path.isdir(args.pairs_dir):
+        raise UserError(f"{args.pairs_dir}: not a folder")
+    if not evaluate.find_pairs(args.pairs_dir):
+        raise UserError(f"{args.pairs_dir}: no <name>_sdr.* / <name>_hdr.* pairs")
+    if args.json and os.path.exists(args.json) and not args.overwrite:
+        raise UserError(f"{args.json}: exists (use --overwrite)")
+
+    predict = None
+    if not args.baseline_only:
+        from sritm_tf.pretrained import load_model
+
+        if args.weights and not os.path.exists(args.weights):
+            raise UserError(f"{args.weights}: no such file")
+        try:
+            model = load_model(args.scale, args.weights)
+        except (FileNotFoundError, ValueError) as err:
+            raise UserError(str(err)) from None
+        predict = evaluate.model_predictor(model, args.tile)
+
+    try:
+        rows = evaluate.evaluate(args.pairs_dir, args.scale, predict, args.crop,
+                                 progress=lambda name: print(f"{name} done", file=sys.stderr, flush=True))
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    print(evaluate.format_table(rows))
+
+    if args.json:
+        result = {"scale": args.scale, "crop": args.crop, "weights": args.weights,
+                  "rows": rows, "mean": evaluate.mean_rows(rows)}
+        tmp = os.path.join(os.path.dirname(os.path.abspath(args.json)), f".{os.path.basename(args.json)}.tmp")
+        with open(tmp, "w") as f:
+            json.dump(result, f, indent=1)
+        os.replace(tmp, args.json)
+    return 0
