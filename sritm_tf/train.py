@@ -419,9 +419,7 @@ def fit_stage(model, train_ds, val_ds, cfg, stage_dir, steps, chief=True, worker
     callbacks += list(extra_callbacks)
     if is_tensorflow():
         patch_multi_worker_fit(model, model.distribute_strategy)
-    else:
-        train_ds = train_ds.as_numpy_iterator()
-        val_ds = val_ds.as_numpy_iterator() if val_ds is not None else None
+    # Other backends (JAX) take the tf.data.Dataset as it is: Keras iterates it as numpy.
     return model.fit(train_ds, steps_per_epoch=interval, epochs=epochs, validation_data=val_ds,
                      callbacks=callbacks, verbose=2)
 

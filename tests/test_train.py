@@ -1,0 +1,143 @@
+"""`sritm train` end to end on tiny networks: both stages and the run folder, a saved
+config run again, fine-tuning to graded-style pairs, user errors, and the JAX backend."""
+import glob
+import importlib.util
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import yaml
+
+from sritm_tf import cli, pretrained
+from sritm_tf.model import build_deep_sritm
+from sritm_tf.train import TrainConfig, load_pairs
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from train_helpers import write_pairs, write_records  # noqa: E402
+
+TINY = ["--channels", "8", "--m", "1", "--n", "1", "--batch-size", "4"]
+
+
+def train_cli(capsys, *argv):
+    code = cli.main(["train", *map(str, argv)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    return write_records(str(tmp_path_factory.mktemp("records")), count=24, size=16, shards=2)
+
+
+def test_both_stages_write_the_run_folder(records, tmp_path, capsys):
+    run = tmp_path / "run"
+    val = write_pairs(str(tmp_path / "val"), count=1, height=64, width=64)
+    code, out, err = train_cli(capsys, records, "--run-dir", run, *TINY, "--pretrain-steps", 4, "--steps", 4,
+                               "--checkpoint-every", 2, "--val-pairs", val, "--val-crop", 0)
+    assert code == 0, err
+    assert f"wrote {run}" in out
+    for name in ["config.yaml", "pretrain.weights.h5", "final.keras", "deep_sritm_x2.npz",
+                 "pretrain/best.keras", "full/best.keras"]:
+        assert (run / name).is_file(), name
+    for stage in ("pretrain", "full"):  # TensorBoard event files, with the validation run
+        assert glob.glob(str(run / stage / "logs" / "train" / "events.out.tfevents.*")), stage
+        assert glob.glob(str(run / stage / "logs" / "validation" / "events.out.tfevents.*")), stage
+
+    saved = TrainConfig.load(str(run / "config.yaml"))
+    assert (saved.channels, saved.m, saved.n, saved.steps, saved.pretrain_steps) == (8, 1, 1, 4, 4)
+    assert saved.val_pairs == val and saved.data == records
+
+    # The final network has modulation branches; the npz rebuilds the same network.
+    final = keras.saving.load_model(str(run / "final.keras"), compile=False)
+    assert "base_smf_conv1" in {layer.name for layer in final.layers}
+    from_npz = pretrained.load_weights_npz(str(run / "deep_sritm_x2.npz"))
+    x = np.random.default_rng(0).random((1, 12, 10, 3)).astype("float32")
+    assert np.abs(np.asarray(final(x)) - np.asarray(from_npz(x))).max() < 2e-3  # float16 storage
+
+    # Stage 2 started from stage 1: the stage-1 weights of shared layers are not fresh ones.
+    stage1 = build_deep_sritm(2, channels=8, m=1, n=1, modulation=False)
+    stage1.load_weights(str(run / "pretrain.weights.h5"))
+    fresh = build_deep_sritm(2, channels=8, m=1, n=1, modulation=False)
+    conv = "fusion_rb1_conv1"
+    distance = lambda model: np.abs(final.get_layer(conv).get_weights()[0] - model.get_layer(conv).get_weights()[0]).mean()
+    assert distance(stage1) < 0.2 * distance(fresh)
+
+
+def test_saved_config_runs_again_with_overrides(records, tmp_path, capsys):
+    run = tmp_path / "run"
+    code, _, err = train_cli(capsys, records, "--run-dir", run, *TINY, "--stage", "full", "--steps", 2,
+                             "--checkpoint-every", 2)
+    assert code == 0, err
+    config = run / "config.yaml"
+    code, _, err = train_cli(capsys, config, "--steps", 3)
+    assert code == 2 and "final.keras: exists" in err and len(err.strip().splitlines()) == 1
+    code, _, err = train_cli(capsys, config, "--steps", 3, "--overwrite")
+    assert code == 0, err
+    values = yaml.safe_load(config.read_text())
+    assert values["steps"] == 3 and values["stage"] == "full" and values["channels"] == 8
+
+
+def test_fine_tuning_on_pairs_lowers_their_loss(tmp_path, capsys):
+    keras.utils.set_random_seed(1)
+    init = build_deep_sritm(2, channels=8, m=1, n=1)
+    weights = pretrained.save_weights_npz(init, str(tmp_path / "init.npz"), dtype="float32")
+    pairs = write_pairs(str(tmp_path / "pairs"), count=2, height=64, width=64)
+    data = load_pairs(pairs, 2)
+
+    def mse(model):
+        return float(np.mean([np.mean((np.asarray(model(s[None]))[0] - h) ** 2) for s, h in data]))
+
+    before = mse(init)
+    run = tmp_path / "ft"
+    code, _, err = train_cli(capsys, "--init", weights, "--pairs", pairs, "--run-dir", run,
+                             "--steps", 40, "--lr", 2e-3, "--patch-size", 16, "--crops", 32)
+    assert code == 0, err
+    values = yaml.safe_load((run / "config.yaml").read_text())
+    assert values["pairs"] == pairs and values["stage"] == "full" and values["channels"] == 8  # from the npz
+    assert not (run / "pretrain.weights.h5").exists()  # fine-tuning runs stage 2 only
+    after = mse(pretrained.load_weights_npz(str(run / "deep_sritm_x2.npz")))
+    assert after < 0.7 * before, (before, after)
+
+
+def test_user_errors_are_one_line(records, tmp_path, capsys):
+    cases = [
+        ([tmp_path / "nothing"], "nothing"),
+        (["--pairs", tmp_path], "--init"),
+        (["--init", tmp_path / "missing.npz", "--pairs", tmp_path], "missing.npz"),
+        ([tmp_path / "missing.yaml"], "missing.yaml"),
+    ]
+    for argv, word in cases:
+        code, _, err = train_cli(capsys, *argv, "--run-dir", tmp_path / "run")
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and word in lines[0], (argv, err)
+    keras.utils.set_random_seed(0)
+    x4 = pretrained.save_weights_npz(build_deep_sritm(4, channels=8, m=1, n=1), str(tmp_path / "x4.npz"))
+    code, _, err = train_cli(capsys, "--init", x4, "--pairs", tmp_path, "--scale", "2")
+    assert code == 2 and "scale=4" in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax not installed (pip install jax)")
+def test_training_runs_on_the_jax_backend(records, tmp_path):
+    script = (
+        "import keras, sys; assert keras.backend.backend() == 'jax'\n"
+        "from sritm_tf.train import TrainConfig, train\n"
+        f"cfg = TrainConfig(data={records!r}, run_dir={str(tmp_path / 'jax')!r}, channels=8, m=1, n=1,"
+        " batch_size=4, pretrain_steps=2, steps=2, checkpoint_every=2)\n"
+        "model = train(cfg)\n"
+        "print('trained', len(model.layers))\n"
+    )
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu",
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "trained" in proc.stdout
+    # The JAX run's weights load in TensorFlow and give finite output.
+    model = pretrained.load_weights_npz(str(tmp_path / "jax" / "deep_sritm_x2.npz"))
+    out = np.asarray(model(np.full((1, 8, 8, 3), 0.5, "float32")))
+    assert out.shape == (1, 16, 16, 3) and np.isfinite(out).all()
