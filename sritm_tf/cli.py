@@ -14,6 +14,35 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 COMMANDS = ["info", "convert", "prepare", "train", "eval", "export", "bench", "serve_client"]
 
 
+def quiet_tensorflow_start():
+    """Imports TensorFlow with stderr (fd 2) sent to /dev/null.
+
+    TensorFlow 2.21 prints oneDNN / CUDA-probe lines from C++ before its log
+    level applies, at import and when its runtime starts; a command line tool
+    should not. The runtime is started here too (one tiny op), except under
+    TF_CONFIG, where MultiWorkerMirroredStrategy must configure it first.
+    SRITM_TF_LOGS=1 keeps TensorFlow's own output.
+    """
+    import importlib.util
+
+    if os.environ.get("SRITM_TF_LOGS") == "1" or os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        return
+    if importlib.util.find_spec("tensorflow") is None:
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        if not os.environ.get("TF_CONFIG"):
+            tf.constant(0.0)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 class UserError(Exception):
     """A problem with the user's input: printed as one line, exit status 2."""
 
@@ -41,6 +70,7 @@ def main(argv=None):
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    quiet_tensorflow_start()
     try:
         return args.func(args) or 0
     except UserError as err:
