@@ -116,10 +116,28 @@ def test_user_errors_are_one_line(records, tmp_path, capsys):
         lines = err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and word in lines[0], (argv, err)
     keras.utils.set_random_seed(0)
-    x4 = pretrained.save_weights_npz(build_deep_sritm(4, channels=8, m=1, n=1), str(tmp_path / "x4.npz"))
-    code, _, err = train_cli(capsys, "--init", x4, "--pairs", tmp_path, "--scale", "2")
-    assert code == 2 and "scale=4" in err
+    tiny = pretrained.save_weights_npz(build_deep_sritm(4, channels=8, m=1, n=1), str(tmp_path / "x4.npz"))
+    code, _, err = train_cli(capsys, "--init", tiny, "--pairs", tmp_path, "--channels", "16")
+    assert code == 2 and "channels=8" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_x4_network_starts_from_x2_weights(tmp_path):
+    from sritm_tf.train import load_init_weights
+
+    keras.utils.set_random_seed(2)
+    x2 = build_deep_sritm(2, channels=8, m=1, n=1)
+    path = pretrained.save_weights_npz(x2, str(tmp_path / "x2.npz"), dtype="float32")
+    x4 = build_deep_sritm(4, channels=8, m=1, n=1)
+    fresh_up2 = [w.copy() for w in x4.get_layer("up_conv2").get_weights()]
+    load_init_weights(x4, path)
+    shared = [layer.name for layer in x2.layers if layer.weights]
+    assert "up_conv1" in shared and "base_smf_conv1" in shared
+    for name in shared:
+        for got, want in zip(x4.get_layer(name).get_weights(), x2.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(got, want)
+    for got, want in zip(x4.get_layer("up_conv2").get_weights(), fresh_up2):  # only x4 has it
+        np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax not installed (pip install jax)")

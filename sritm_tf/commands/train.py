@@ -3,6 +3,7 @@
     sritm train DATA_DIR --scale 2 --pretrain-steps N --steps M --run-dir RUN
     sritm train RUN/config.yaml [--steps M ...]          # a saved config; flags override
     sritm train --init WEIGHTS --pairs DIR --run-dir RUN  # fine-tune to a few graded pairs
+    sritm train DATA_X4 --scale 4 --stage full --init deep_sritm_x2.npz   # x4 started from x2
 """
 import os
 
@@ -74,6 +75,10 @@ def make_config(args):
             raise UserError(f"{cfg.init}: cannot read weights ({err})") from None
         for key, value in architecture.items():
             given = getattr(args, key, None)
+            if key == "scale" and given is not None:
+                # Another scale is allowed: every layer but the upsampler carries over by
+                # name (x2 weights are a good start for x4); the rest starts fresh.
+                continue
             if given is not None and given != value:
                 raise UserError(f"{cfg.init}: holds a network with {key}={value}, not {given}")
             setattr(cfg, key, value)
