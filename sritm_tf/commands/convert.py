@@ -1,5 +1,4 @@
 """`sritm convert`: SDR image or video -> HDR10 (BT.2020, PQ), `scale`x larger."""
-import os
 
 from sritm_tf.cli import UserError
 
@@ -31,7 +30,6 @@ def register(subparsers):
 
 
 def run(args):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from sritm_tf.convert import convert
     from sritm_tf.imageio import InputError
     from sritm_tf.inference import parse_tile
