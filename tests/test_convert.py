@@ -83,8 +83,10 @@ def test_grey_rgba_jpeg_tiff_inputs(tmp_path):
     np.testing.assert_array_equal(imageio.read_sdr_image(str(tmp_path / "rgba.png")), rgb)
     cv2.imwrite(str(tmp_path / "x.tiff"), rgb[..., ::-1])
     np.testing.assert_array_equal(imageio.read_sdr_image(str(tmp_path / "x.tiff")), rgb)
-    cv2.imwrite(str(tmp_path / "x.jpg"), rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
-    assert np.abs(imageio.read_sdr_image(str(tmp_path / "x.jpg")).astype(int) - rgb).mean() < 3
+    cv2.imwrite(str(tmp_path / "x.jpg"), rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 100, cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+                                                          cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444])
+    jpeg = imageio.read_sdr_image(str(tmp_path / "x.jpg")).astype(int)
+    assert np.abs(jpeg - rgb).mean() < 1 and np.abs(jpeg[..., ::-1] - rgb).mean() > 10  # RGB order, not BGR
     convert.convert_image(tmp_path / "rgba.png", tmp_path / "a.png", baseline=True)
     convert.convert_image(SAMPLE, tmp_path / "b.png", baseline=True)
     np.testing.assert_array_equal(codes10(tmp_path / "a.png"), codes10(tmp_path / "b.png"))

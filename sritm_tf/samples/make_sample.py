@@ -1,12 +1,13 @@
 """Makes `sample_sdr.png`, the small 8-bit SDR image bundled with the package.
 
-Source: `GoldenGate.exr` from the OpenEXR sample images (BSD-3-Clause, see
-LICENSE here), scene-linear BT.709. Steps: exposure so that the median
-luminance sits at 0.18, extended Reinhard tone curve (white point 4.0), BT.709
-OETF (ITU-R BT.709-6 item 1.2), area downscale to 320 wide, centre crop
-240x136, 8-bit full-range RGB.
+Source: `Desk.exr` from the OpenEXR sample images (BSD-3-Clause, see
+LICENSE here), scene-linear BT.709: a stained-glass window above a dark desk,
+an HDR scene. Desk.exr is held out of the bundled weights' training data.
+Steps: exposure so that the median luminance sits at 0.18, extended Reinhard
+tone curve (white point 4.0), BT.709 OETF (ITU-R BT.709-6 item 1.2), area
+downscale to 320 wide, centre crop 240x136, 8-bit full-range RGB.
 
-    python sritm_tf/samples/make_sample.py /path/to/shared/data/exr/GoldenGate.exr
+    python sritm_tf/samples/make_sample.py /path/to/shared/data/exr/Desk.exr
 """
 import os
 import sys
