@@ -68,7 +68,10 @@ def build_parser():
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "pass_through", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra_args = extra  # the arguments of a benchmark script (`sritm bench memory ...`)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
