@@ -1,5 +1,5 @@
 """Training throughput: patches per second of a full Deep SR-ITM training step
-and, when `sritm_tf.pipeline.make_dataset` exists, of the tf.data input pipeline alone.
+and of the tf.data input pipeline alone.
 
     python benchmarks/bench_train.py                   # x2, batch 4 of 80x80 LR patches, 3 timed steps
     python benchmarks/bench_train.py --batch 16 --steps 5 --scale 4
@@ -105,11 +105,6 @@ def main(argv=None):
     print("|---|---|---|---|---|")
     print(f"| train step ({step['compile']}, jit_compile={step['jit_compile']}) | {step['patches_per_s']:.2f} | "
           f"{step['step_s']:.2f} | {step['first_step_s']:.1f} | {step['approx_gflops']:.0f} |")
-    try:
-        import sritm_tf.pipeline  # noqa: F401
-    except ImportError:
-        print("| input pipeline | not measured: sritm_tf.pipeline.make_dataset is missing | | | |")
-        return 0
     pipe = pipeline_rate(args.scale, args.batch, args.patch, args.pipeline_batches)
     print(f"| input pipeline alone ({pipe['batches']} batches) | {pipe['patches_per_s']:.0f} | | | |")
     return 0

@@ -20,7 +20,6 @@ checkpoint and, as the data stream is seeded and skipped to the same position,
 continues exactly as the uninterrupted run would.
 """
 import dataclasses
-import glob
 import json
 import math
 import os
@@ -131,26 +130,18 @@ def _read_rgb(path):
 
 
 def downscale(rgb, scale):
-    """Bicubic downscale by `scale` with antialiasing (`sritm_tf.data.resize` when
-    present, else `tf.image.resize(method="bicubic", antialias=True)`). Float in, float out."""
-    try:
-        from sritm_tf.data.resize import downscale as resize_down
-        return np.asarray(resize_down(rgb, scale), np.float32)
-    except ImportError:
-        import tensorflow as tf
+    """Bicubic downscale by `scale` with antialiasing (MATLAB `imresize`
+    semantics, `sritm_tf.data.resize`). Float in, float out."""
+    from sritm_tf.data.resize import downscale as resize_down
 
-        h, w = rgb.shape[0] // scale, rgb.shape[1] // scale
-        return tf.image.resize(rgb, (h, w), method="bicubic", antialias=True).numpy()
+    return np.asarray(resize_down(rgb, scale), np.float32)
 
 
 def find_pairs(folder):
     """Sorted [(sdr_path, hdr_path)] of `<name>_sdr.*` / `<name>_hdr.*` in `folder`."""
-    pairs = []
-    for sdr_path in sorted(glob.glob(os.path.join(folder, "*_sdr.*"))):
-        stem = os.path.basename(sdr_path).rsplit("_sdr.", 1)[0]
-        hdr = sorted(glob.glob(os.path.join(folder, f"{stem}_hdr.*")))
-        if hdr:
-            pairs.append((sdr_path, hdr[0]))
+    from sritm_tf.evaluate import find_pairs as find_named_pairs
+
+    pairs = [(sdr, hdr) for _, sdr, hdr in find_named_pairs(folder)]
     if not pairs:
         raise FileNotFoundError(f"{folder}: no *_sdr.* / *_hdr.* pairs")
     return pairs

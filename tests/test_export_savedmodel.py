@@ -1,5 +1,4 @@
 """SavedModel export: TF Serving layout, signatures, parity with Keras in a fresh process."""
-import json
 import os
 import re
 import subprocess
