@@ -23,51 +23,30 @@ import numpy as np
 from IPython.display import Markdown, display
 
 import sritm_tf
-from sritm_tf import colour, plotting"""
+from sritm_tf import colour, plotting, pretrained"""
 
 MODEL_MD = """\
 ## The model
 
-`sritm_tf.pretrained.load_model(scale=2)` loads the bundled trained weights. When they are
-missing, the next cell builds the same network with random weights (seed 0) instead, says so
-below it, and every figure title then ends in **"(untrained network)"**: the figures still show
-what each tensor is, but not what the trained network learned."""
+`sritm_tf.load_model(scale=2)` loads the bundled trained x2 weights (see the model card in the
+README): a `keras.Model`, the same network `sritm convert` runs."""
 
 MODEL = """\
-try:
-    from sritm_tf.pretrained import load_model
-    model = load_model(scale=2)
-    NOTE = ""
-    status = "bundled trained weights"
-except (ImportError, OSError) as error:  # no pretrained module yet, or no weights file
-    keras.utils.set_random_seed(0)
-    model = sritm_tf.build_deep_sritm(scale=2)
-    NOTE = " (untrained network)"
-    status = f"**untrained network**, random weights (seed 0), because: {error}"
-display(Markdown(f"`{model.name}`, {model.count_params():,} parameters: {status}."))"""
+model = sritm_tf.load_model(scale=2)
+display(Markdown(f"`{model.name}`, {model.count_params():,} parameters: bundled trained weights."))"""
 
 FRAME_MD = """\
 ## The input frame
 
-The bundled sample `sritm_tf/samples/sample_sdr.png` (8-bit BT.709 R'G'B', 240x136). Where
-it is missing, a 240x136 crop of a graded SDR frame from `../shared/data` (fine for viewing,
-not for training). The network takes it as full-range BT.709 Y'CbCr with chroma + 0.5."""
+The bundled sample `sritm_tf/samples/sample_sdr.png`: 8-bit BT.709 R'G'B', 240x136, made from
+`Desk.exr` (a stained-glass window above a dark desk), which the bundled weights never saw in
+training. The network takes it as full-range BT.709 Y'CbCr with chroma + 0.5."""
 
 FRAME = """\
-try:
-    from sritm_tf.pretrained import sample_path
-    frame_path = sample_path()
-except (ImportError, AttributeError):
-    frame_path = None
-if frame_path and os.path.exists(frame_path):
-    sdr = plt.imread(frame_path)[..., :3]
-else:
-    frame_path = os.path.join(os.path.dirname(sritm_tf.__file__), "..", "..", "shared", "data",
-                              "graded", "cosmos01000_sdr.png")
-    sdr = plt.imread(frame_path)[361:497, 904:1144, :3]  # RGBA with opaque alpha: drop it
-sdr = sdr.astype(np.float32)  # BT.709 R'G'B' in [0, 1]
+frame_path = pretrained.sample_path()
+sdr = plt.imread(frame_path)[..., :3].astype(np.float32)  # BT.709 R'G'B' in [0, 1]
 sdr_yuv = colour.sdr_rgb_to_model_yuv(sdr).astype(np.float32)
-print(os.path.normpath(frame_path), sdr.shape)"""
+print(os.path.basename(frame_path), sdr.shape)"""
 
 
 def modulation_maps():
@@ -120,7 +99,7 @@ modulation features), before it multiplies the residual."""),
 fig = plotting.plot_channel_grid(
     {"RMB_1 (base pass)": tensors["rmb1_modulation"],
      "RSMB_1 (detail pass)": tensors["rsmb1_modulation"]},
-    k=3, title="Modulation maps" + NOTE)
+    k=3, title="Modulation maps")
 plotting.save_figure(fig, "modulation_maps")
 plt.show()"""),
     ]
@@ -152,7 +131,7 @@ for name, value in tensors.items():
         new_code_cell("""\
 fig = plotting.plot_channel_grid(
     {"conv1, base pass": tensors["base_conv1"], "conv1, detail pass": tensors["detail_conv1"]},
-    k=3, title="First convolution of each pass" + NOTE)
+    k=3, title="First convolution of each pass")
 plotting.save_figure(fig, "conv1_features")
 plt.show()"""),
         new_markdown_cell("## FE_b, FE_d and y_f"),
@@ -160,7 +139,7 @@ plt.show()"""),
 fig = plotting.plot_channel_grid(
     {"FE_b (base pass)": tensors["fe_b"], "FE_d (detail pass)": tensors["fe_d"],
      "y_f (fusion)": tensors["y_f"]},
-    k=3, title="Pass outputs and fused features" + NOTE)
+    k=3, title="Pass outputs and fused features")
 plotting.save_figure(fig, "pass_features")
 plt.show()"""),
     ]
@@ -194,7 +173,7 @@ sdr_up = np.clip(keras.ops.convert_to_numpy(
     keras.ops.image.resize(sdr, (2 * height, 2 * width), interpolation="bicubic")), 0.0, 1.0)
 baseline = colour.sdr_to_hdr10_baseline(sdr_up)
 nits = {"baseline (SDR in HDR10 container)": plotting.luminance_nits(baseline),
-        "Deep SR-ITM" + NOTE: plotting.luminance_nits(prediction)}
+        "Deep SR-ITM": plotting.luminance_nits(prediction)}
 for label, values in nits.items():
     p50, p99 = np.percentile(values, [50, 99])
     print(f"{label:40s} median {p50:7.1f}  99th percentile {p99:7.1f}  max {values.max():7.1f} cd/m2")"""),
@@ -209,7 +188,7 @@ anything brighter than 203 cd/m2 clips to white here, so use the heat map below 
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.4), layout="constrained")
 plotting.show_image(axes[0], sdr, f"SDR input, {width}x{height}")
 plotting.show_image(axes[1], plotting.hdr10_preview(baseline), f"baseline, {2 * width}x{2 * height}")
-plotting.show_image(axes[2], plotting.hdr10_preview(prediction), "Deep SR-ITM" + NOTE)
+plotting.show_image(axes[2], plotting.hdr10_preview(prediction), "Deep SR-ITM")
 fig.suptitle("SDR previews (203 cd/m2 = preview white, BT.709, gamma 1/2.4)")
 plotting.save_figure(fig, "previews")
 plt.show()"""),
@@ -232,7 +211,7 @@ fig, ax = plt.subplots(figsize=(8, 3.6), layout="constrained")
 plotting.plot_nits_histograms(ax, nits)
 ax.axvline(203, color="gray", linestyle="--", linewidth=1, label="SDR reference white, 203 cd/m2")
 ax.legend()
-ax.set_title("Luminance histogram" + NOTE)
+ax.set_title("Luminance histogram")
 plotting.save_figure(fig, "nits_histogram")
 plt.show()"""),
     ]

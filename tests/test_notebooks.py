@@ -56,9 +56,9 @@ def test_notebook_runs_and_saves_figures(name, tmp_path, monkeypatch):
 
     outputs = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs]
     assert not [out for out in outputs if out.output_type == "error"]
-    # The notebook says which weights it ran with.
+    # The notebook says which weights it ran with: the bundled trained ones.
     notes = [out.data["text/markdown"] for out in outputs if "text/markdown" in out.get("data", {})]
-    assert len(notes) == 1 and ("bundled trained weights" in notes[0] or "untrained network" in notes[0])
+    assert len(notes) == 1 and "bundled trained weights" in notes[0]
 
     saved = sorted(p.stem for p in figures.glob("*.png"))
     assert saved == sorted(EXPECTED_FIGURES[name])
