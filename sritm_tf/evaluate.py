@@ -27,7 +27,7 @@ from sritm_tf import colour, metrics
 from sritm_tf.data.resize import downscale, imresize
 
 METRICS = ("psnr_pq", "psnr_ycbcr", "ssim", "ms_ssim", "mpsnr", "de_itp")
-ORACLE_WHITES = np.arange(100.0, 401.0, 10.0)  # cd/m2
+ORACLE_WHITES = np.arange(100.0, 1001.0, 10.0)  # cd/m2; graded SDR white can sit well above 203
 ORACLE_GAMMAS = np.round(np.linspace(2.0, 2.8, 17), 2)  # 2.00, 2.05, ..., 2.80
 MS_SSIM_MIN_SIDE = 161  # 11 * 2^4: the 5-scale window of tf.image.ssim_multiscale
 
