@@ -112,7 +112,7 @@ def load_model(scale=2, weights=None):
         if path.endswith(".npz"):
             model = load_weights_npz(path)
         elif path.endswith(".keras"):
-            model = keras.saving.load_model(path)
+            model = keras.saving.load_model(path, compile=False)  # inference: no training metrics needed
         elif path.endswith(".weights.h5"):
             from sritm_tf.model import build_deep_sritm
 

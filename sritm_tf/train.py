@@ -82,6 +82,7 @@ def is_tensorflow():
 # ---------------------------------------------------------------------------
 # Metrics (keras.ops, so they run on every backend)
 # ---------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package="sritm_tf")
 def psnr(y_true, y_pred, max_val=1.0):
     """PSNR per image, 10 log10(max_val^2 / MSE), MSE over H, W, C."""
     y_true, y_pred = ops.cast(y_true, "float32"), ops.cast(y_pred, "float32")
@@ -95,6 +96,7 @@ def _gaussian_window(size=11, sigma=1.5, channels=3):
     return np.tile(np.outer(g, g)[:, :, None, None], (1, 1, channels, 1)).astype("float32")
 
 
+@keras.saving.register_keras_serializable(package="sritm_tf")
 def ssim(y_true, y_pred, max_val=1.0):
     """SSIM per image (Wang et al. 2004, eq. 13) as `tf.image.ssim` computes it:
     11x11 Gaussian window (sigma 1.5), K1 0.01, K2 0.03, valid filtering, mean over

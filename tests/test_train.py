@@ -59,6 +59,15 @@ def test_both_stages_write_the_run_folder(records, tmp_path, capsys):
     x = np.random.default_rng(0).random((1, 12, 10, 3)).astype("float32")
     assert np.abs(np.asarray(final(x)) - np.asarray(from_npz(x))).max() < 2e-3  # float16 storage
 
+    # A fresh process loads the run's files: compiled (metrics registered) and for inference.
+    script = ("import keras, sritm_tf, sritm_tf.train\n"
+              f"m = keras.saving.load_model({str(run / 'final.keras')!r}); assert m.compiled\n"
+              f"print(sritm_tf.load_model(2, {str(run / 'final.keras')!r}).count_params())")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert int(proc.stdout.split()[-1]) == final.count_params()
+
     # Stage 2 started from stage 1: the stage-1 weights of shared layers are not fresh ones.
     stage1 = build_deep_sritm(2, channels=8, m=1, n=1, modulation=False)
     stage1.load_weights(str(run / "pretrain.weights.h5"))
