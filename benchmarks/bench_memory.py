@@ -7,7 +7,7 @@ reports `ru_maxrss` (the process's peak RSS). "whole" is a tile as large as the
 frame: a single model call.
 
     python benchmarks/bench_memory.py            # LR 270x480 -> 540x960: whole, tiles 135x240 and 90x160
-    python benchmarks/bench_memory.py --full     # LR 1920x1080 -> 3840x2160: whole, tiles 540x960 and 270x480
+    python benchmarks/bench_memory.py --full     # LR 1920x1080 -> 3840x2160: whole, tiles 540x960, 360x640, 270x480
 
 Prints a markdown table: case, tile, peak RSS, RSS before the call (model,
 frame, TensorFlow), and the difference, in MiB.
@@ -40,9 +40,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="a 1920x1080 LR frame (3840x2160 out)")
     parser.add_argument("--scale", type=int, choices=(2, 4), default=2)
+    parser.add_argument("--tiles", nargs="+", metavar="HxW",
+                        help="LR tiles to try (default: 540x960 360x640 270x480 with --full, else 135x240 90x160)")
     args = parser.parse_args(argv)
     frame = (1080, 1920) if args.full else (270, 480)
-    tiles = [(540, 960), (270, 480)] if args.full else [(135, 240), (90, 160)]
+    tiles = [(540, 960), (360, 640), (270, 480)] if args.full else [(135, 240), (90, 160)]
+    if args.tiles:
+        tiles = [tuple(int(v) for v in t.lower().split("x")) for t in args.tiles]
     cases = [("whole", frame)] + [("tiled", t) for t in tiles]
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}

@@ -24,7 +24,9 @@ import math
 
 import numpy as np
 
-DEFAULT_TILE = (540, 960)
+# LR tile of tiled inference: a 1080p -> 4K x2 frame is 3x3 tiles and stays under 3 GiB peak
+# RSS on CPU (benchmarks/bench_memory.py: 2.25 GiB; 540x960 tiles need 3.4 GiB).
+DEFAULT_TILE = (360, 640)
 
 # Layers that mix no neighbouring pixels.
 _POINTWISE = {"InputLayer", "ReLU", "Activation", "Add", "Subtract", "Multiply", "Concatenate",

@@ -52,7 +52,7 @@ def add_speed_arguments(p):
                    help="a whole 4K output frame (LR 1080x1920 at x2, 540x960 at x4) instead of a 270x480 LR frame")
     p.add_argument("--frame", type=_size, help="LR frame size HxW (overrides the default / --full size)")
     p.add_argument("--tile", type=_size, nargs="+",
-                   help="LR tile cores HxW to try (default: the frame and its half; with --full 540x960 and 270x480)")
+                   help="LR tile cores HxW to try (default: the frame and its half; with --full 540x960, 360x640 and 270x480)")
     p.add_argument("--settings", nargs="+", default=DEFAULT_SETTINGS,
                    help=f"any of {', '.join(SETTINGS)} or 'all' (default: {' '.join(DEFAULT_SETTINGS)})")
     p.add_argument("--repeats", type=int, default=2, help="timed runs per measurement, the best is kept")
@@ -238,7 +238,7 @@ def run(args):
     rows = []
     for scale in args.scale:
         frame = args.frame or ((UHD[0] // scale, UHD[1] // scale) if args.full else (270, 480))
-        tiles = args.tile or ([(540, 960), (270, 480)] if args.full else [frame, (frame[0] // 2, frame[1] // 2)])
+        tiles = args.tile or ([(540, 960), (360, 640), (270, 480)] if args.full else [frame, (frame[0] // 2, frame[1] // 2)])
         for setting in settings:
             job = {"setting": setting, "scale": scale, "frame": list(frame), "tiles": [list(t) for t in tiles],
                    "repeats": args.repeats}

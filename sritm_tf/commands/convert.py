@@ -21,8 +21,9 @@ def register(subparsers):
     parser.add_argument("--format", choices=("png", "yuv", "mp4", "mkv"), help="output format (default: from extension)")
     parser.add_argument("--size", help="frame size WxH of a raw .yuv input")
     parser.add_argument("--fps", type=float, help="frame rate of a raw .yuv or image input (default 25)")
-    parser.add_argument("--tile", default="540x960",
-                        help="LR tile size N or HxW for inference (default 540x960); smaller uses less memory")
+    parser.add_argument("--tile", default="360x640",
+                        help="LR tile size N or HxW for inference (default 360x640: a 1080p frame in 3x3 "
+                             "tiles, under 3 GiB); smaller uses less memory")
     parser.add_argument("--crf", type=int, default=18, help="x265 constant rate factor for .mp4/.mkv (default 18)")
     parser.add_argument("--preset", default="medium", help="x265 preset for .mp4/.mkv (default medium)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
