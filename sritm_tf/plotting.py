@@ -63,7 +63,7 @@ def plot_nits_histograms(ax, named_nits, bins=None):
     as the fraction of pixels per bin."""
     for label, nits in named_nits.items():
         counts, edges = nits_histogram(nits, bins)
-        ax.stairs(counts / counts.sum(), edges, label=label, linewidth=1.5)
+        ax.stairs(counts / counts.sum(), edges, label=label, fill=True, alpha=0.45)
     ax.set_xscale("log")
     ax.set_xlabel("luminance (cd/m2)")
     ax.set_ylabel("fraction of pixels")

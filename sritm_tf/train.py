@@ -373,7 +373,12 @@ def init_architecture(path):
 
 def plain_copy(model, cfg):
     """A float32 full network with the weights of `model` (drops the mixed-precision head)."""
-    plain = build_deep_sritm(cfg.scale, cfg.channels, cfg.m, cfg.n, modulation=True)
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")  # else the copy would be mixed too
+    try:
+        plain = build_deep_sritm(cfg.scale, cfg.channels, cfg.m, cfg.n, modulation=True)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
     transfer_weights(model, plain)
     return plain
 

@@ -168,3 +168,23 @@ def test_training_runs_on_the_jax_backend(records, tmp_path):
     model = pretrained.load_weights_npz(str(tmp_path / "jax" / "deep_sritm_x2.npz"))
     out = np.asarray(model(np.full((1, 8, 8, 3), 0.5, "float32")))
     assert out.shape == (1, 16, 16, 3) and np.isfinite(out).all()
+
+
+def test_mixed_precision_run_saves_a_float32_network(records, tmp_path):
+    """--mixed-precision computes in float16 with a float32 head; the saved network is plain
+    float32 (run in a subprocess: the Keras dtype policy is global)."""
+    script = (
+        "from sritm_tf.train import TrainConfig, train\n"
+        f"cfg = TrainConfig(data={records!r}, run_dir={str(tmp_path / 'mp')!r}, channels=8, m=1, n=1,"
+        " batch_size=4, stage='full', steps=2, checkpoint_every=2, mixed_precision=True)\n"
+        "model = train(cfg)\n"
+        "print(model.get_layer('base_conv1').compute_dtype, model.output.dtype)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split()[-2:] == ["float16", "float32"]
+    final = keras.saving.load_model(str(tmp_path / "mp" / "final.keras"), compile=False)
+    assert {layer.dtype_policy.name for layer in final.layers} == {"float32"}
+    out = np.asarray(final(np.full((1, 8, 8, 3), 0.5, "float32")))
+    assert out.dtype == np.float32 and np.isfinite(out).all()
