@@ -175,6 +175,40 @@ def representative_frames(input_size, count=8, images=None, seed=0):
     return frames
 
 
+#: Negative slope that stands in for ReLU in full-int8 TFLite files (see `int8_friendly_relus`).
+INT8_RELU_SLOPE = 1.0 / 256.0
+
+
+def int8_friendly_relus(model):
+    """A copy of `model` (same weights) whose stand-alone ReLU layers are
+    LeakyReLU(INT8_RELU_SLOPE), for full-int8 TFLite.
+
+    XNNPACK runs int8 LEAKY_RELU but not an int8 RELU that the converter cannot
+    fuse into the convolution before it: the pre-activation ReLU opening each
+    residual block (Eq. 3) and the ReLU after a concatenation. Each such RELU split
+    the int8 graph into another XNNPACK partition with a reference kernel between.
+    With the 1/256 slope a negative input maps to within about half an int8 step
+    of zero, so at 8-bit precision it acts as the ReLU (in float the copy differs
+    from the network by a fraction of int8's own error; tested). ReLUs right after
+    a convolution stay: they fuse into it.
+    """
+    def after_conv(layer):
+        producer = layer._inbound_nodes[0].input_tensors[0]._keras_history.operation
+        return isinstance(producer, keras.layers.Conv2D)
+
+    standalone = {layer.name for layer in model.layers
+                  if isinstance(layer, keras.layers.ReLU) and not after_conv(layer)}
+
+    def clone(layer):
+        if layer.name in standalone:
+            return keras.layers.LeakyReLU(negative_slope=INT8_RELU_SLOPE, name=layer.name)
+        return layer.__class__.from_config(layer.get_config())
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def convert_tflite(model, quantize="none", input_size=DEFAULT_INPUT_SIZE, representative_data=None):
     """The TFLite flatbuffer (bytes) of `model` for a fixed [1, H, W, 3] float32
     input named `sdr_yuv` (the `serving_default` convention), built-in ops only.
@@ -183,10 +217,13 @@ def convert_tflite(model, quantize="none", input_size=DEFAULT_INPUT_SIZE, repres
     weights, dynamic-range activations), "int8" (full integer: weights and
     activations int8, calibrated on `representative_data`, an iterable of
     [H, W, 3] inputs, default `representative_frames(input_size)`; the model
-    still takes and returns float32, with quantise / dequantise at its ends).
+    still takes and returns float32, with quantise / dequantise at its ends; its
+    stand-alone ReLUs become `int8_friendly_relus` so that XNNPACK runs them).
     """
     if quantize not in QUANTIZE_MODES:
         raise ValueError(f"quantize must be one of {QUANTIZE_MODES}, got {quantize!r}")
+    if quantize == "int8":
+        model = int8_friendly_relus(model)
     h, w = input_size
     import tempfile
 

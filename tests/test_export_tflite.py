@@ -5,8 +5,8 @@ import pytest
 
 from sritm_tf import build_deep_sritm, colour
 from sritm_tf.cli import main
-from sritm_tf.export import (QUANTIZE_MODES, SAMPLE_IMAGE, convert_tflite, export_tflite, representative_frames,
-                             run_tflite, tflite_interpreter, tflite_ops)
+from sritm_tf.export import (INT8_RELU_SLOPE, QUANTIZE_MODES, SAMPLE_IMAGE, convert_tflite, export_tflite,
+                             int8_friendly_relus, representative_frames, run_tflite, tflite_interpreter, tflite_ops)
 from sritm_tf.metrics import psnr
 
 SIZE = (16, 24)
@@ -93,6 +93,26 @@ def test_int8_runs_and_is_close(flatbuffers, model, frames):
     _, quality = _max_error_and_psnr(flatbuffers, "int8", model, frames)
     assert quality > 38
     assert len(flatbuffers["int8"]) < len(flatbuffers["none"])
+
+
+def test_int8_friendly_relus_replace_only_the_unfusable_ones(flatbuffers, model, frames):
+    copy = int8_friendly_relus(model)
+    replaced = {layer.name for layer in copy.layers if isinstance(layer, keras.layers.LeakyReLU)}
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.ReLU):
+            producer = layer._inbound_nodes[0].input_tensors[0]._keras_history.operation
+            assert (layer.name in replaced) == (not isinstance(producer, keras.layers.Conv2D)), layer.name
+    assert {"base_rmb1_relu1", "detail_rsmb1_relu1", "up_relu0"} <= replaced  # after an Add: not fusable
+    assert all(copy.get_layer(name).negative_slope == INT8_RELU_SLOPE for name in replaced)
+    for a, b in zip(copy.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # In float the copy differs from the network by a small fraction of int8's own error.
+    int8_error, _ = _max_error_and_psnr(flatbuffers, "int8", model, frames)
+    assert np.abs(np.asarray(copy(frames)) - np.asarray(model(frames))).max() < 0.25 * int8_error
+    # The int8 file runs them as LEAKY_RELU nodes; the float files keep RELU.
+    nodes = [op["op_name"] for op in tflite_interpreter(flatbuffers["int8"])._get_ops_details()]
+    assert nodes.count("LEAKY_RELU") == len(replaced)
+    assert "LEAKY_RELU" not in tflite_ops(flatbuffers["none"]) and "RELU" in tflite_ops(flatbuffers["none"])
 
 
 def test_export_file_and_cli(model, tmp_path, capsys):
