@@ -20,9 +20,16 @@ from sritm_tf import colour
 from sritm_tf.imageio import InputError
 
 HDR_TRANSFERS = {"smpte2084": "PQ", "arib-std-b67": "HLG"}
-#: Mastering display peak / minimum luminance written to the stream, cd/m2.
-MASTERING_PEAK_NITS = 1000.0
+#: Mastering display peaks to choose from (cd/m2): the common HDR10 mastering monitors, and PQ's top.
+MASTERING_PEAKS_NITS = (1000.0, 4000.0, 10000.0)
 MASTERING_MIN_NITS = 0.0001
+
+
+def mastering_peak(max_cll):
+    """The mastering display peak to signal: the smallest of 1000, 4000 and 10000
+    cd/m2 that holds the content's MaxCLL, so that the ST 2086 metadata never
+    claims a display dimmer than the brightest pixel (players tone-map by it)."""
+    return next(p for p in MASTERING_PEAKS_NITS if max_cll <= p)
 
 
 class ToolError(RuntimeError):
@@ -269,7 +276,7 @@ class NutWriter:
         self.container.close()
 
 
-def master_display(peak=MASTERING_PEAK_NITS, minimum=MASTERING_MIN_NITS):
+def master_display(peak=MASTERING_PEAKS_NITS[0], minimum=MASTERING_MIN_NITS):
     """x265 `master-display` (SMPTE ST 2086) for a BT.2020 / D65 display: xy in
     units of 0.00002, luminance in units of 0.0001 cd/m2, order G, B, R, WP, L."""
     (rx, ry), (gx, gy), (bx, by) = colour.BT2020_PRIMARIES_XY
@@ -293,7 +300,8 @@ def encode_hdr10(intermediate, output, container, levels, source=None, crf=18, p
     x265_params = ":".join([
         "hdr10=1", "repeat-headers=1", "log-level=error",
         "colorprim=bt2020", "transfer=smpte2084", "colormatrix=bt2020nc", "range=limited", "chromaloc=1",
-        f"master-display={master_display()}", f"max-cll={levels.max_cll},{levels.max_fall}",
+        f"master-display={master_display(mastering_peak(levels.max_cll))}",
+        f"max-cll={levels.max_cll},{levels.max_fall}",
     ])
     cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-itsoffset", f"{video_offset:.6f}", "-i", intermediate]
     if source is not None and audio_codecs:

@@ -100,13 +100,15 @@ def test_mp4_has_hdr10_signalling_and_light_levels(sdr_clip, tiny_model, expecte
                        ("blue_x", 0.131), ("blue_y", 0.046), ("white_point_x", 0.3127),
                        ("white_point_y", 0.3290)]:
         assert float(Fraction(mastering[key])) == pytest.approx(value, abs=2e-5), key
-    assert float(Fraction(mastering["max_luminance"])) == 1000.0
     assert float(Fraction(mastering["min_luminance"])) == pytest.approx(0.0001)
 
-    # MaxCLL / MaxFALL (CTA-861.3) recomputed from the converted frames.
+    # MaxCLL / MaxFALL (CTA-861.3) recomputed from the converted frames; the mastering
+    # peak is the smallest of 1000 / 4000 / 10000 cd/m2 that holds MaxCLL.
     nits = [colour.pq_eotf(frame.max(axis=-1)) for frame in expected_frames]
     max_cll = math.ceil(max(n.max() for n in nits) - 1e-6)
     max_fall = math.ceil(max(n.mean() for n in nits) - 1e-6)
+    peak = 1000 if max_cll <= 1000 else 4000 if max_cll <= 4000 else 10000
+    assert float(Fraction(mastering["max_luminance"])) == peak >= max_cll
     assert (result["max_cll"], result["max_fall"]) == (max_cll, max_fall)
     light = side["Content light level metadata"]
     assert (int(light["max_content"]), int(light["max_average"])) == (max_cll, max_fall)
@@ -202,6 +204,12 @@ def test_video_errors_are_one_line_and_leave_nothing(sdr_clip, tmp_path, capsys)
     assert_one_error_line(*run_cli(capsys, sdr_clip, "-o", existing, "--baseline"), "keep.mp4", "--overwrite")
     assert existing.read_bytes() == b"mine"
     assert sorted(os.listdir(tmp_path)) == ["broken.mp4", "keep.mp4", "short.yuv"]
+
+
+def test_mastering_peak_holds_max_cll():
+    assert [video.mastering_peak(v) for v in (0, 203, 1000, 1001, 4000, 4001, 10000)] == [
+        1000, 1000, 1000, 4000, 4000, 10000, 10000]
+    assert video.master_display(4000).endswith("L(40000000,1)")
 
 
 def test_failed_encode_leaves_no_partial_output(sdr_clip, tmp_path, monkeypatch):
