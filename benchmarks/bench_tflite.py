@@ -35,12 +35,12 @@ GRADED = Path(__file__).resolve().parents[2] / "shared" / "data" / "graded"
 
 
 def load_pair(stem, scale):
-    """(LR model Y'CbCr [h, w, 3], HR PQ BT.2020 R'G'B' [s h, s w, 3]) of a graded pair."""
+    """(LR model Y'CbCr [h, w, 3], HR PQ BT.2020 R'G'B' [s h, s w, 3], HR SDR R'G'B') of a graded pair."""
     sdr = cv2.imread(str(GRADED / f"{stem}_sdr.png"), cv2.IMREAD_COLOR)[..., ::-1] / 255.0  # drops alpha
     hdr = cv2.imread(str(GRADED / f"{stem}_hdr.png"), cv2.IMREAD_UNCHANGED)[..., ::-1] / 65535.0
     h, w = (sdr.shape[0] // scale) * scale, (sdr.shape[1] // scale) * scale
     lr = np.clip(downscale(sdr[:h, :w], scale), 0.0, 1.0)
-    return colour.sdr_rgb_to_model_yuv(lr).astype(np.float32), hdr[:h, :w]
+    return colour.sdr_rgb_to_model_yuv(lr).astype(np.float32), hdr[:h, :w], sdr[:h, :w]
 
 
 def window_starts(length, tile):
@@ -99,7 +99,7 @@ def main(argv=None):
     model = load_model(args.scale, args.weights)
     stems = sorted(p.name[:-len("_sdr.png")] for p in GRADED.glob("*_sdr.png"))
     pairs = {stem: load_pair(stem, args.scale) for stem in stems}
-    boxes = {stem: windows(lr.shape, tile, args.windows) for stem, (lr, _) in pairs.items()}
+    boxes = {stem: windows(lr.shape, tile, args.windows) for stem, (lr, _, _) in pairs.items()}
     probe = pairs[stems[0]][0][:tile[0], :tile[1]]
 
     keras_fn = tf.function(lambda x: model(x, training=False),
@@ -122,7 +122,7 @@ def main(argv=None):
     for name, (run, size) in runners.items():
         scores = []
         for s in stems:
-            lr, hdr = pairs[s]
+            lr, hdr, _ = pairs[s]
             predict = lambda y, x: colour.model_yuv_to_pq2020_rgb(run(lr[y:y + tile[0], x:x + tile[1]]))
             scores.append(pooled_psnr(predict, hdr, boxes[s], tile, args.scale))
         mean = float(np.mean(scores))
@@ -134,9 +134,8 @@ def main(argv=None):
     # Context: the classical BT.2408 mapping of the HR SDR master on the same windows.
     base_scores = []
     for s in stems:
-        sdr = cv2.imread(str(GRADED / f"{s}_sdr.png"), cv2.IMREAD_COLOR)[..., ::-1] / 255.0
-        hdr = pairs[s][1]
-        mapped = colour.sdr_to_hdr10_baseline(sdr[:hdr.shape[0], :hdr.shape[1]])
+        _, hdr, sdr = pairs[s]
+        mapped = colour.sdr_to_hdr10_baseline(sdr)
         hr = lambda y, x: mapped[y * args.scale:(y + tile[0]) * args.scale, x * args.scale:(x + tile[1]) * args.scale]
         base_scores.append(pooled_psnr(hr, hdr, boxes[s], tile, args.scale))
     print(f"{'BT.2408 (HR SDR)':<16}{'-':>7}" + "".join(f"{v:>14.2f}" for v in base_scores)

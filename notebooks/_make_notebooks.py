@@ -49,6 +49,12 @@ sdr_yuv = colour.sdr_rgb_to_model_yuv(sdr).astype(np.float32)
 print(os.path.basename(frame_path), sdr.shape)"""
 
 
+def setup_cells():
+    """The cells every notebook starts with: imports, the model, the input frame."""
+    return [new_code_cell(IMPORTS), new_markdown_cell(MODEL_MD), new_code_cell(MODEL),
+            new_markdown_cell(FRAME_MD), new_code_cell(FRAME)]
+
+
 def modulation_maps():
     return [
         new_markdown_cell("""\
@@ -63,11 +69,7 @@ block of each pass, RMB_1 and RSMB_1: three channels (those with the largest spa
 and the mean over all 64 channels, each with its own colour bar spanning the map's 1st to 99th
 percentiles (the thin bright or dark frame at the borders comes from the zero padding of the
 convolutions)."""),
-        new_code_cell(IMPORTS),
-        new_markdown_cell(MODEL_MD),
-        new_code_cell(MODEL),
-        new_markdown_cell(FRAME_MD),
-        new_code_cell(FRAME),
+        *setup_cells(),
         new_markdown_cell("""\
 ## Intermediate tensors
 
@@ -116,11 +118,7 @@ fusion ResBlocks (Eq. 10-11), just before the upsampling head. Each row shows th
 (those with the largest spatial spread) and the mean over all 64 channels, each with its own
 colour bar spanning the map's 1st to 99th percentiles (the thin frame at the borders comes from
 the zero padding of the convolutions)."""),
-        new_code_cell(IMPORTS),
-        new_markdown_cell(MODEL_MD),
-        new_code_cell(MODEL),
-        new_markdown_cell(FRAME_MD),
-        new_code_cell(FRAME),
+        *setup_cells(),
         new_code_cell("""\
 names = ["base_conv1", "detail_conv1", "fe_b", "fe_d", "y_f"]
 tensors = sritm_tf.intermediate_model(model, names).predict(sdr_yuv[None], verbose=0)
@@ -154,11 +152,7 @@ Load the model, convert a small SDR frame to HDR10 at twice the resolution, and 
 the classical mapping (`colour.sdr_to_hdr10_baseline` after bicubic upscaling: SDR white placed at
 203 cd/m2, ITU-R BT.2408). The comparison uses three views: SDR previews, a luminance heat map in
 cd/m2 and the histogram of luminance."""),
-        new_code_cell(IMPORTS),
-        new_markdown_cell(MODEL_MD),
-        new_code_cell(MODEL),
-        new_markdown_cell(FRAME_MD),
-        new_code_cell(FRAME),
+        *setup_cells(),
         new_markdown_cell("""\
 ## Convert
 

@@ -120,25 +120,6 @@ def ssim(y_true, y_pred, max_val=1.0):
 # ---------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------
-def _read_rgb(path):
-    import cv2
-
-    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise ValueError(f"{path}: cannot read image")
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    return np.ascontiguousarray(image[:, :, 2::-1])  # BGR(A) -> RGB, alpha dropped
-
-
-def downscale(rgb, scale):
-    """Bicubic downscale by `scale` with antialiasing (MATLAB `imresize`
-    semantics, `sritm_tf.data.resize`). Float in, float out."""
-    from sritm_tf.data.resize import downscale as resize_down
-
-    return np.asarray(resize_down(rgb, scale), np.float32)
-
-
 def find_pairs(folder):
     """Sorted [(sdr_path, hdr_path)] of `<name>_sdr.*` / `<name>_hdr.*` in `folder`."""
     from sritm_tf.evaluate import find_pairs as find_named_pairs
@@ -155,8 +136,10 @@ def load_pair(sdr_path, hdr_path, scale, crop=0):
     SDR: 8-bit R'G'B'(A), alpha dropped, bicubic-downscaled by `scale` with
     antialiasing; HDR: 16-bit (or 8-bit) BT.2020 PQ R'G'B' at HR. `crop`: keep a
     centre square of `crop` LR pixels (0: whole frame)."""
-    sdr = _read_rgb(sdr_path)
-    hdr = _read_rgb(hdr_path)
+    from sritm_tf.data.resize import downscale
+    from sritm_tf.evaluate import read_rgb
+
+    sdr, hdr = read_rgb(sdr_path).astype(np.float32), read_rgb(hdr_path).astype(np.float32)
     if sdr.shape != hdr.shape:
         raise ValueError(f"{sdr_path}: size {sdr.shape[:2]} differs from {hdr_path} {hdr.shape[:2]}")
     h, w = (sdr.shape[0] // scale) * scale, (sdr.shape[1] // scale) * scale
@@ -166,9 +149,7 @@ def load_pair(sdr_path, hdr_path, scale, crop=0):
         sdr, hdr = sdr[y0:y0 + ch, x0:x0 + cw], hdr[y0:y0 + ch, x0:x0 + cw]
     else:
         sdr, hdr = sdr[:h, :w], hdr[:h, :w]
-    sdr = sdr.astype(np.float32) / np.iinfo(sdr.dtype).max
-    hdr = hdr.astype(np.float32) / np.iinfo(hdr.dtype).max
-    sdr_lr = np.clip(downscale(sdr, scale), 0.0, 1.0)
+    sdr_lr = np.clip(np.asarray(downscale(sdr, scale), np.float32), 0.0, 1.0)
     return (colour.sdr_rgb_to_model_yuv(sdr_lr).astype(np.float32),
             colour.pq2020_rgb_to_model_yuv(hdr).astype(np.float32))
 
