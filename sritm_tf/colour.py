@@ -190,6 +190,9 @@ def bt709_inverse_oetf(V):
 D65_XY = (0.3127, 0.3290)
 BT709_PRIMARIES_XY = ((0.640, 0.330), (0.300, 0.600), (0.150, 0.060))
 BT2020_PRIMARIES_XY = ((0.708, 0.292), (0.170, 0.797), (0.131, 0.046))
+#: Display-P3 primaries: the DCI-P3 primaries of SMPTE RP 431-2 with the D65 white point
+#: of SMPTE EG 432-1 (Display P3, the colour space of Ultra HDR / phone photo JPEGs).
+P3_PRIMARIES_XY = ((0.680, 0.320), (0.265, 0.690), (0.150, 0.060))
 
 
 def rgb_to_xyz_matrix(primaries_xy, white_xy=D65_XY):
@@ -211,6 +214,10 @@ def rgb_to_xyz_matrix(primaries_xy, white_xy=D65_XY):
 BT709_TO_BT2020 = np.linalg.solve(rgb_to_xyz_matrix(BT2020_PRIMARIES_XY), rgb_to_xyz_matrix(BT709_PRIMARIES_XY))
 #: Linear-light BT.2020 RGB -> BT.709 RGB (inverse of `BT709_TO_BT2020`).
 BT2020_TO_BT709 = np.linalg.inv(BT709_TO_BT2020)
+#: Linear-light Display-P3 RGB -> BT.709 RGB (SMPTE EG 432-1 D65 P3; NPM_709^-1 NPM_P3).
+P3_TO_BT709 = np.linalg.solve(rgb_to_xyz_matrix(BT709_PRIMARIES_XY), rgb_to_xyz_matrix(P3_PRIMARIES_XY))
+#: Linear-light Display-P3 RGB -> BT.2020 RGB (SMPTE EG 432-1 D65 P3; NPM_2020^-1 NPM_P3).
+P3_TO_BT2020 = np.linalg.solve(rgb_to_xyz_matrix(BT2020_PRIMARIES_XY), rgb_to_xyz_matrix(P3_PRIMARIES_XY))
 
 
 def rgb709_to_rgb2020(rgb):
@@ -400,3 +407,62 @@ def rgb2020_to_ictcp(rgb_nits):
     LMS = M_RGB->LMS RGB, L'M'S' = PQ^-1(LMS), ICtCp = M_LMS'->ICtCp L'M'S'."""
     lms = _f(rgb_nits) @ BT2100_RGB_TO_LMS.T
     return pq_inverse_eotf(lms) @ BT2100_LMS_TO_ICTCP.T
+
+
+def ictcp_to_rgb2020(ictcp):
+    """Inverse of `rgb2020_to_ictcp` (BT.2100-2 Table 7, PQ): ICtCp -> L'M'S' ->
+    PQ EOTF -> LMS -> linear BT.2020 RGB in cd/m2 (not clipped)."""
+    lms_p = _f(ictcp) @ np.linalg.inv(BT2100_LMS_TO_ICTCP).T
+    return pq_eotf(lms_p) @ np.linalg.inv(BT2100_RGB_TO_LMS).T
+
+
+# ---------------------------------------------------------------------------
+# Mastering: ITU-R BT.2390-10 clause 5.4.1 EETF (highlight roll-off in PQ)
+# ---------------------------------------------------------------------------
+def bt2390_eetf(E, source_peak=10000.0, target_peak=1000.0):
+    """EETF of ITU-R BT.2390-10 clause 5.4.1 with black levels 0: maps a PQ signal
+    mastered up to `source_peak` cd/m2 to one that peaks at `target_peak`.
+
+    E1 = E' / PQ(L_W); maxLum = PQ(L_max) / PQ(L_W); KS = 1.5 maxLum - 0.5;
+    E2 = E1 below KS, else the Hermite spline
+    P(E1) = (2T^3 - 3T^2 + 1) KS + (T^3 - 2T^2 + T)(1 - KS) + (-2T^3 + 3T^2) maxLum,
+    T = (E1 - KS) / (1 - KS); E' out = E2 PQ(L_W). Identity when L_max >= L_W.
+    """
+    E = _f(E)
+    pq_w = pq_inverse_eotf(source_peak)
+    max_lum = pq_inverse_eotf(target_peak) / pq_w
+    ks = 1.5 * max_lum - 0.5
+    if ks >= 1.0:
+        return E
+    e1 = np.clip(E / pq_w, 0.0, 1.0)
+    t = np.clip((e1 - ks) / (1 - ks), 0.0, 1.0)
+    spline = (2 * t**3 - 3 * t**2 + 1) * ks + (t**3 - 2 * t**2 + t) * (1 - ks) + (-2 * t**3 + 3 * t**2) * max_lum
+    return np.where(e1 < ks, e1, spline) * pq_w
+
+
+def master_hdr10(nits2020, peak_nits=1000.0, source_peak=None):
+    """Linear BT.2020 RGB in cd/m2 -> PQ R'G'B' of an HDR10 master that peaks at
+    `peak_nits`: the BT.2390 EETF (`bt2390_eetf`) applied to max(R, G, B) in PQ, the
+    three channels scaled by the same factor (hue and saturation kept), then the PQ
+    inverse EOTF (ST 2084). `source_peak`: the brightest level the content holds
+    (default: its max(R, G, B), at most 10000 cd/m2); no pixel exceeds `peak_nits`.
+    """
+    rgb = np.maximum(_f(nits2020), 0.0)
+    m = rgb.max(axis=-1, keepdims=True)
+    if source_peak is None:
+        source_peak = float(min(m.max(initial=0.0), PQ_PEAK))
+    source_peak = max(source_peak, peak_nits)
+    m_in = np.minimum(m, source_peak)
+    m_out = pq_eotf(bt2390_eetf(pq_inverse_eotf(m_in), source_peak, peak_nits))
+    scale = np.where(m > 0, m_out / np.maximum(m, 1e-12), 0.0)
+    return pq_inverse_eotf(np.minimum(rgb * scale, peak_nits))
+
+
+def hdr10_preview(pq_rgb, peak_nits=1000.0, display_nits=250.0):
+    """PQ BT.2020 R'G'B' -> 8-bit-ready sRGB R'G'B' in [0, 1] for an SDR screen: the
+    BT.2390 EETF (`bt2390_eetf`) rolls highlights from `peak_nits` down to
+    `display_nits`, which becomes the screen's white; BT.2020 -> BT.709 (clipped),
+    sRGB encoding (IEC 61966-2-1). Highlights stay visible instead of clipping."""
+    nits = pq_eotf(bt2390_eetf(np.clip(_f(pq_rgb), 0.0, 1.0), max(peak_nits, display_nits), display_nits))
+    rgb709 = np.clip(rgb2020_to_rgb709(nits) / display_nits, 0.0, 1.0)
+    return srgb_inverse_eotf(rgb709)
