@@ -237,3 +237,99 @@ def test_prepare_from_hdr10_video_and_raw_yuv(clips, tmp_path):
     yuv_rows = prepare.read_manifest(str(tmp_path / "yuv"))
     # Every 3rd frame of the raw file, two patches each.
     assert [r["frame"] for r in yuv_rows] == [0, 0, 3, 3, 6, 6]
+
+
+# ---------------------------------------------------------------------------
+# Radiance RGBE, equirectangular maps, HLG stills, gain-map JPEGs (shared/data/hdri)
+# ---------------------------------------------------------------------------
+HDRI = DATA / "hdri"
+POLYHAVEN = HDRI / "polyhaven" / "adams_place_bridge_1k.hdr"
+HLG_ROOM = HDRI / "hlg" / "hdr_room.png"
+SEINE = HDRI / "gainmap" / "seine_sdr_gainmap_srgb.jpg"
+
+
+def test_read_radiance_polyhaven():
+    need(POLYHAVEN)
+    rgb = sources.read_radiance(str(POLYHAVEN))
+    assert rgb.shape == (512, 1024, 3) and rgb.dtype == np.float64
+    assert np.isfinite(rgb).all() and rgb.min() >= 0 and rgb.max() > 1  # scene-linear HDR
+    # OpenCV reads BGR: the reader returns RGB.
+    bgr = cv2.imread(str(POLYHAVEN), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(rgb, bgr[..., ::-1])
+
+
+def test_middle_band_keeps_the_central_rows():
+    image = np.arange(8)[:, None, None] * np.ones((8, 16, 3))  # row index as value
+    assert sources.middle_band(image).shape == (4, 16, 3)
+    np.testing.assert_array_equal(sources.middle_band(image)[:, 0, 0], [2, 3, 4, 5])
+    np.testing.assert_array_equal(sources.middle_band(image, 0.25)[:, 0, 0], [3, 4])
+    assert sources.middle_band(image, 1.0).shape == image.shape
+    with pytest.raises(ValueError, match="fraction"):
+        sources.middle_band(image, 0)
+
+
+def test_radiance_sources_equirectangular_and_flat():
+    need(POLYHAVEN)
+    crop = HDRI / "astc_crops" / "arboretum.hdr"
+    found = sources.discover([str(POLYHAVEN), str(crop)])
+    assert [s.kind for s in found] == ["radiance", "radiance"]
+    frames = {Path(s.path).name: next(sources.iter_frames(s)) for s in found}
+    # 1024x512 equirectangular map: the middle half of the rows; the flat crop is kept whole.
+    assert frames[POLYHAVEN.name].hdr_pq.shape == (256, 1024, 3)
+    assert frames["arboretum.hdr"].hdr_pq.shape == (768, 768, 3)
+    band = sources.middle_band(sources.read_radiance(str(POLYHAVEN)))
+    np.testing.assert_allclose(frames[POLYHAVEN.name].hdr_pq, sources.scene_linear_to_hdr10(band))
+    assert all(f.sdr is None and 0 <= f.hdr_pq.min() and f.hdr_pq.max() <= 1 for f in frames.values())
+
+
+def test_equirectangular_exr_keeps_the_middle_band():
+    path = HDRI / "blender_world" / "blender_city.exr"
+    need(path)
+    (frame,) = sources.iter_frames(sources.discover([str(path)])[0])
+    assert frame.hdr_pq.shape == (256, 1024, 3)
+
+
+def test_corrupt_radiance_names_the_file(tmp_path):
+    need(POLYHAVEN)
+    bad = tmp_path / "cut.hdr"
+    bad.write_bytes(POLYHAVEN.read_bytes()[:5000])
+    with pytest.raises(SourceError, match="cut.hdr: cannot read as Radiance RGBE"):
+        sources.read_radiance(str(bad))
+    (source,) = sources.discover([str(bad)])
+    with pytest.raises(SourceError, match="cut.hdr: cannot read as Radiance RGBE"):
+        list(sources.iter_frames(source))
+
+
+def test_hlg_still_to_pq():
+    need(HLG_ROOM)
+    pq = sources.read_hlg_image(str(HLG_ROOM))
+    raw = cv2.imread(str(HLG_ROOM), cv2.IMREAD_UNCHANGED)[..., ::-1] / 65535.0
+    assert pq.shape == (449, 676, 3) and 0 <= pq.min() and pq.max() <= 1
+    # Round trip: PQ -> display light -> HLG inverse EOTF (1000 cd/m2 display) = the HLG signal.
+    np.testing.assert_allclose(colour.hlg_inverse_eotf(colour.pq_eotf(pq), 1000.0), raw, atol=1e-9)
+    assert colour.pq_eotf(pq).max() == pytest.approx(1000.0, rel=1e-6)  # HLG 1.0 at L_W
+    # A 16-bit PNG is "hdr10" unless "hlg" is asked for.
+    assert sources.discover([str(HLG_ROOM)])[0].kind == "hdr10"
+    (source,) = sources.discover([str(HLG_ROOM)], "hlg")
+    assert source.kind == "hlg"
+    np.testing.assert_array_equal(next(sources.iter_frames(source)).hdr_pq, pq)
+
+
+def test_gainmap_jpeg_source(tmp_path):
+    need(SEINE)
+    from sritm_tf.data import gainmap
+
+    (source,) = sources.discover([str(SEINE)])
+    assert source.kind == "gainmap"
+    (frame,) = sources.iter_frames(source, white_nits=150.0)
+    sdr709, hdr_pq = gainmap.gainmap_pair(str(SEINE), 150.0)
+    np.testing.assert_array_equal(frame.sdr, sdr709)
+    np.testing.assert_array_equal(frame.hdr_pq, hdr_pq)
+    assert frame.sdr.shape == frame.hdr_pq.shape == (300, 400, 3)
+    # The gain-map folder: 4 gain-map JPEGs (the AVIF is not a source); a plain JPEG in a folder
+    # is skipped, a plain JPEG named on its own is an error.
+    assert [s.kind for s in sources.discover([str(SEINE.parent)])] == ["gainmap"] * 4
+    cv2.imwrite(str(tmp_path / "plain.jpg"), np.full((16, 16, 3), 128, np.uint8))
+    assert sources.discover([str(tmp_path)]) == []
+    with pytest.raises(SourceError, match="plain.jpg: has no gain map"):
+        sources.discover([str(tmp_path / "plain.jpg")])

@@ -9,7 +9,14 @@ Kinds of sources:
   "video":  HDR10 video (HEVC / AV1 ... 10-bit, PQ, limited range) through PyAV;
   "yuv":    raw yuv420p10le files, BT.2020 NCL, PQ, limited range; needs the frame size;
   "pairs":  `<name>_sdr.<ext>` + `<name>_hdr.<ext>` stills (SDR 8-bit BT.709 gamma, alpha
-            dropped; HDR as "hdr10").
+            dropped; HDR as "hdr10");
+  "radiance": scene-linear Radiance RGBE `.hdr` stills (BT.709 primaries assumed), read with
+            OpenCV, then as "exr";
+  "hlg":    16-bit PNG/TIFF stills, BT.2020, HLG (BT.2100), converted to PQ; only when asked
+            for (`kind="hlg"`): 16-bit PNGs are "hdr10" by default;
+  "gainmap": Ultra HDR / gain-map JPEGs (`gainmap.py`), an SDR and an HDR rendition per file.
+Equirectangular maps (exr, radiance; width = 2 x height) keep their middle band of rows
+(`middle_band`). JPEGs in folders without a gain map are skipped like unknown files.
 Any problem with a file raises `SourceError("<file>: <problem>")`.
 """
 import dataclasses
@@ -25,7 +32,9 @@ EXR_EXTS = (".exr",)
 IMAGE_EXTS = (".png", ".tif", ".tiff")
 VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".webm", ".ts", ".m2ts", ".hevc", ".h265", ".265", ".ivf", ".obu")
 YUV_EXTS = (".yuv",)
-KINDS = ("auto", "exr", "hdr10", "video", "yuv", "pairs")
+RADIANCE_EXTS = (".hdr",)
+JPEG_EXTS = (".jpg", ".jpeg")
+KINDS = ("auto", "exr", "hdr10", "video", "yuv", "pairs", "radiance", "hlg", "gainmap")
 
 #: BT.2408 reference levels for PQ: 18% grey card at 26 cd/m2 when diffuse white is 203 cd/m2.
 GREY_TO_WHITE = 26.0 / 203.0
@@ -47,7 +56,7 @@ class Source:
 @dataclasses.dataclass
 class Frame:
     """One frame: `hdr_pq` float (H, W, 3) PQ BT.2020 in [0, 1]; `sdr` float (H, W, 3)
-    gamma BT.709 in [0, 1] for pairs, else None; `index` in the source."""
+    gamma BT.709 in [0, 1] for pairs and gain-map JPEGs, else None; `index` in the source."""
 
     index: int
     hdr_pq: np.ndarray
@@ -70,6 +79,10 @@ def _kind_of_file(path):
         return "video"
     if ext in YUV_EXTS:
         return "yuv"
+    if ext in RADIANCE_EXTS:
+        return "radiance"
+    if ext in JPEG_EXTS:
+        return "gainmap"
     return None
 
 
@@ -95,10 +108,14 @@ def discover(paths, kind="auto"):
 
     kind="auto" picks by extension, and turns `*_sdr.*` / `*_hdr.*` siblings into pairs.
     Unknown extensions in folders are ignored; a named file of unknown type raises SourceError.
+    With kind="auto" a JPEG is a "gainmap" source if it holds a gain map; one without is
+    skipped in folders, and raises SourceError when named.
     """
+    from sritm_tf.data import gainmap
+
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    files = []
+    files, named = [], set()
     for path in paths:
         if os.path.isdir(path):
             for folder, subfolders, names in os.walk(path):
@@ -106,6 +123,7 @@ def discover(paths, kind="auto"):
                 files += [os.path.join(folder, n) for n in sorted(names) if _kind_of_file(n) and not n.startswith(".")]
         elif os.path.exists(path):
             files.append(path)
+            named.add(os.path.abspath(path))
         else:
             raise SourceError(f"{path}: no such file or folder")
     files = [os.path.abspath(f) for f in files]
@@ -120,6 +138,11 @@ def discover(paths, kind="auto"):
         file_kind = _kind_of_file(f) if kind == "auto" else kind
         if file_kind is None:
             raise SourceError(f"{f}: unknown file type (use --kind)")
+        if file_kind == "gainmap" and kind == "auto":
+            if f in named:
+                gainmap.read_metadata(f)  # SourceError "<f>: has no gain map ..."
+            elif not gainmap.has_gainmap(f):
+                continue
         sources.append(Source(f, file_kind))
     return sorted(sources, key=lambda s: s.path)
 
@@ -192,6 +215,33 @@ def scene_linear_to_hdr10(linear_rgb709, white_nits=203.0):
 
 
 # ---------------------------------------------------------------------------
+# Radiance RGBE and equirectangular maps
+# ---------------------------------------------------------------------------
+def read_radiance(path):
+    """Read a Radiance RGBE `.hdr` (Ward, Graphics Gems II "Real Pixels") with OpenCV as float64
+    (H, W, 3) scene-linear RGB; BT.709 primaries assumed (the header's PRIMARIES are ignored)."""
+    image = cv2.imread(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_COLOR)
+    if image is None or image.dtype != np.float32:
+        raise SourceError(f"{path}: cannot read as Radiance RGBE (missing, corrupt or truncated)")
+    rgb = image[..., ::-1].astype(np.float64)  # BGR -> RGB
+    return np.nan_to_num(rgb, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def middle_band(image, fraction=0.5):
+    """The central `fraction` of the rows of an equirectangular (latitude-longitude) map.
+
+    Rows near the poles are stretched horizontally (by 1 / cos(latitude)); keeping the middle
+    half keeps latitudes within +-45 degrees, where the stretch is at most 1.41.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    height = image.shape[0]
+    keep = max(1, int(round(height * fraction)))
+    top = (height - keep) // 2
+    return image[top : top + keep]
+
+
+# ---------------------------------------------------------------------------
 # Stills: HDR10 PNG/TIFF and SDR
 # ---------------------------------------------------------------------------
 def _read_image(path):
@@ -217,6 +267,19 @@ def read_sdr_image(path):
     if image.dtype != np.uint8:
         raise SourceError(f"{path}: SDR image must be 8-bit, got {image.dtype}")
     return image.astype(np.float64) / 255.0
+
+
+def read_hlg_image(path, L_W=1000.0):
+    """16-bit RGB PNG/TIFF (BT.2020, HLG, full range) -> PQ BT.2020 R'G'B' float in [0, 1].
+
+    Signal v / 65535 -> HLG reference EOTF with its OOTF for a display of peak `L_W` cd/m2
+    (BT.2100-2 Table 5, L_B = 0) -> PQ inverse EOTF (ST 2084). The primaries stay BT.2020.
+    """
+    image = _read_image(path)
+    if image.dtype != np.uint16:
+        raise SourceError(f"{path}: HLG still must be 16-bit, got {image.dtype}")
+    display = colour.hlg_eotf(image.astype(np.float64) / 65535.0, L_W)
+    return colour.pq_inverse_eotf(np.clip(display, 0.0, colour.PQ_PEAK))
 
 
 # ---------------------------------------------------------------------------
@@ -345,10 +408,20 @@ def iter_yuv(path, size, stride=30, max_frames=None):
 # ---------------------------------------------------------------------------
 def iter_frames(source, white_nits=203.0, stride=30, size=None, max_frames=None):
     """Yield the `Frame`s of a `Source`."""
-    if source.kind == "exr":
-        yield Frame(0, scene_linear_to_hdr10(read_exr(source.path), white_nits))
+    if source.kind in ("exr", "radiance"):
+        linear = read_exr(source.path) if source.kind == "exr" else read_radiance(source.path)
+        if linear.shape[1] == 2 * linear.shape[0]:  # equirectangular map
+            linear = middle_band(linear)
+        yield Frame(0, scene_linear_to_hdr10(linear, white_nits))
     elif source.kind == "hdr10":
         yield Frame(0, read_hdr10_image(source.path))
+    elif source.kind == "hlg":
+        yield Frame(0, read_hlg_image(source.path))
+    elif source.kind == "gainmap":
+        from sritm_tf.data import gainmap
+
+        sdr, hdr = gainmap.gainmap_pair(source.path, white_nits)
+        yield Frame(0, hdr, sdr)
     elif source.kind == "pairs":
         hdr = read_hdr10_image(source.path)
         sdr = read_sdr_image(source.sdr_path)
