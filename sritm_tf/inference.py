@@ -30,7 +30,7 @@ DEFAULT_TILE = (360, 640)
 
 # Layers that mix no neighbouring pixels.
 _POINTWISE = {"InputLayer", "ReLU", "Activation", "Add", "Subtract", "Multiply", "Concatenate",
-              "DetailLayer", "Identity", "Rescaling"}
+              "DetailLayer", "Identity", "Rescaling", "ClassicalMapping"}
 
 
 def _layer_reach(layer):

@@ -137,3 +137,59 @@ class DepthToSpace(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "block_size": self.block_size}
+
+
+def _pointwise(x, matrix):
+    """x @ matrix.T on the channel axis, as a 1x1 convolution (a TFLite CONV_2D)."""
+    kernel = ops.convert_to_tensor(np.asarray(matrix, np.float32).T[None, None], dtype=x.dtype)
+    return ops.conv(x, kernel, strides=1, padding="valid")
+
+
+def pq_inverse_eotf(nits):
+    """PQ inverse EOTF (SMPTE ST 2084 / BT.2100-2 Table 4) in `keras.ops`: cd/m2 -> E'."""
+    from sritm_tf import colour
+
+    y = ops.power(ops.maximum(nits, 0.0) / colour.PQ_PEAK, colour.PQ_M1)
+    return ops.power((colour.PQ_C1 + colour.PQ_C2 * y) / (1.0 + colour.PQ_C3 * y), colour.PQ_M2)
+
+
+@keras.saving.register_keras_serializable(package="sritm_tf")
+class ClassicalMapping(keras.layers.Layer):
+    """The classical SDR -> HDR10 conversion of ITU-R BT.2408 (clause 5: SDR
+    reference white at `white_nits`, 203 cd/m2 = HDR Reference White), pointwise,
+    in the network's Y'CbCr convention, as `colour.sdr_to_hdr10_baseline` does:
+
+    BT.709 Y'CbCr -> R'G'B' (BT.709-6 items 3.2-3.3), clipped to [0, 1] -> linear
+    light by the BT.1886 power law (gamma 2.4, L_B = 0) x `white_nits` ->
+    BT.2020 primaries (BT.2087-0) -> PQ (ST 2084) -> BT.2020 NCL Y'CbCr
+    (BT.2020-2 Table 4), chroma + 0.5.
+
+    Called on one tensor it uses `white_nits`; called on [tensor, white] it uses
+    a per-sample white level of shape (N, 1) (training across white levels).
+    No weights: the network's parameter count is the same with this skip.
+    """
+
+    def __init__(self, white_nits=203.0, gamma=2.4, **kwargs):
+        super().__init__(**kwargs)
+        self.white_nits = float(white_nits)
+        self.gamma = float(gamma)
+
+    def call(self, inputs):
+        from sritm_tf import colour
+
+        if isinstance(inputs, (list, tuple)):
+            x, white = inputs
+            white = ops.reshape(ops.cast(white, x.dtype), (-1, 1, 1, 1))
+        else:
+            x, white = inputs, self.white_nits
+        offset = ops.convert_to_tensor(np.array([0.0, 0.5, 0.5], np.float32), dtype=x.dtype)
+        rgb = ops.clip(_pointwise(x - offset, np.linalg.inv(colour._ycbcr_matrix("bt709"))), 0.0, 1.0)
+        linear = ops.power(rgb, self.gamma) * white
+        pq = pq_inverse_eotf(_pointwise(linear, colour.BT709_TO_BT2020))
+        return _pointwise(pq, colour._ycbcr_matrix("bt2020")) + offset
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0] if isinstance(input_shape, (list, tuple)) and isinstance(input_shape[0], (list, tuple)) else input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "white_nits": self.white_nits, "gamma": self.gamma}

@@ -18,7 +18,9 @@ of the matching base block), concatenated as [base, detail].
 import keras
 from keras import layers
 
-from sritm_tf.layers import BicubicUpsample, DepthToSpace, DetailLayer, SelfGuidedFilter
+from sritm_tf.layers import BicubicUpsample, ClassicalMapping, DepthToSpace, DetailLayer, SelfGuidedFilter
+
+SKIPS = ("bicubic", "classical")
 
 # Tensors the notebooks look at (paper Figs. 6 and 8): name -> layer name.
 INTERMEDIATES = {
@@ -36,8 +38,9 @@ INTERMEDIATES = {
 }
 
 
-def _conv(filters, name, kernel_size=3):
-    return layers.Conv2D(filters, kernel_size, padding="same", kernel_initializer="glorot_uniform", name=name)
+def _conv(filters, name, kernel_size=3, **kwargs):
+    kwargs.setdefault("kernel_initializer", "glorot_uniform")
+    return layers.Conv2D(filters, kernel_size, padding="same", name=name, **kwargs)
 
 
 def _residual(x, channels, name):
@@ -88,8 +91,8 @@ def shared_modulation_features(x, channels, name):
 def decompose(image):
     """Eq. (1-2): base layer by self-guided filtering, detail = I / I_b; returns
     the base-pass input [I, I_b] and the detail-pass input [I, I_d]."""
-    base = SelfGuidedFilter(size=5, eps=0.01, name="guided_filter")(image)
-    detail = DetailLayer(name="detail_layer")([image, base])
+    base = SelfGuidedFilter(size=5, eps=0.01, name="guided_filter", dtype="float32")(image)
+    detail = DetailLayer(name="detail_layer", dtype="float32")([image, base])
     base_in = layers.Concatenate(name="base_input")([image, base])
     detail_in = layers.Concatenate(name="detail_input")([image, detail])
     return base_in, detail_in
@@ -110,15 +113,35 @@ def upsample_head(x, scale, channels, name="up"):
     return x
 
 
-def build_deep_sritm(scale=2, channels=64, m=3, n=10, modulation=True, name=None):
+def build_deep_sritm(scale=2, channels=64, m=3, n=10, modulation=True, skip="bicubic", white_nits=203.0,
+                     white_input=False, name=None):
     """The Deep SR-ITM network of Fig. 3.
 
-    Input: LR SDR, NHWC, full-range BT.709 YCbCr of gamma-encoded RGB, all
-    channels in [0, 1] (chroma offset by 0.5). Output: `scale`x larger HDR,
-    full-range BT.2020 NCL YCbCr of PQ-encoded RGB, same convention.
-    `modulation=False` builds the pre-training network (Fig. 3 without the
-    modulation branches), whose layers carry the same names.
+    Args:
+        scale: 2 or 4.
+        channels, m, n: filters per conv, ResBlock pairs per pass, fusion
+            ResBlocks (the paper: 64, 3, 10).
+        modulation: False builds the pre-training network (Fig. 3 without the
+            modulation branches), whose layers carry the same names.
+        skip: what the global residual of Eq. (12) is added to. "bicubic": the
+            bicubic-upsampled input Y'CbCr, as in the paper. "classical": the
+            classical conversion (`layers.ClassicalMapping`, BT.2408) of the
+            bicubic-upsampled input, with the last conv initialised to zero, so
+            the untrained network is the classical conversion and training
+            learns corrections to it. Same parameter count either way.
+        white_nits: the SDR reference white of the classical skip, cd/m2.
+        white_input: with skip="classical", a second input "white_nits" (N, 1)
+            sets the white level per sample (training across white levels).
+
+    Returns:
+        A keras.Model. Input: LR SDR, NHWC, full-range BT.709 Y'CbCr of
+        gamma-encoded RGB, all channels in [0, 1] (chroma offset by 0.5).
+        Output: `scale`x larger HDR, full-range BT.2020 NCL Y'CbCr of PQ-encoded
+        RGB, same convention.
     """
+    if skip not in SKIPS:
+        raise ValueError(f"skip must be one of {SKIPS}, got {skip!r}")
+    classical = skip == "classical"
     image = keras.Input((None, None, 3), name="sdr_yuv")
     base_in, detail_in = decompose(image)
     smf_b = shared_modulation_features(base_in, channels, "base") if modulation else None
@@ -138,14 +161,14 @@ def build_deep_sritm(scale=2, channels=64, m=3, n=10, modulation=True, name=None
     y = _conv(channels, "detail_conv1")(detail_in)
     y = res_block(y, channels, "detail_rb1")
     for k in range(1, 2 * m):
-        skip = base_outputs[k - 1]
+        base_k = base_outputs[k - 1]
         last = k == 2 * m - 1
         i = k // 2 + 1
         if k % 2 == 1:
-            y = res_skip_block(y, skip, channels, f"detail_rsmb{i}", smf=smf_d,
+            y = res_skip_block(y, base_k, channels, f"detail_rsmb{i}", smf=smf_d,
                                out_name="detail_features" if last else None)
         else:
-            y = res_skip_block(y, skip, channels, f"detail_rsb{i - 1}")
+            y = res_skip_block(y, base_k, channels, f"detail_rsb{i - 1}")
 
     # Fusion, Eq. (10-11).
     z = layers.Concatenate(name="fusion_concat")([x, y])
@@ -159,11 +182,19 @@ def build_deep_sritm(scale=2, channels=64, m=3, n=10, modulation=True, name=None
 
     # Reconstruction, Eq. (12): sub-pixel upsampling + bicubic-upsampled input.
     z = upsample_head(z, scale, channels)
-    z = _conv(3, "out_conv")(z)
-    bicubic = BicubicUpsample(scale, name="bicubic")(image)
-    hdr = layers.Add(name="hdr_yuv")([z, bicubic])
+    z = _conv(3, "out_conv", dtype="float32", **({"kernel_initializer": "zeros"} if classical else {}))(z)
+    base = BicubicUpsample(scale, name="bicubic", dtype="float32")(image)
+    inputs = image
+    if classical:
+        mapping = ClassicalMapping(white_nits, name="classical", dtype="float32")
+        if white_input:
+            white = keras.Input((1,), name="white_nits")
+            base, inputs = mapping([base, white]), [image, white]
+        else:
+            base = mapping(base)
+    hdr = layers.Add(name="hdr_yuv", dtype="float32")([z, base])
     name = name or f"deep_sritm_x{scale}" + ("" if modulation else "_pretrain")
-    return keras.Model(image, hdr, name=name)
+    return keras.Model(inputs, hdr, name=name)
 
 
 def intermediate_model(model, names=None):

@@ -38,6 +38,7 @@ def model_config(model):
         "m": count("base_rb"),
         "n": count("fusion_rb"),
         "modulation": "base_smf_conv1" in names,
+        "skip": "classical" if "classical" in names else "bicubic",
     }
 
 
@@ -62,16 +63,18 @@ def save_weights_npz(model, path, dtype="float16"):
     return path
 
 
-def load_weights_npz(path):
-    """Builds the model described by the "config" entry of `path` and fills its
-    weights (cast to float32). Raises ValueError if the file does not match."""
+def load_weights_npz(path, **overrides):
+    """Builds the model described by the "config" entry of `path` (updated with
+    `overrides`, e.g. white_nits=400) and fills its weights (cast to float32).
+    Raises ValueError if the file does not match."""
     from sritm_tf.model import build_deep_sritm
 
     with np.load(path, allow_pickle=False) as data:
         if "config" not in data:
             raise ValueError(f"{path}: no 'config' entry; not a sritm_tf weights file")
         config = json.loads(str(data["config"]))
-        model = build_deep_sritm(**config)
+        config.setdefault("skip", "bicubic")  # files written before the classical skip existed
+        model = build_deep_sritm(**config, **overrides)
         used = {"config"}
         for layer in model.layers:
             if not layer.weights:
@@ -88,14 +91,37 @@ def load_weights_npz(path):
     return model
 
 
-def load_model(scale=2, weights=None):
+def with_white(model, white_nits):
+    """`model` with the SDR reference white of its classical skip set to
+    `white_nits` cd/m2 (a rebuilt copy sharing nothing), or `model` itself when
+    it has no classical skip or already uses that white."""
+    from sritm_tf.model import build_deep_sritm
+
+    names = {layer.name for layer in model.layers}
+    if "classical" not in names or model.get_layer("classical").white_nits == float(white_nits):
+        return model
+    rebuilt = build_deep_sritm(**model_config(model), white_nits=white_nits, name=model.name)
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
+
+
+def load_model(scale=2, weights=None, white_nits=203.0):
     """The full Deep SR-ITM network for `scale`, with weights.
 
-    `weights`: None for the bundled `weights/deep_sritm_x{scale}.npz`; a path
-    ending in .npz (`load_weights_npz`), .keras (`keras.saving.load_model`) or
-    .weights.h5 (loaded into `build_deep_sritm(scale)`); or a keras.Model,
-    returned as is. Raises FileNotFoundError naming the missing file and
-    ValueError when the weights are for another scale.
+    Args:
+        scale: 2 or 4.
+        weights: None for the bundled `weights/deep_sritm_x{scale}.npz`; a path
+            ending in .npz, .keras or .weights.h5; or a keras.Model.
+        white_nits: SDR reference white of the classical skip (cd/m2), for
+            weights trained with it; no effect on the paper's bicubic skip.
+
+    Returns:
+        A keras.Model.
+
+    .npz is read by `load_weights_npz`, .keras by `keras.saving.load_model`,
+    .weights.h5 is loaded into `build_deep_sritm(scale)`. Raises
+    FileNotFoundError naming the missing file and ValueError when the weights
+    are for another scale.
     """
     import keras
 
@@ -124,4 +150,4 @@ def load_model(scale=2, weights=None):
     model_scale = model.get_layer("bicubic").scale if "bicubic" in layer_names else scale
     if model_scale != scale:
         raise ValueError(f"{getattr(weights, 'name', weights)}: weights are for x{model_scale}, not x{scale}")
-    return model
+    return with_white(model, white_nits)
