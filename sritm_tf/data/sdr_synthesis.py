@@ -7,7 +7,11 @@ clipping linear light to [0, 1].
 
 Operators (select by name with `OPERATORS` / `synthesize_sdr`):
   * "bt2446a": ITU-R BT.2446-1 Method A (HDR-to-SDR tone mapping, clause 4.2 / Annex);
-  * "hable":   J. Hable's filmic curve ("Uncharted 2", GDC 2010), per channel in BT.709.
+  * "hable":   J. Hable's filmic curve ("Uncharted 2", GDC 2010), per channel in BT.709;
+  * "knee":    SDR anchored at a reference white: linear light relative to `white_nits`
+               kept up to a knee, then a logarithmic shoulder (the shape of BT.2446-1
+               Method C's tone curve), on luminance or per channel; knee=1 is a hard clip,
+               the exact inverse of the classical BT.2408 mapping below white.
 `sample_params(name, rng)` draws randomised parameters for augmentation.
 """
 import numpy as np
@@ -103,11 +107,40 @@ def hable(hdr_pq, white_nits=203.0, exposure=2.0, white_point=11.2):
     return colour.gamma_encode(np.clip(mapped, 0.0, 1.0), SDR_GAMMA)
 
 
-OPERATORS = {"bt2446a": bt2446a, "hable": hable}
+# ---------------------------------------------------------------------------
+# White-anchored knee
+# ---------------------------------------------------------------------------
+def knee_curve(x, knee=0.8):
+    """x for x <= knee, knee (1 + ln(x / knee)) above (slope 1 at the knee), clipped
+    to [0, 1]: linear then logarithmic, as BT.2446-1 Method C's tone curve."""
+    x = np.maximum(np.asarray(x, np.float64), 0.0)
+    shoulder = knee * (1 + np.log(np.maximum(x, knee) / knee))
+    return np.clip(np.where(x <= knee, x, shoulder), 0.0, 1.0)
+
+
+def knee(hdr_pq, white_nits=203.0, knee=0.8, per_channel=False):
+    """PQ BT.2020 R'G'B' -> gamma BT.709 R'G'B' with SDR white at `white_nits`.
+
+    Linear light / white_nits; the knee curve (`knee_curve`) applied to BT.2020
+    luminance with R:G:B kept, or (`per_channel`) to each BT.709 channel; then
+    BT.2020 -> BT.709 with clipping and gamma 1/2.4. Below the knee this is the
+    exact inverse of `colour.sdr_to_hdr10_baseline(sdr, white_nits)`.
+    """
+    rel = np.maximum(colour.pq_eotf(hdr_pq), 0.0) / white_nits
+    if per_channel:
+        rgb709 = knee_curve(colour.rgb2020_to_rgb709(rel), knee)
+        return colour.gamma_encode(np.clip(rgb709, 0.0, 1.0), SDR_GAMMA)
+    luminance = rel @ colour.HLG_WEIGHTS
+    gain = np.where(luminance > 0, knee_curve(luminance, knee) / np.maximum(luminance, 1e-12), 0.0)
+    return _to_bt709_gamma(rel * gain[..., None])
+
+
+OPERATORS = {"bt2446a": bt2446a, "hable": hable, "knee": knee}
 
 DEFAULT_PARAMS = {
     "bt2446a": {"l_hdr": 1000.0, "l_sdr": 100.0},
     "hable": {"white_nits": 203.0, "exposure": 2.0, "white_point": 11.2},
+    "knee": {"white_nits": 203.0, "knee": 0.8, "per_channel": False},
 }
 
 
@@ -121,6 +154,8 @@ def sample_params(name, rng):
             "exposure": float(np.exp(rng.uniform(np.log(1.0), np.log(4.0)))),
             "white_point": float(np.exp(rng.uniform(np.log(4.0), np.log(16.0)))),
         }
+    if name == "knee":
+        return {"white_nits": 203.0, "knee": float(rng.uniform(0.55, 1.0)), "per_channel": bool(rng.random() < 0.5)}
     raise ValueError(f"unknown operator {name!r}; choose from {sorted(OPERATORS)}")
 
 

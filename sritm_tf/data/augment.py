@@ -1,0 +1,142 @@
+"""Training pairs synthesised on the fly from scene-linear HDR, mastered like HDR10.
+
+A scene (linear BT.709 RGB, 1.0 = diffuse white, see `sources.exposure_scale`)
+becomes one training pair per draw:
+
+  1. a random crop, flipped / rotated;
+  2. exposure jitter, then BT.709 -> BT.2020 (BT.2087) at a random diffuse white
+     W in `WHITE_RANGE` cd/m2 (the model's classical skip gets the same W);
+  3. colour augmentation in ICtCp (BT.2100-2 Table 7): hue rotation and
+     saturation change, so saturated colours of every hue, including ones outside
+     BT.709 that the SDR clips, are in the training set; a tenth of the pairs are
+     made neutral grey;
+  4. the HDR10 target: BT.2390 EETF roll-off to the mastering peak
+     (`colour.master_hdr10`, default 1000 cd/m2), PQ;
+  5. the SDR input from that master with a white-anchored operator
+     (`sdr_synthesis.knee`, random knee, on luminance or per channel), MATLAB-style
+     bicubic downscale (`resize.downscale`), 8 bits.
+
+Numpy only (no TensorFlow), so it feeds any Keras backend: `PairSequence` is a
+`keras.utils.PyDataset` of ({"sdr_yuv", "white_nits"}, hdr_yuv) batches for the
+network built with `white_input=True`.
+"""
+import numpy as np
+
+from sritm_tf import colour
+from sritm_tf.data import resize, sdr_synthesis
+
+WHITE_RANGE = (100.0, 500.0)  # cd/m2, diffuse white of the HDR target (log-uniform)
+PEAK_NITS = 1000.0
+GREY_PROB = 0.1  # share of pairs made neutral (every pixel grey)
+
+
+def rotate_hue(nits2020, degrees=0.0, saturation=1.0):
+    """Rotates the hue of linear BT.2020 RGB (cd/m2) by `degrees` and scales its
+    chroma by `saturation` in ICtCp (BT.2100-2 Table 7); I (intensity) is kept.
+    Colours pushed outside BT.2020 are clipped to it (negative linear -> 0)."""
+    ictcp = colour.rgb2020_to_ictcp(np.maximum(nits2020, 0.0))
+    a = np.deg2rad(degrees)
+    ct, cp = ictcp[..., 1], ictcp[..., 2]
+    rot = np.stack([ictcp[..., 0],
+                    saturation * (np.cos(a) * ct - np.sin(a) * cp),
+                    saturation * (np.sin(a) * ct + np.cos(a) * cp)], axis=-1)
+    return np.maximum(colour.ictcp_to_rgb2020(rot), 0.0)
+
+
+def source_peak(scene709, white_nits):
+    """Brightest level of a scene at diffuse white `white_nits` (99.99th percentile of
+    max(R, G, B), at most 10000 cd/m2): the L_W of the mastering EETF."""
+    m = np.max(scene709, axis=-1)
+    return float(min(np.percentile(m, 99.99) * white_nits, colour.PQ_PEAK))
+
+
+def random_geometry(patch, rng):
+    """Random flip / 90-degree rotation of an (H, W, C) patch."""
+    patch = np.rot90(patch, int(rng.integers(4)))
+    return patch[:, ::-1] if rng.random() < 0.5 else patch
+
+
+def make_pair(scene709, rng, scale, white_nits=None, peak_nits=PEAK_NITS, colour_prob=0.7, scene_peak=None):
+    """One training pair from a scene-linear BT.709 patch (H, W multiples of `scale`).
+
+    Returns (LR SDR BT.709 R'G'B' uint8 (H/s, W/s, 3), HR PQ BT.2020 R'G'B' float
+    (H, W, 3), white level cd/m2). `scene_peak`: the whole scene's relative peak
+    (for a mastering curve shared by all patches of a scene; default: the patch's).
+    """
+    white = white_nits or float(np.exp(rng.uniform(*np.log(WHITE_RANGE))))
+    exposure = float(np.exp(rng.uniform(np.log(0.7), np.log(1.4))))
+    nits = np.maximum(colour.rgb709_to_rgb2020(scene709 * exposure * white), 0.0)
+    draw = rng.random()
+    if draw < GREY_PROB:  # neutral scenes teach that grey stays grey
+        nits = np.repeat(nits @ colour.HLG_WEIGHTS[:, None], 3, axis=-1)
+    elif draw < GREY_PROB + colour_prob:
+        nits = rotate_hue(nits, rng.uniform(0, 360), float(np.exp(rng.uniform(np.log(0.7), np.log(1.6)))))
+    peak = None if scene_peak is None else min(scene_peak * exposure * white, colour.PQ_PEAK)
+    hdr_pq = colour.master_hdr10(nits, peak_nits, peak)
+    params = sdr_synthesis.sample_params("knee", rng)
+    sdr = sdr_synthesis.knee(hdr_pq, **{**params, "white_nits": white})
+    lr = colour.quantize(np.clip(resize.downscale(sdr, scale), 0.0, 1.0), 8).astype(np.uint8)
+    return lr, hdr_pq, white
+
+
+def sample_batch(scenes, peaks, rng, batch_size, lr_patch, scale):
+    """A batch of pairs from random crops of `scenes` (list of (H, W, 3) relative
+    linear BT.709) with relative `peaks`: (sdr_yuv (N, p, p, 3), white (N, 1),
+    hdr_yuv (N, sp, sp, 3)) float32, in the network's Y'CbCr convention."""
+    hr = lr_patch * scale
+    xs, ws, ys = [], [], []
+    for _ in range(batch_size):
+        i = int(rng.integers(len(scenes)))
+        scene = scenes[i]
+        y0 = int(rng.integers(scene.shape[0] - hr + 1))
+        x0 = int(rng.integers(scene.shape[1] - hr + 1))
+        patch = random_geometry(scene[y0:y0 + hr, x0:x0 + hr], rng).astype(np.float64)
+        lr, hdr_pq, white = make_pair(patch, rng, scale, scene_peak=peaks[i])
+        xs.append(colour.sdr_rgb_to_model_yuv(lr / 255.0))
+        ys.append(colour.pq2020_rgb_to_model_yuv(colour.dequantize(colour.quantize(hdr_pq, 10), 10)))
+        ws.append([white])
+    f32 = lambda a: np.asarray(a, np.float32)
+    return f32(xs), f32(ws), f32(ys)
+
+
+SCENE_STEPS_PER_STOP = 256
+
+
+def encode_scene(scene709):
+    """Relative linear RGB -> uint16 log2 codes, 1/256 stop apart (0.27 %, finer than
+    a 10-bit PQ step) from 2^-24 up: a compact store that PNG compresses."""
+    log = np.log2(np.maximum(scene709, 2.0**-24)) + 24
+    return np.clip(np.round(log * SCENE_STEPS_PER_STOP), 0, 65535).astype(np.uint16)
+
+
+def decode_scene(codes):
+    """Inverse of `encode_scene` (codes of 0 decode to 0)."""
+    log = codes.astype(np.float32) / SCENE_STEPS_PER_STOP - 24
+    return np.where(codes > 0, 2.0**log, 0.0).astype(np.float32)
+
+
+try:  # keras is a dependency, but this module stays importable without it
+    import keras
+
+    class PairSequence(keras.utils.PyDataset):
+        """Endless batches of `sample_batch`, `steps` per epoch, each batch from its
+        own seed (workers and resumed runs draw distinct, reproducible batches)."""
+
+        def __init__(self, scenes, scale, lr_patch=48, batch_size=16, steps=1000, seed=0, **kwargs):
+            super().__init__(**kwargs)
+            self.scenes, self.scale, self.lr_patch = scenes, scale, lr_patch
+            self.batch_size, self.steps, self.seed, self.epoch = batch_size, steps, seed, 0
+            self.peaks = [source_peak(s, 1.0) for s in scenes]
+
+        def __len__(self):
+            return self.steps
+
+        def on_epoch_end(self):
+            self.epoch += 1
+
+        def __getitem__(self, index):
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            x, w, y = sample_batch(self.scenes, self.peaks, rng, self.batch_size, self.lr_patch, self.scale)
+            return {"sdr_yuv": x, "white_nits": w}, y
+except ImportError:  # pragma: no cover
+    pass
