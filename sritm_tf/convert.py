@@ -23,7 +23,7 @@ import threading
 import numpy as np
 
 from sritm_tf import colour, imageio, video
-from sritm_tf.imageio import InputError
+from sritm_tf.errors import InputError
 from sritm_tf.inference import DEFAULT_TILE, TiledPredictor
 
 OUTPUT_FORMATS = ("png", "yuv", "mp4", "mkv")

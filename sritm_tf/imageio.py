@@ -12,12 +12,9 @@ import cv2
 import numpy as np
 
 from sritm_tf import colour
+from sritm_tf.errors import InputError
 
 SDR_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
-
-
-class InputError(ValueError):
-    """An input file the converter cannot use (message starts with the file name)."""
 
 
 def read_sdr_image(path):

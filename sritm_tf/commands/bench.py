@@ -85,7 +85,7 @@ def run_script(args):
     """Runs benchmarks/bench_<name>.py (found beside the package in a source checkout)."""
     import runpy
 
-    from sritm_tf.cli import UserError
+    from sritm_tf.errors import UserError
 
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     path = os.path.join(root, "benchmarks", f"bench_{args.script}.py")
@@ -229,7 +229,7 @@ def format_table(rows):
 
 
 def run(args):
-    from sritm_tf.cli import UserError
+    from sritm_tf.errors import UserError
 
     settings = list(SETTINGS) if args.settings == ["all"] else args.settings
     unknown = [s for s in settings if s not in SETTINGS]

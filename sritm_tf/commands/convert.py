@@ -1,6 +1,6 @@
 """`sritm convert`: SDR image or video -> HDR10 (BT.2020, PQ), `scale`x larger."""
 
-from sritm_tf.cli import UserError
+from sritm_tf.errors import UserError
 
 
 def register(subparsers):
@@ -32,9 +32,7 @@ def register(subparsers):
 
 def run(args):
     from sritm_tf.convert import convert
-    from sritm_tf.imageio import InputError
     from sritm_tf.inference import parse_tile
-    from sritm_tf.video import ToolError
 
     try:
         tile = parse_tile(args.tile)
@@ -45,8 +43,8 @@ def run(args):
                          baseline=args.baseline, overwrite=args.overwrite, tile=tile, size=args.size,
                          fps=args.fps, white_nits=args.white_nits, progress=not args.quiet,
                          crf=args.crf, preset=args.preset)
-    except (InputError, ToolError, FileNotFoundError, FileExistsError, PermissionError,
-            NotADirectoryError, IsADirectoryError) as err:
+    except (FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
+            IsADirectoryError) as err:  # InputError / ToolError: reported by the CLI
         raise UserError(str(err)) from None
     if not args.quiet:
         extra = "".join(f", {k} {result[k]}" for k in ("max_cll", "max_fall") if k in result)

@@ -31,7 +31,7 @@ def register(subparsers):
 
 def run(args):
     from sritm_tf import evaluate
-    from sritm_tf.cli import UserError
+    from sritm_tf.errors import UserError
 
     if not os.path.isdir(args.pairs_dir):
         raise UserError(f"{args.pairs_dir}: not a folder")

@@ -28,7 +28,7 @@ def register(subparsers):
 
 def parse_size(text):
     """'540x960' -> (540, 960)."""
-    from sritm_tf.cli import UserError
+    from sritm_tf.errors import UserError
 
     match = re.fullmatch(r"(\d+)[xX](\d+)", text.strip())
     if not match or min(int(match[1]), int(match[2])) < 1:
@@ -37,7 +37,7 @@ def parse_size(text):
 
 
 def run(args):
-    from sritm_tf.cli import UserError
+    from sritm_tf.errors import UserError
 
     if args.format == "savedmodel":
         if args.quantize != "none":

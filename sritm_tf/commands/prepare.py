@@ -37,7 +37,7 @@ def register(subparsers):
 def run(args):
     import sys
 
-    from sritm_tf.cli import UserError
+    from sritm_tf.errors import UserError
     from sritm_tf.data import prepare, sources
 
     try:
@@ -48,7 +48,7 @@ def run(args):
             white_nits=args.white_nits, max_frames=args.max_frames,
         )
         summary = prepare.prepare(args.sources, args.out, config, overwrite=args.overwrite, progress=not args.quiet)
-    except (ValueError, sources.SourceError) as err:
+    except ValueError as err:  # a SourceError is reported by the CLI as it is
         raise UserError(str(err)) from None
     print(
         f"{args.out}: {summary['patches']} patches; {summary['written']} sources written, "

@@ -26,7 +26,7 @@ def run(args):
     import numpy as np
 
     from sritm_tf import serving_client
-    from sritm_tf.cli import UserError
+    from sritm_tf.errors import UserError
 
     if not args.output.lower().endswith(".png"):
         raise UserError(f"{args.output}: the output must be a .png (16-bit)")

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from sritm_tf import colour
+from sritm_tf.errors import SourceError
 
 EXR_EXTS = (".exr",)
 IMAGE_EXTS = (".png", ".tif", ".tiff")
@@ -29,10 +30,6 @@ KINDS = ("auto", "exr", "hdr10", "video", "yuv", "pairs")
 
 #: BT.2408 reference levels for PQ: 18% grey card at 26 cd/m2 when diffuse white is 203 cd/m2.
 GREY_TO_WHITE = 26.0 / 203.0
-
-
-class SourceError(Exception):
-    """A source file that cannot be used; the message starts with the file name."""
 
 
 @dataclasses.dataclass
