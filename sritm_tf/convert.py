@@ -22,7 +22,7 @@ import threading
 
 import numpy as np
 
-from sritm_tf import colour, imageio, video
+from sritm_tf import colour, fileio, imageio, video
 from sritm_tf.errors import InputError
 from sritm_tf.inference import DEFAULT_TILE, TiledPredictor
 
@@ -48,7 +48,7 @@ def check_output(output, overwrite=False):
         raise FileExistsError(f"{output}: exists; pass --overwrite (overwrite=True) to replace it")
     if not os.path.isdir(folder):
         raise NotADirectoryError(f"{output}: output folder {folder} does not exist")
-    probe = imageio.temporary_path(output)
+    probe = fileio.temporary_path(output)
     try:
         open(probe, "wb").close()
         os.remove(probe)
@@ -214,32 +214,30 @@ def convert_video(input, output, scale=2, weights=None, baseline=False, overwrit
     check_output(output, overwrite)
     convert = FrameConverter(scale, weights, baseline, tile, white_nits)
     width, height = source.width * scale, source.height * scale
-    tmp = imageio.temporary_path(output)
-    intermediate = tmp if fmt == "yuv" else tmp + ".nut"
     levels = video.LightLevels()
     writer_class = video.Yuv420p10Writer if fmt == "yuv" else video.NutWriter
-    writer = writer_class(intermediate, width, height, source.frame_rate, source.time_base)
+    with fileio.atomic_path(output) as tmp:
+        intermediate = tmp if fmt == "yuv" else tmp + ".nut"
+        writer = writer_class(intermediate, width, height, source.frame_rate, source.time_base)
 
-    def write(pq, pts):
-        levels.update(pq)
-        writer.write(pq, pts)
+        def write(pq, pts):
+            levels.update(pq)
+            writer.write(pq, pts)
 
-    try:
         try:
-            frames = _run_pipeline(source, convert, write, progress, desc=os.path.basename(input))
+            try:
+                frames = _run_pipeline(source, convert, write, progress, desc=os.path.basename(input))
+            finally:
+                writer.close()
+            if frames == 0:
+                raise InputError(f"{input}: no video frames decoded")
+            if fmt != "yuv":
+                video.encode_hdr10(intermediate, tmp, CONTAINERS[fmt], levels,
+                                   source=input if source.has_audio else None, crf=crf, preset=preset,
+                                   video_offset=source.start_offset, audio_codecs=source.audio_codecs)
         finally:
-            writer.close()
-        if frames == 0:
-            raise InputError(f"{input}: no video frames decoded")
-        if fmt != "yuv":
-            video.encode_hdr10(intermediate, tmp, CONTAINERS[fmt], levels,
-                               source=input if source.has_audio else None, crf=crf, preset=preset,
-                               video_offset=source.start_offset, audio_codecs=source.audio_codecs)
-        os.replace(tmp, output)
-    finally:
-        for path in {tmp, intermediate}:
-            if os.path.exists(path):
-                os.remove(path)
+            if intermediate != tmp:
+                fileio.remove(intermediate)
     return {"frames": frames, "width": width, "height": height,
             "max_cll": levels.max_cll, "max_fall": levels.max_fall}
 

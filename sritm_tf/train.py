@@ -30,6 +30,7 @@ import yaml
 from keras import ops
 
 from sritm_tf import colour
+from sritm_tf.fileio import atomic_path
 from sritm_tf.model import build_deep_sritm, transfer_weights
 
 
@@ -60,10 +61,8 @@ class TrainConfig:
     crops: int = 256                  # fine-tuning: random crops taken from the pairs
 
     def save(self, path):
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
+        with atomic_path(path) as tmp, open(tmp, "w") as f:
             yaml.safe_dump(dataclasses.asdict(self), f, sort_keys=False)
-        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path):
@@ -455,10 +454,8 @@ def train(cfg, strategy=None, extra_callbacks=()):
 
 
 def _save_atomic(save, path):
-    root, name = os.path.split(path)
-    tmp = os.path.join(root, "tmp-" + name)
-    save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save(tmp)
 
 
 def save_final(model, cfg):

@@ -253,10 +253,10 @@ def run(args):
     print(format_table(rows))
     print("* extrapolated from the measured frame to the LR pixels of one 3840x2160 output frame")
     if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
+        from sritm_tf.fileio import atomic_path
+
+        with atomic_path(args.json) as tmp, open(tmp, "w") as f:
             json.dump(rows, f, indent=1)
-        os.replace(tmp, args.json)
     ref = [r for r in rows if r["scale"] == 2] or rows
     best = max(ref, key=lambda r: r["e2e_ratio"])
     print(f"best: {best['setting']} x{best['scale']} tile {best['tile']}")

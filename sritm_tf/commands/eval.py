@@ -32,6 +32,7 @@ def register(subparsers):
 def run(args):
     from sritm_tf import evaluate
     from sritm_tf.errors import UserError
+    from sritm_tf.fileio import atomic_path
 
     if not os.path.isdir(args.pairs_dir):
         raise UserError(f"{args.pairs_dir}: not a folder")
@@ -62,8 +63,6 @@ def run(args):
     if args.json:
         result = {"scale": args.scale, "crop": args.crop, "weights": args.weights,
                   "rows": rows, "mean": evaluate.mean_rows(rows)}
-        tmp = os.path.join(os.path.dirname(os.path.abspath(args.json)), f".{os.path.basename(args.json)}.tmp")
-        with open(tmp, "w") as f:
+        with atomic_path(args.json) as tmp, open(tmp, "w") as f:
             json.dump(result, f, indent=1)
-        os.replace(tmp, args.json)
     return 0
