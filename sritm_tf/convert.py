@@ -25,6 +25,7 @@ import numpy as np
 from sritm_tf import colour, fileio, imageio, video
 from sritm_tf.errors import InputError
 from sritm_tf.inference import DEFAULT_TILE, TiledPredictor
+from sritm_tf.sizes import parse_size
 
 OUTPUT_FORMATS = ("png", "yuv", "mp4", "mkv")
 CONTAINERS = {"mp4": "mp4", "mkv": "matroska"}
@@ -70,7 +71,7 @@ class FrameConverter:
     R'G'B' float32 in [0, 1], `scale`x larger.
 
     `weights`: path of weights or a loaded keras.Model (see
-    `pretrained.load_model`); `tile`: LR tile size (N, (H, W) or "HxW").
+    `pretrained.load_model`); `tile`: LR tile size (N, "WxH" or (height, width)).
     """
 
     def __init__(self, scale=2, weights=None, baseline=False, tile=DEFAULT_TILE, white_nits=203.0):
@@ -125,7 +126,7 @@ def open_source(input, size=None, fps=None):
     if input.lower().endswith(".yuv"):
         if size is None:
             raise InputError(f"{input}: raw .yuv input needs its frame size (--size WxH)")
-        width, height = (int(v) for v in (size.lower().split("x") if isinstance(size, str) else size))
+        width, height = parse_size(size, "--size") if isinstance(size, str) else (int(v) for v in size)
         return video.YuvSource(input, width, height, fps or 25)
     if _is_image(input):
         return video.ImageSource(imageio.read_sdr_image(input), input, fps or 25)

@@ -12,8 +12,8 @@ SavedModel signatures (dynamic batch, height and width):
 
 TF Serving reads `<base>/<model_name>/<version>/saved_model.pb` (see
 `serving_path`). TFLite files have one fixed input size, chosen at export
-(`DEFAULT_INPUT_SIZE`, an LR 540x960 frame whose output is 1080x1920 at x2);
-export another size with `input_size=(h, w)` / `sritm export --input-size HxW`.
+(`DEFAULT_INPUT_SIZE`, an LR 960x540 frame whose output is 1920x1080 at x2);
+export another size with `input_size="WxH"` or `(h, w)` / `sritm export --input-size WxH`.
 """
 from pathlib import Path
 
@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from sritm_tf import colour
 from sritm_tf.fileio import atomic_path
+from sritm_tf.sizes import parse_shape
 from sritm_tf.pretrained import sample_path
 
 # signature -> (input name, input dtype, output name, output dtype)
@@ -30,7 +31,7 @@ SIGNATURES = {
     "serving_default": ("sdr_yuv", "float32", "hdr_yuv", "float32"),
     "rgb8_to_pq16": ("sdr_rgb8", "uint8", "hdr_pq16", "uint16"),
 }
-DEFAULT_INPUT_SIZE = (540, 960)
+DEFAULT_INPUT_SIZE = (540, 960)  # (height, width)
 QUANTIZE_MODES = ("none", "fp16", "dynamic", "int8")
 SAMPLE_IMAGE = Path(sample_path())
 SHARED_EXR_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "exr"
@@ -207,6 +208,8 @@ def convert_tflite(model, quantize="none", input_size=DEFAULT_INPUT_SIZE, repres
         raise ValueError(f"quantize must be one of {QUANTIZE_MODES}, got {quantize!r}")
     if quantize == "int8":
         model = int8_friendly_relus(model)
+    if isinstance(input_size, str):
+        input_size = parse_shape(input_size, "input_size")
     h, w = input_size
     import tempfile
 

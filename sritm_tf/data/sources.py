@@ -299,14 +299,6 @@ def _check_hdr10_frame(path, frame):
         raise SourceError(f"{path}: {bits}-bit video, expected 10-bit HDR10")
 
 
-def parse_size(text):
-    """'1920x1080' -> (1920, 1080)."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text or ""))
-    if not match:
-        raise ValueError(f"size must look like WxH, got {text!r}")
-    return int(match[1]), int(match[2])
-
-
 def iter_yuv(path, size, stride=30, max_frames=None):
     """Yield `Frame`s of a raw yuv420p10le file (BT.2020 NCL, PQ, limited range).
 
