@@ -54,13 +54,7 @@ def build_parser():
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"sritm_tf.commands.{name}")
-        except ModuleNotFoundError as err:
-            if err.name == f"sritm_tf.commands.{name}":
-                continue  # not built yet
-            raise
-        module.register(sub)
+        importlib.import_module(f"sritm_tf.commands.{name}").register(sub)
     return parser
 
 

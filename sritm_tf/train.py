@@ -237,7 +237,7 @@ def worker_info():
 
 def patch_multi_worker_fit(model, strategy):
     """Works around keras-team/keras#20585 (Keras 3 `fit` under
-    MultiWorkerMirroredStrategy, still open in Keras 3.15), in two places:
+    MultiWorkerMirroredStrategy; open upstream when this was written), in two places:
 
     - `fit` starts by reducing the first distributed batch with
       `strategy.reduce("MEAN", ...)`, which that strategy refuses (PerReplica ->
@@ -459,13 +459,9 @@ def _save_atomic(save, path):
 
 
 def save_final(model, cfg):
-    """`final.keras` and `deep_sritm_x{scale}.npz` (float16, `sritm_tf.pretrained`);
-    `deep_sritm_x{scale}.weights.h5` instead of the npz while that module is absent."""
+    """`final.keras` and `deep_sritm_x{scale}.npz` (float16, `sritm_tf.pretrained`)."""
+    from sritm_tf.pretrained import save_weights_npz  # writes atomically itself
+
     plain = plain_copy(model, cfg) if cfg.mixed_precision else model
     _save_atomic(plain.save, os.path.join(cfg.run_dir, "final.keras"))
-    try:
-        from sritm_tf.pretrained import save_weights_npz
-    except ImportError:
-        _save_atomic(plain.save_weights, os.path.join(cfg.run_dir, f"deep_sritm_x{cfg.scale}.weights.h5"))
-        return
-    _save_atomic(lambda p: save_weights_npz(plain, p), os.path.join(cfg.run_dir, f"deep_sritm_x{cfg.scale}.npz"))
+    save_weights_npz(plain, os.path.join(cfg.run_dir, f"deep_sritm_x{cfg.scale}.npz"))
