@@ -6,8 +6,8 @@ records its resident set, runs `sritm_tf.inference.TiledPredictor` once and
 reports `ru_maxrss` (the process's peak RSS). "whole" is a tile as large as the
 frame: a single model call.
 
-    python benchmarks/bench_memory.py            # LR 270x480 -> 540x960: whole, tiles 135x240 and 90x160
-    python benchmarks/bench_memory.py --full     # LR 1920x1080 -> 3840x2160: whole, tiles 540x960, 360x640, 270x480
+    python benchmarks/bench_memory.py            # LR 480x270 -> 960x540: whole, tiles 240x135 and 160x90
+    python benchmarks/bench_memory.py --full     # LR 1920x1080 -> 3840x2160: whole, tiles 960x540, 640x360, 480x270
 
 Prints a markdown table: case, tile, peak RSS, RSS before the call (model,
 frame, TensorFlow), and the difference, in MiB.
@@ -18,6 +18,8 @@ import os
 import resource
 import subprocess
 import sys
+
+from sritm_tf.sizes import parse_shape
 
 
 def measure(frame, tile, scale):
@@ -40,28 +42,28 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="a 1920x1080 LR frame (3840x2160 out)")
     parser.add_argument("--scale", type=int, choices=(2, 4), default=2)
-    parser.add_argument("--tiles", nargs="+", metavar="HxW",
-                        help="LR tiles to try (default: 540x960 360x640 270x480 with --full, else 135x240 90x160)")
+    parser.add_argument("--tiles", nargs="+", metavar="WxH",
+                        help="LR tiles to try (default: 960x540 640x360 480x270 with --full, else 240x135 160x90)")
     args = parser.parse_args(argv)
     frame = (1080, 1920) if args.full else (270, 480)
     tiles = [(540, 960), (360, 640), (270, 480)] if args.full else [(135, 240), (90, 160)]
     if args.tiles:
-        tiles = [tuple(int(v) for v in t.lower().split("x")) for t in args.tiles]
+        tiles = [parse_shape(t, "--tiles") for t in args.tiles]  # (h, w)
     cases = [("whole", frame)] + [("tiled", t) for t in tiles]
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     print(f"x{args.scale}, LR {frame[1]}x{frame[0]} -> HR {frame[1] * args.scale}x{frame[0] * args.scale}")
-    print("| case | tile (LR HxW) | peak RSS MiB | before call MiB | call adds MiB |")
+    print("| case | tile (LR WxH) | peak RSS MiB | before call MiB | call adds MiB |")
     print("|---|---|---|---|---|")
     for name, tile in cases:
         job = json.dumps({"frame": frame, "tile": tile, "scale": args.scale})
         proc = subprocess.run([sys.executable, __file__, "--child", job], env=env, capture_output=True, text=True)
         if proc.returncode:
-            print(f"| {name} | {tile[0]}x{tile[1]} | failed (exit {proc.returncode}) | | |")
+            print(f"| {name} | {tile[1]}x{tile[0]} | failed (exit {proc.returncode}) | | |")
             print(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "", file=sys.stderr)
             continue
         before, peak = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(f"| {name} | {tile[0]}x{tile[1]} | {peak:.0f} | {before:.0f} | {peak - before:.0f} |", flush=True)
+        print(f"| {name} | {tile[1]}x{tile[0]} | {peak:.0f} | {before:.0f} | {peak - before:.0f} |", flush=True)
     return 0
 
 

@@ -10,7 +10,7 @@ over the PQ R'G'B' of those windows, MSE pooled over windows. Int8 calibration
 uses the bundled sample image, never the graded pairs.
 
     python benchmarks/bench_tflite.py                          # bundled weights, x2
-    python benchmarks/bench_tflite.py --weights w.npz --tile 270x480 --windows 0 --runs 10
+    python benchmarks/bench_tflite.py --weights w.npz --tile 480x270 --windows 0 --runs 10
 
 --windows 0 covers the whole frame (windows overlap where the frame size is not
 a multiple of the tile). Latency: median of --runs invocations on one tile,
@@ -30,6 +30,7 @@ from sritm_tf import colour
 from sritm_tf.data.resize import downscale
 from sritm_tf.export import QUANTIZE_MODES, convert_tflite, run_tflite, tflite_interpreter
 from sritm_tf.pretrained import load_model
+from sritm_tf.sizes import parse_shape
 
 GRADED = Path(__file__).resolve().parents[2] / "shared" / "data" / "graded"
 
@@ -84,7 +85,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="TFLite variants of Deep SR-ITM: PSNR and CPU latency.")
     parser.add_argument("--scale", type=int, choices=(2, 4), default=2)
     parser.add_argument("--weights", help="default: the bundled weights")
-    parser.add_argument("--tile", default="128x128", help="LR tile HxW, the TFLite input size (default 128x128)")
+    parser.add_argument("--tile", default="128x128", help="LR tile WxH, the TFLite input size (default 128x128)")
     parser.add_argument("--windows", type=int, default=4, help="windows per frame, 0 = whole frame (default 4)")
     parser.add_argument("--runs", type=int, default=3, help="latency runs per variant (default 3)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -94,7 +95,7 @@ def main(argv=None):
     if not GRADED.is_dir():
         print(f"bench_tflite: {GRADED} is missing (the graded pairs are needed)", file=sys.stderr)
         return 2
-    tile = tuple(int(v) for v in args.tile.lower().split("x"))
+    tile = parse_shape(args.tile, "--tile")  # (h, w)
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     model = load_model(args.scale, args.weights)
     stems = sorted(p.name[:-len("_sdr.png")] for p in GRADED.glob("*_sdr.png"))
@@ -113,7 +114,7 @@ def main(argv=None):
         runners[f"tflite {mode}"] = (lambda x, it=interpreter: run_tflite(it, x), len(content))
 
     n_windows = sum(len(b) for b in boxes.values())
-    print(f"\nx{args.scale}, tile {tile[0]}x{tile[1]} LR -> {tile[0] * args.scale}x{tile[1] * args.scale}, "
+    print(f"\nx{args.scale}, tile {tile[1]}x{tile[0]} LR -> {tile[1] * args.scale}x{tile[0] * args.scale}, "
           f"{n_windows} windows, {args.threads} threads; PSNR in dB on PQ BT.2020 R'G'B'\n")
     header = f"{'variant':<16}{'MB':>7}" + "".join(f"{s:>14}" for s in stems) + f"{'mean':>9}{'vs keras':>10}{'ms/tile':>10}"
     print(header)

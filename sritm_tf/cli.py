@@ -9,6 +9,8 @@ import importlib
 import os
 import sys
 
+from sritm_tf.errors import SritmError
+
 # TensorFlow logs only FATAL: its grappler prints harmless "remapper failed" errors on this
 # network; real failures still surface as Python exceptions. Set it to 0 to see everything.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -45,10 +47,6 @@ def quiet_tensorflow_start():
         os.close(devnull)
 
 
-class UserError(Exception):
-    """A problem with the user's input: printed as one line, exit status 2."""
-
-
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="sritm",
@@ -56,13 +54,7 @@ def build_parser():
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"sritm_tf.commands.{name}")
-        except ModuleNotFoundError as err:
-            if err.name == f"sritm_tf.commands.{name}":
-                continue  # not built yet
-            raise
-        module.register(sub)
+        importlib.import_module(f"sritm_tf.commands.{name}").register(sub)
     return parser
 
 
@@ -78,7 +70,7 @@ def main(argv=None):
     quiet_tensorflow_start()
     try:
         return args.func(args) or 0
-    except UserError as err:
+    except SritmError as err:
         print(f"sritm {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

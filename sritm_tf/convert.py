@@ -22,9 +22,10 @@ import threading
 
 import numpy as np
 
-from sritm_tf import colour, imageio, video
-from sritm_tf.imageio import InputError
+from sritm_tf import colour, fileio, imageio, video
+from sritm_tf.errors import InputError
 from sritm_tf.inference import DEFAULT_TILE, TiledPredictor
+from sritm_tf.sizes import parse_size
 
 OUTPUT_FORMATS = ("png", "yuv", "mp4", "mkv")
 CONTAINERS = {"mp4": "mp4", "mkv": "matroska"}
@@ -48,7 +49,7 @@ def check_output(output, overwrite=False):
         raise FileExistsError(f"{output}: exists; pass --overwrite (overwrite=True) to replace it")
     if not os.path.isdir(folder):
         raise NotADirectoryError(f"{output}: output folder {folder} does not exist")
-    probe = imageio.temporary_path(output)
+    probe = fileio.temporary_path(output)
     try:
         open(probe, "wb").close()
         os.remove(probe)
@@ -70,7 +71,7 @@ class FrameConverter:
     R'G'B' float32 in [0, 1], `scale`x larger.
 
     `weights`: path of weights or a loaded keras.Model (see
-    `pretrained.load_model`); `tile`: LR tile size (N, (H, W) or "HxW").
+    `pretrained.load_model`); `tile`: LR tile size (N, "WxH" or (height, width)).
     """
 
     def __init__(self, scale=2, weights=None, baseline=False, tile=DEFAULT_TILE, white_nits=203.0):
@@ -125,7 +126,7 @@ def open_source(input, size=None, fps=None):
     if input.lower().endswith(".yuv"):
         if size is None:
             raise InputError(f"{input}: raw .yuv input needs its frame size (--size WxH)")
-        width, height = (int(v) for v in (size.lower().split("x") if isinstance(size, str) else size))
+        width, height = parse_size(size, "--size") if isinstance(size, str) else (int(v) for v in size)
         return video.YuvSource(input, width, height, fps or 25)
     if _is_image(input):
         return video.ImageSource(imageio.read_sdr_image(input), input, fps or 25)
@@ -214,32 +215,30 @@ def convert_video(input, output, scale=2, weights=None, baseline=False, overwrit
     check_output(output, overwrite)
     convert = FrameConverter(scale, weights, baseline, tile, white_nits)
     width, height = source.width * scale, source.height * scale
-    tmp = imageio.temporary_path(output)
-    intermediate = tmp if fmt == "yuv" else tmp + ".nut"
     levels = video.LightLevels()
     writer_class = video.Yuv420p10Writer if fmt == "yuv" else video.NutWriter
-    writer = writer_class(intermediate, width, height, source.frame_rate, source.time_base)
+    with fileio.atomic_path(output) as tmp:
+        intermediate = tmp if fmt == "yuv" else tmp + ".nut"
+        writer = writer_class(intermediate, width, height, source.frame_rate, source.time_base)
 
-    def write(pq, pts):
-        levels.update(pq)
-        writer.write(pq, pts)
+        def write(pq, pts):
+            levels.update(pq)
+            writer.write(pq, pts)
 
-    try:
         try:
-            frames = _run_pipeline(source, convert, write, progress, desc=os.path.basename(input))
+            try:
+                frames = _run_pipeline(source, convert, write, progress, desc=os.path.basename(input))
+            finally:
+                writer.close()
+            if frames == 0:
+                raise InputError(f"{input}: no video frames decoded")
+            if fmt != "yuv":
+                video.encode_hdr10(intermediate, tmp, CONTAINERS[fmt], levels,
+                                   source=input if source.has_audio else None, crf=crf, preset=preset,
+                                   video_offset=source.start_offset, audio_codecs=source.audio_codecs)
         finally:
-            writer.close()
-        if frames == 0:
-            raise InputError(f"{input}: no video frames decoded")
-        if fmt != "yuv":
-            video.encode_hdr10(intermediate, tmp, CONTAINERS[fmt], levels,
-                               source=input if source.has_audio else None, crf=crf, preset=preset,
-                               video_offset=source.start_offset, audio_codecs=source.audio_codecs)
-        os.replace(tmp, output)
-    finally:
-        for path in {tmp, intermediate}:
-            if os.path.exists(path):
-                os.remove(path)
+            if intermediate != tmp:
+                fileio.remove(intermediate)
     return {"frames": frames, "width": width, "height": height,
             "max_cll": levels.max_cll, "max_fall": levels.max_fall}
 

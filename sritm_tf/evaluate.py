@@ -25,6 +25,7 @@ import numpy as np
 
 from sritm_tf import colour, metrics
 from sritm_tf.data.resize import downscale, imresize
+from sritm_tf.sizes import parse_shape
 
 METRICS = ("psnr_pq", "psnr_ycbcr", "ssim", "ms_ssim", "mpsnr", "de_itp")
 ORACLE_WHITES = np.arange(100.0, 1001.0, 10.0)  # cd/m2; graded SDR white can sit well above 203
@@ -144,7 +145,9 @@ def model_predictor(model, tile=None):
 
 def evaluate(folder, scale=2, predict=None, crop=None, progress=None):
     """Rows {"frame", "method", metrics..., and "white"/"gamma" for the oracle} for
-    every pair in `folder`, HR frames centre-cropped to `crop` (h, w)."""
+    every pair in `folder`, HR frames centre-cropped to `crop` ("WxH" or (h, w))."""
+    if isinstance(crop, str):
+        crop = parse_shape(crop, "crop")
     pairs = find_pairs(folder)
     if not pairs:
         raise ValueError(f"{folder}: no <name>_sdr.* / <name>_hdr.* pairs")

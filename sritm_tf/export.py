@@ -12,11 +12,9 @@ SavedModel signatures (dynamic batch, height and width):
 
 TF Serving reads `<base>/<model_name>/<version>/saved_model.pb` (see
 `serving_path`). TFLite files have one fixed input size, chosen at export
-(`DEFAULT_INPUT_SIZE`, an LR 540x960 frame whose output is 1080x1920 at x2);
-export another size with `input_size=(h, w)` / `sritm export --input-size HxW`.
+(`DEFAULT_INPUT_SIZE`, an LR 960x540 frame whose output is 1920x1080 at x2);
+export another size with `input_size="WxH"` or `(h, w)` / `sritm export --input-size WxH`.
 """
-import os
-import shutil
 from pathlib import Path
 
 import keras
@@ -24,6 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from sritm_tf import colour
+from sritm_tf.fileio import atomic_path
+from sritm_tf.sizes import parse_shape
 from sritm_tf.pretrained import sample_path
 
 # signature -> (input name, input dtype, output name, output dtype)
@@ -31,7 +31,7 @@ SIGNATURES = {
     "serving_default": ("sdr_yuv", "float32", "hdr_yuv", "float32"),
     "rgb8_to_pq16": ("sdr_rgb8", "uint8", "hdr_pq16", "uint16"),
 }
-DEFAULT_INPUT_SIZE = (540, 960)
+DEFAULT_INPUT_SIZE = (540, 960)  # (height, width)
 QUANTIZE_MODES = ("none", "fp16", "dynamic", "int8")
 SAMPLE_IMAGE = Path(sample_path())
 SHARED_EXR_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "exr"
@@ -82,26 +82,6 @@ def serving_path(base, model_name="sritm", version=1):
     return Path(base) / model_name / str(int(version))
 
 
-def _write_dir_atomically(path, write, overwrite):
-    """Calls `write(tmp)` on a temporary folder beside `path`, then moves it into place."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"  # not numeric: TF Serving ignores it
-    old = path.parent / f".{path.name}.old-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        write(tmp)
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-    return path
-
-
 def _write_savedmodel(model, path, input_shape):
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -114,7 +94,11 @@ def export_savedmodel(model, path, overwrite=False):
     """Writes `model` as a SavedModel at `path` (a version folder for TF Serving,
     see `serving_path`) with the `serving_default` and `rgb8_to_pq16` signatures.
     Returns the path."""
-    return _write_dir_atomically(path, lambda tmp: _write_savedmodel(model, tmp, (None, None, None, 3)), overwrite)
+    path = Path(path)
+    with atomic_path(path, overwrite) as tmp:  # a hidden, non-numeric name: TF Serving ignores it
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_savedmodel(model, tmp, (None, None, None, 3))
+    return path
 
 
 # ---------------------------------------------------------------------------
@@ -224,6 +208,8 @@ def convert_tflite(model, quantize="none", input_size=DEFAULT_INPUT_SIZE, repres
         raise ValueError(f"quantize must be one of {QUANTIZE_MODES}, got {quantize!r}")
     if quantize == "int8":
         model = int8_friendly_relus(model)
+    if isinstance(input_size, str):
+        input_size = parse_shape(input_size, "input_size")
     h, w = input_size
     import tempfile
 
@@ -249,16 +235,10 @@ def export_tflite(model, path, quantize="none", input_size=DEFAULT_INPUT_SIZE, r
                   overwrite=False):
     """Writes `convert_tflite(...)` to `path` (via a temporary file). Returns the path."""
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
-    content = convert_tflite(model, quantize, input_size, representative_data)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    try:
+    with atomic_path(path, overwrite) as tmp:
+        content = convert_tflite(model, quantize, input_size, representative_data)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(content)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -12,12 +12,10 @@ import cv2
 import numpy as np
 
 from sritm_tf import colour
+from sritm_tf.errors import InputError
+from sritm_tf.fileio import atomic_path
 
 SDR_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
-
-
-class InputError(ValueError):
-    """An input file the converter cannot use (message starts with the file name)."""
 
 
 def read_sdr_image(path):
@@ -57,7 +55,8 @@ def write_hdr_png(path, pq_rgb):
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(hdr_codes16(pq_rgb), cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError(f"{path}: PNG encoding failed")
-    atomic_write_bytes(path, encoded.tobytes())
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(encoded.tobytes())
 
 
 def read_hdr_png(path):
@@ -67,20 +66,3 @@ def read_hdr_png(path):
         raise InputError(f"{path}: not a 16-bit RGB PNG")
     return cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB) / 65535.0
 
-
-def temporary_path(path):
-    """A hidden name next to `path` for writing before the final rename."""
-    folder, name = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, f".{name}.{os.getpid()}.part")
-
-
-def atomic_write_bytes(path, data):
-    """Writes `data` to `path` through a temporary file in the same folder."""
-    tmp = temporary_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

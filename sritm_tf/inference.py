@@ -24,8 +24,11 @@ import math
 
 import numpy as np
 
+from sritm_tf.errors import InputError
+from sritm_tf.sizes import parse_shape
+
 # LR tile of tiled inference: a 1080p -> 4K x2 frame is 3x3 tiles and stays under 3 GiB peak
-# RSS on CPU (benchmarks/bench_memory.py: 2.25 GiB; 540x960 tiles need 3.4 GiB).
+# RSS on CPU (benchmarks/bench_memory.py: 2.25 GiB; 960x540 tiles need 3.4 GiB). (height, width)
 DEFAULT_TILE = (360, 640)
 
 # Layers that mix no neighbouring pixels.
@@ -75,16 +78,14 @@ def tile_bounds(length, tile):
     return list(zip(edges[:-1], edges[1:]))
 
 
-def parse_tile(tile):
-    """Tile size as (height, width) from an int, a (h, w) pair or "N" / "HxW"."""
-    if isinstance(tile, str):
-        parts = tile.lower().split("x")
-        tile = tuple(int(p) for p in parts) if len(parts) == 2 else int(parts[0])
-    if isinstance(tile, int):
-        tile = (tile, tile)
+def parse_tile(tile, option="tile"):
+    """Tile size as (height, width) from an int N, a string "N" / "WxH"
+    (`sritm_tf.sizes`), or a (height, width) pair. InputError names `option`."""
+    if isinstance(tile, (str, int)):
+        return parse_shape(tile, option, square=True)
     tile = tuple(int(t) for t in tile)
     if len(tile) != 2 or min(tile) < 1:
-        raise ValueError(f"tile must be a positive N or HxW, got {tile}")
+        raise InputError(f"{option}: expected a positive (height, width) pair, got {tile}")
     return tile
 
 

@@ -12,6 +12,8 @@ import re
 
 import numpy as np
 
+from sritm_tf.fileio import atomic_path
+
 WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
 SAMPLES_DIR = os.path.join(os.path.dirname(__file__), "samples")
 
@@ -52,14 +54,8 @@ def save_weights_npz(model, path, dtype="float16"):
     for layer in model.layers:
         for i, weight in enumerate(layer.get_weights()):
             arrays[f"{layer.name}/{i}"] = np.asarray(weight).astype(dtype)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
     return path
 
 

@@ -30,6 +30,7 @@ import yaml
 from keras import ops
 
 from sritm_tf import colour
+from sritm_tf.fileio import atomic_path
 from sritm_tf.model import build_deep_sritm, transfer_weights
 
 
@@ -60,10 +61,8 @@ class TrainConfig:
     crops: int = 256                  # fine-tuning: random crops taken from the pairs
 
     def save(self, path):
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
+        with atomic_path(path) as tmp, open(tmp, "w") as f:
             yaml.safe_dump(dataclasses.asdict(self), f, sort_keys=False)
-        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path):
@@ -238,7 +237,7 @@ def worker_info():
 
 def patch_multi_worker_fit(model, strategy):
     """Works around keras-team/keras#20585 (Keras 3 `fit` under
-    MultiWorkerMirroredStrategy, still open in Keras 3.15), in two places:
+    MultiWorkerMirroredStrategy; open upstream when this was written), in two places:
 
     - `fit` starts by reducing the first distributed batch with
       `strategy.reduce("MEAN", ...)`, which that strategy refuses (PerReplica ->
@@ -455,20 +454,14 @@ def train(cfg, strategy=None, extra_callbacks=()):
 
 
 def _save_atomic(save, path):
-    root, name = os.path.split(path)
-    tmp = os.path.join(root, "tmp-" + name)
-    save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save(tmp)
 
 
 def save_final(model, cfg):
-    """`final.keras` and `deep_sritm_x{scale}.npz` (float16, `sritm_tf.pretrained`);
-    `deep_sritm_x{scale}.weights.h5` instead of the npz while that module is absent."""
+    """`final.keras` and `deep_sritm_x{scale}.npz` (float16, `sritm_tf.pretrained`)."""
+    from sritm_tf.pretrained import save_weights_npz  # writes atomically itself
+
     plain = plain_copy(model, cfg) if cfg.mixed_precision else model
     _save_atomic(plain.save, os.path.join(cfg.run_dir, "final.keras"))
-    try:
-        from sritm_tf.pretrained import save_weights_npz
-    except ImportError:
-        _save_atomic(plain.save_weights, os.path.join(cfg.run_dir, f"deep_sritm_x{cfg.scale}.weights.h5"))
-        return
-    _save_atomic(lambda p: save_weights_npz(plain, p), os.path.join(cfg.run_dir, f"deep_sritm_x{cfg.scale}.npz"))
+    save_weights_npz(plain, os.path.join(cfg.run_dir, f"deep_sritm_x{cfg.scale}.npz"))

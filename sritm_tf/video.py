@@ -17,7 +17,7 @@ from fractions import Fraction
 import numpy as np
 
 from sritm_tf import colour
-from sritm_tf.imageio import InputError
+from sritm_tf.errors import InputError, ToolError
 
 HDR_TRANSFERS = {"smpte2084": "PQ", "arib-std-b67": "HLG"}
 #: Mastering display peaks to choose from (cd/m2): the common HDR10 mastering monitors, and PQ's top.
@@ -30,10 +30,6 @@ def mastering_peak(max_cll):
     cd/m2 that holds the content's MaxCLL, so that the ST 2086 metadata never
     claims a display dimmer than the brightest pixel (players tone-map by it)."""
     return next(p for p in MASTERING_PEAKS_NITS if max_cll <= p)
-
-
-class ToolError(RuntimeError):
-    """ffmpeg / ffprobe missing or failing."""
 
 
 def _require(tool):

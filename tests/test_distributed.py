@@ -20,6 +20,8 @@ from train_helpers import write_records  # noqa: E402
 
 from sritm_tf.train import TrainConfig  # noqa: E402
 
+pytestmark = pytest.mark.slow  # every case runs training in subprocesses
+
 
 def _env(**extra):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),

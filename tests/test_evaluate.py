@@ -85,7 +85,7 @@ def test_model_path_scores_the_network(pair_dir):
 
 def test_cli_json_and_errors(pair_dir, tmp_path, capsys):
     out = str(tmp_path / "result.json")
-    assert main(["eval", pair_dir, "--baseline-only", "--crop", "96x128", "--json", out]) == 0
+    assert main(["eval", pair_dir, "--baseline-only", "--crop", "128x96", "--json", out]) == 0
     table = capsys.readouterr().out
     assert "| synthetic | oracle |" in table and "| mean | bt2408 |" in table
     result = json.load(open(out))

@@ -124,7 +124,7 @@ def test_export_file_and_cli(model, tmp_path, capsys):
     weights = tmp_path / "tiny.keras"
     model.save(weights)
     out = tmp_path / "cli" / "fp16.tflite"
-    args = ["export", "--format", "tflite", "--quantize", "fp16", "--input-size", "8x12",
+    args = ["export", "--format", "tflite", "--quantize", "fp16", "--input-size", "12x8",
             "--weights", str(weights), "-o", str(out)]
     assert main(args) == 0
     interpreter = tflite_interpreter(out)
@@ -132,5 +132,6 @@ def test_export_file_and_cli(model, tmp_path, capsys):
     assert main(args) == 2
     assert main(args[:6] + ["8by12"] + args[7:] + ["--overwrite"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == "sritm export: error: --input-size: expected HxW such as 540x960, got '8by12'"
+    assert err[-1] == ("sritm export: error: --input-size: expected WxH (width x height, positive) "
+                       "such as 960x540, got '8by12'")
     assert sorted(p.name for p in out.parent.iterdir()) == ["fp16.tflite"]

@@ -92,6 +92,6 @@ def test_tile_bounds_and_parse():
     assert tile_bounds(10, 4) == [(0, 3), (3, 7), (7, 10)]
     assert tile_bounds(3, 540) == [(0, 3)]
     assert tile_bounds(1, 1) == [(0, 1)]
-    assert parse_tile("540x960") == (540, 960) and parse_tile(256) == (256, 256) and parse_tile("64") == (64, 64)
+    assert parse_tile("960x540") == (540, 960) and parse_tile(256) == (256, 256) and parse_tile("64") == (64, 64)
     with pytest.raises(ValueError):
         parse_tile("0x5")

@@ -11,6 +11,8 @@ pytest.importorskip("jax", reason="jax is not installed: the JAX-backend test ne
 
 from sritm_tf import build_deep_sritm
 
+pytestmark = pytest.mark.slow  # a JAX-backend subprocess
+
 
 @pytest.mark.parametrize("scale", [2, 4])
 def test_jax_backend_matches_tensorflow(tmp_path, scale):

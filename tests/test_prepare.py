@@ -106,8 +106,8 @@ def test_resume_skips_done_sources_and_keeps_shards(tmp_path):
     out = tmp_path / "out"
     prepare.prepare([str(STILLS[0])], str(out), small_config(), progress=False)
     before = (out / "shard-00000.tfrecord").read_bytes()
-    # A killed run leaves at most a .tmp file: it is never counted and gets replaced.
-    (out / "shard-00001.tfrecord.tmp").write_bytes(b"half written")
+    # A killed run leaves at most a hidden temporary: it is never counted and gets removed.
+    (out / ".part-1-shard-00001.tfrecord").write_bytes(b"half written")
     summary = prepare.prepare([str(p) for p in STILLS], str(out), small_config(), progress=False)
     assert summary["written"] == 1 and summary["skipped"] == 1 and summary["patches"] == 6
     assert (out / "shard-00000.tfrecord").read_bytes() == before

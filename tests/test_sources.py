@@ -216,12 +216,6 @@ def test_hlg_and_8bit_videos_are_rejected(clips):
         list(sources.iter_video(clips["sdr8"]))
 
 
-def test_parse_size():
-    assert sources.parse_size("1920x1080") == (1920, 1080)
-    with pytest.raises(ValueError, match="WxH"):
-        sources.parse_size("1920")
-
-
 def test_prepare_from_hdr10_video_and_raw_yuv(clips, tmp_path):
     from sritm_tf.cli import main
     from sritm_tf.data import prepare

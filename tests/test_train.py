@@ -149,6 +149,7 @@ def test_x4_network_starts_from_x2_weights(tmp_path):
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax not installed (pip install jax)")
 def test_training_runs_on_the_jax_backend(records, tmp_path):
     script = (

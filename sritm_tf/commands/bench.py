@@ -41,18 +41,13 @@ DEFAULT_SETTINGS = ["tf", "tf-xla"]
 UHD = (2160, 3840)
 
 
-def _size(text):
-    h, w = text.lower().split("x")
-    return int(h), int(w)
-
-
 def add_speed_arguments(p):
     p.add_argument("--scale", type=int, nargs="+", choices=(2, 4), default=[2])
     p.add_argument("--full", action="store_true",
-                   help="a whole 4K output frame (LR 1080x1920 at x2, 540x960 at x4) instead of a 270x480 LR frame")
-    p.add_argument("--frame", type=_size, help="LR frame size HxW (overrides the default / --full size)")
-    p.add_argument("--tile", type=_size, nargs="+",
-                   help="LR tile cores HxW to try (default: the frame and its half; with --full 540x960, 360x640 and 270x480)")
+                   help="a whole 4K output frame (LR 1920x1080 at x2, 960x540 at x4) instead of a 480x270 LR frame")
+    p.add_argument("--frame", metavar="WxH", help="LR frame size (overrides the default / --full size)")
+    p.add_argument("--tile", nargs="+", metavar="WxH",
+                   help="LR tile cores to try (default: the frame and its half; with --full 960x540, 640x360 and 480x270)")
     p.add_argument("--settings", nargs="+", default=DEFAULT_SETTINGS,
                    help=f"any of {', '.join(SETTINGS)} or 'all' (default: {' '.join(DEFAULT_SETTINGS)})")
     p.add_argument("--repeats", type=int, default=2, help="timed runs per measurement, the best is kept")
@@ -85,7 +80,7 @@ def run_script(args):
     """Runs benchmarks/bench_<name>.py (found beside the package in a source checkout)."""
     import runpy
 
-    from sritm_tf.cli import UserError
+    from sritm_tf.errors import UserError
 
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     path = os.path.join(root, "benchmarks", f"bench_{args.script}.py")
@@ -190,7 +185,7 @@ def worker(job):
         uhd_lr_pixels = UHD[0] * UHD[1] / scale**2
         rows.append({
             "setting": job["setting"], "backend": keras.backend.backend(), "scale": scale,
-            "frame": "x".join(map(str, frame)), "tile": "x".join(map(str, tile)), "margin": margin,
+            "frame": f"{frame[1]}x{frame[0]}", "tile": f"{tile[1]}x{tile[0]}", "margin": margin,  # WxH
             "conv_gflops": conv_gflops, "model_gflops": model_gflops, "model_ratio": model_gflops / conv_gflops,
             "e2e_gflops": e2e_gflops, "e2e_ratio": e2e_gflops / conv_gflops,
             "s_per_4k_frame": e2e_s * uhd_lr_pixels / (frame[0] * frame[1]),
@@ -229,8 +224,11 @@ def format_table(rows):
 
 
 def run(args):
-    from sritm_tf.cli import UserError
+    from sritm_tf.errors import UserError
+    from sritm_tf.sizes import parse_shape
 
+    args.frame = parse_shape(args.frame, "--frame") if args.frame else None  # (h, w) from here on
+    args.tile = [parse_shape(t, "--tile") for t in args.tile] if args.tile else None
     settings = list(SETTINGS) if args.settings == ["all"] else args.settings
     unknown = [s for s in settings if s not in SETTINGS]
     if unknown:
@@ -242,7 +240,7 @@ def run(args):
         for setting in settings:
             job = {"setting": setting, "scale": scale, "frame": list(frame), "tiles": [list(t) for t in tiles],
                    "repeats": args.repeats}
-            print(f"running {setting} x{scale}, LR frame {frame[0]}x{frame[1]} ...", file=sys.stderr, flush=True)
+            print(f"running {setting} x{scale}, LR frame {frame[1]}x{frame[0]} ...", file=sys.stderr, flush=True)
             new_rows = _run_worker(job)
             if new_rows:  # progress: the rows so far, in case the run is cut short
                 print("\n".join(format_table(new_rows).splitlines()[2:]), file=sys.stderr, flush=True)
@@ -253,10 +251,10 @@ def run(args):
     print(format_table(rows))
     print("* extrapolated from the measured frame to the LR pixels of one 3840x2160 output frame")
     if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
+        from sritm_tf.fileio import atomic_path
+
+        with atomic_path(args.json) as tmp, open(tmp, "w") as f:
             json.dump(rows, f, indent=1)
-        os.replace(tmp, args.json)
     ref = [r for r in rows if r["scale"] == 2] or rows
     best = max(ref, key=lambda r: r["e2e_ratio"])
     print(f"best: {best['setting']} x{best['scale']} tile {best['tile']}")

@@ -1,6 +1,6 @@
 """`sritm convert`: SDR image or video -> HDR10 (BT.2020, PQ), `scale`x larger."""
 
-from sritm_tf.cli import UserError
+from sritm_tf.errors import UserError
 
 
 def register(subparsers):
@@ -19,10 +19,10 @@ def register(subparsers):
                         help="SDR white in cd/m2 for --baseline (default 203, BT.2408)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     parser.add_argument("--format", choices=("png", "yuv", "mp4", "mkv"), help="output format (default: from extension)")
-    parser.add_argument("--size", help="frame size WxH of a raw .yuv input")
+    parser.add_argument("--size", metavar="WxH", help="frame size WxH of a raw .yuv input")
     parser.add_argument("--fps", type=float, help="frame rate of a raw .yuv or image input (default 25)")
-    parser.add_argument("--tile", default="360x640",
-                        help="LR tile size N or HxW for inference (default 360x640: a 1080p frame in 3x3 "
+    parser.add_argument("--tile", default="640x360", metavar="N|WxH",
+                        help="LR tile size N or WxH for inference (default 640x360: a 1080p frame in 3x3 "
                              "tiles, under 3 GiB); smaller uses less memory")
     parser.add_argument("--crf", type=int, default=18, help="x265 constant rate factor for .mp4/.mkv (default 18)")
     parser.add_argument("--preset", default="medium", help="x265 preset for .mp4/.mkv (default medium)")
@@ -32,21 +32,16 @@ def register(subparsers):
 
 def run(args):
     from sritm_tf.convert import convert
-    from sritm_tf.imageio import InputError
     from sritm_tf.inference import parse_tile
-    from sritm_tf.video import ToolError
 
-    try:
-        tile = parse_tile(args.tile)
-    except ValueError:
-        raise UserError(f"--tile {args.tile}: expected N or HxW") from None
+    tile = parse_tile(args.tile, "--tile")
     try:
         result = convert(args.input, args.output, format=args.format, scale=args.scale, weights=args.weights,
                          baseline=args.baseline, overwrite=args.overwrite, tile=tile, size=args.size,
                          fps=args.fps, white_nits=args.white_nits, progress=not args.quiet,
                          crf=args.crf, preset=args.preset)
-    except (InputError, ToolError, FileNotFoundError, FileExistsError, PermissionError,
-            NotADirectoryError, IsADirectoryError) as err:
+    except (FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
+            IsADirectoryError) as err:  # InputError / ToolError: reported by the CLI
         raise UserError(str(err)) from None
     if not args.quiet:
         extra = "".join(f", {k} {result[k]}" for k in ("max_cll", "max_fall") if k in result)

@@ -6,14 +6,6 @@ import os
 import sys
 
 
-def _size(text):
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"expected HxW, got {text!r}") from None
-    return h, w
-
-
 def register(subparsers):
     p = subparsers.add_parser("eval", help="quality of the network and classical baselines on SDR/HDR10 pairs",
                               description=__doc__)
@@ -21,9 +13,9 @@ def register(subparsers):
     p.add_argument("--scale", type=int, choices=(2, 4), default=2)
     p.add_argument("--weights", help="weights (.npz, .keras, .weights.h5); default: the bundled ones")
     p.add_argument("--baseline-only", action="store_true", help="only the BT.2408 and oracle baselines (no network)")
-    p.add_argument("--crop", type=_size, metavar="HxW",
+    p.add_argument("--crop", metavar="WxH",
                    help="centre crop of each HR frame (keeps CPU runs short; default: whole frame)")
-    p.add_argument("--tile", type=_size, metavar="HxW", help="LR tile size of the tiled inference")
+    p.add_argument("--tile", metavar="N|WxH", help="LR tile size of the tiled inference")
     p.add_argument("--json", metavar="PATH", help="also write the rows and means to this JSON file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=run)
@@ -31,8 +23,13 @@ def register(subparsers):
 
 def run(args):
     from sritm_tf import evaluate
-    from sritm_tf.cli import UserError
+    from sritm_tf.errors import UserError
+    from sritm_tf.fileio import atomic_path
+    from sritm_tf.inference import parse_tile
+    from sritm_tf.sizes import parse_shape
 
+    crop = parse_shape(args.crop, "--crop") if args.crop else None  # (h, w)
+    tile = parse_tile(args.tile, "--tile") if args.tile else None
     if not os.path.isdir(args.pairs_dir):
         raise UserError(f"{args.pairs_dir}: not a folder")
     if not evaluate.find_pairs(args.pairs_dir):
@@ -50,20 +47,18 @@ def run(args):
             model = load_model(args.scale, args.weights)
         except (FileNotFoundError, ValueError) as err:
             raise UserError(str(err)) from None
-        predict = evaluate.model_predictor(model, args.tile)
+        predict = evaluate.model_predictor(model, tile)
 
     try:
-        rows = evaluate.evaluate(args.pairs_dir, args.scale, predict, args.crop,
+        rows = evaluate.evaluate(args.pairs_dir, args.scale, predict, crop,
                                  progress=lambda name: print(f"{name} done", file=sys.stderr, flush=True))
     except ValueError as err:
         raise UserError(str(err)) from None
     print(evaluate.format_table(rows))
 
     if args.json:
-        result = {"scale": args.scale, "crop": args.crop, "weights": args.weights,
+        result = {"scale": args.scale, "crop": crop, "weights": args.weights,
                   "rows": rows, "mean": evaluate.mean_rows(rows)}
-        tmp = os.path.join(os.path.dirname(os.path.abspath(args.json)), f".{os.path.basename(args.json)}.tmp")
-        with open(tmp, "w") as f:
+        with atomic_path(args.json) as tmp, open(tmp, "w") as f:
             json.dump(result, f, indent=1)
-        os.replace(tmp, args.json)
     return 0

@@ -1,6 +1,5 @@
 """`sritm export`: the network as a TF Serving SavedModel or a TFLite (LiteRT) file."""
 import os
-import re
 
 
 def register(subparsers):
@@ -16,8 +15,8 @@ def register(subparsers):
                         "int8 calibrated on the bundled sample image (default: none)")
     p.add_argument("--scale", type=int, choices=(2, 4), default=2)
     p.add_argument("--weights", help=".npz, .keras or .weights.h5 (default: the bundled weights)")
-    p.add_argument("--input-size", metavar="HxW",
-                   help="TFLite only: LR input size (default 540x960, a 1080p output at x2)")
+    p.add_argument("--input-size", metavar="WxH",
+                   help="TFLite only: LR input size (default 960x540, a 1080p output at x2)")
     p.add_argument("--model-name", default="sritm", help="SavedModel only (default: sritm)")
     p.add_argument("--version", type=int, default=1, help="SavedModel only (default: 1)")
     p.add_argument("-o", "--output", required=True,
@@ -26,18 +25,9 @@ def register(subparsers):
     p.set_defaults(func=run)
 
 
-def parse_size(text):
-    """'540x960' -> (540, 960)."""
-    from sritm_tf.cli import UserError
-
-    match = re.fullmatch(r"(\d+)[xX](\d+)", text.strip())
-    if not match or min(int(match[1]), int(match[2])) < 1:
-        raise UserError(f"--input-size: expected HxW such as 540x960, got {text!r}")
-    return int(match[1]), int(match[2])
-
-
 def run(args):
-    from sritm_tf.cli import UserError
+    from sritm_tf.errors import UserError
+    from sritm_tf.sizes import parse_shape
 
     if args.format == "savedmodel":
         if args.quantize != "none":
@@ -46,7 +36,7 @@ def run(args):
             raise UserError("--input-size: applies to --format tflite only (the SavedModel takes any size)")
         if args.version < 1:
             raise UserError(f"--version: must be a positive integer, got {args.version}")
-    input_size = parse_size(args.input_size) if args.input_size else None
+    input_size = parse_shape(args.input_size, "--input-size") if args.input_size else None  # (h, w)
 
     from sritm_tf import export
     from sritm_tf.pretrained import load_model

@@ -26,7 +26,7 @@ def register(subparsers):
     parser.add_argument("--crops", type=int, default=30, help="random patches per frame (default 30)")
     parser.add_argument("--stride", type=int, default=30, help="take every N-th video frame (default 30)")
     parser.add_argument("--max-frames", type=int, default=None, help="at most this many frames per video")
-    parser.add_argument("--size", default=None, help="WxH of raw .yuv input")
+    parser.add_argument("--size", default=None, metavar="WxH", help="frame size of raw .yuv input")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--white-nits", type=float, default=203.0, help="diffuse white of EXR sources (cd/m2)")
     parser.add_argument("--overwrite", action="store_true", help="replace an output prepared with other settings")
@@ -37,18 +37,19 @@ def register(subparsers):
 def run(args):
     import sys
 
-    from sritm_tf.cli import UserError
-    from sritm_tf.data import prepare, sources
+    from sritm_tf.errors import UserError
+    from sritm_tf.sizes import parse_size
+    from sritm_tf.data import prepare
 
     try:
-        size = list(sources.parse_size(args.size)) if args.size else None
+        size = list(parse_size(args.size, "--size")) if args.size else None
         config = prepare.PrepareConfig(
             scale=args.scale, kind=args.kind, operator=args.operator, augment=args.augment,
             patch=args.patch, crops=args.crops, stride=args.stride, size=size, seed=args.seed,
             white_nits=args.white_nits, max_frames=args.max_frames,
         )
         summary = prepare.prepare(args.sources, args.out, config, overwrite=args.overwrite, progress=not args.quiet)
-    except (ValueError, sources.SourceError) as err:
+    except ValueError as err:  # a SourceError is reported by the CLI as it is
         raise UserError(str(err)) from None
     print(
         f"{args.out}: {summary['patches']} patches; {summary['written']} sources written, "

@@ -26,7 +26,8 @@ def run(args):
     import numpy as np
 
     from sritm_tf import serving_client
-    from sritm_tf.cli import UserError
+    from sritm_tf.errors import UserError
+    from sritm_tf.fileio import atomic_path
 
     if not args.output.lower().endswith(".png"):
         raise UserError(f"{args.output}: the output must be a .png (16-bit)")
@@ -53,13 +54,8 @@ def run(args):
                                               args.version, args.timeout)
         except grpc.RpcError as err:
             raise UserError(f"{target}: {err.code().name}: {err.details()}") from None
-    tmp = os.path.join(os.path.dirname(os.path.abspath(args.output)), f".tmp-{os.getpid()}.png")
-    try:
+    with atomic_path(args.output) as tmp:
         if not cv2.imwrite(tmp, np.ascontiguousarray(hdr[0, ..., ::-1])):
             raise UserError(f"{args.output}: could not write")
-        os.replace(tmp, args.output)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     print(f"wrote {args.output} ({hdr.shape[2]}x{hdr.shape[1]}, 16-bit PQ BT.2020)")
     return 0

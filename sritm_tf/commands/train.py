@@ -7,7 +7,7 @@
 """
 import os
 
-from sritm_tf.cli import UserError
+from sritm_tf.errors import UserError
 
 # Fine-tuning defaults (with --pairs): a few minutes on a CPU with the full network.
 FINETUNE_DEFAULTS = {"stage": "full", "steps": 150, "lr": 2e-5, "batch_size": 4, "patch_size": 48,

@@ -10,7 +10,9 @@ operator, LR by bicubic downscaling):
      matching (patch / scale)^2 LR boxes.
 Output folder:
   shard-NNNNN.tfrecord  one per source, numbered in the sorted order of the sources
-                        written, written as .tmp and renamed when complete;
+                        written, written under a hidden temporary name and renamed
+                        when complete (`sritm_tf.fileio`); the next run removes the
+                        temporaries a killed run left;
   manifest.jsonl        one JSON line per patch (shard, source, frame, box, operator,
                         operator_params, scale, seed), rewritten atomically after each source;
   prepare.json          the run's configuration.
@@ -24,7 +26,7 @@ import zlib
 
 import numpy as np
 
-from sritm_tf import colour
+from sritm_tf import colour, fileio
 from sritm_tf.data import records, resize, sdr_synthesis, sources
 
 MANIFEST = "manifest.jsonl"
@@ -102,20 +104,17 @@ def read_manifest(out_dir):
 
 
 def _write_atomic(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with fileio.atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
-    os.replace(tmp, path)
 
 
 def _write_source(source, shard_path, config, shard):
-    """Write all patches of one source to `shard_path` (via .tmp); return manifest rows."""
+    """Write all patches of one source to `shard_path` (atomically); return manifest rows."""
     import tensorflow as tf
 
     rng = source_rng(config.seed, source.path)
     rows = []
-    tmp = shard_path + ".tmp"
-    try:
+    with fileio.atomic_path(shard_path) as tmp:
         with tf.io.TFRecordWriter(tmp) as writer:
             size = tuple(config.size) if config.size else None
             for frame in sources.iter_frames(source, config.white_nits, config.stride, size, config.max_frames):
@@ -146,10 +145,6 @@ def _write_source(source, shard_path, config, shard):
                     })
         if not rows:
             raise sources.SourceError(f"{source.path}: no frames")
-        os.replace(tmp, shard_path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return rows
 
 
@@ -166,6 +161,9 @@ def prepare(paths, out_dir, config, overwrite=False, progress=True, log=None):
     config.check()
     log = log or (lambda msg: print(msg, file=sys.stderr))
     os.makedirs(out_dir, exist_ok=True)
+    for name in os.listdir(out_dir):
+        if fileio.is_temporary(name):
+            fileio.remove(os.path.join(out_dir, name))
     config_path = os.path.join(out_dir, CONFIG)
     settings = dataclasses.asdict(config)
     if os.path.exists(config_path):

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from sritm_tf import colour
+from sritm_tf.errors import SourceError
 
 EXR_EXTS = (".exr",)
 IMAGE_EXTS = (".png", ".tif", ".tiff")
@@ -38,10 +39,6 @@ KINDS = ("auto", "exr", "hdr10", "video", "yuv", "pairs", "radiance", "hlg", "ga
 
 #: BT.2408 reference levels for PQ: 18% grey card at 26 cd/m2 when diffuse white is 203 cd/m2.
 GREY_TO_WHITE = 26.0 / 203.0
-
-
-class SourceError(Exception):
-    """A source file that cannot be used; the message starts with the file name."""
 
 
 @dataclasses.dataclass
@@ -363,14 +360,6 @@ def _check_hdr10_frame(path, frame):
     bits = max(c.bits for c in frame.format.components)
     if bits < 10:
         raise SourceError(f"{path}: {bits}-bit video, expected 10-bit HDR10")
-
-
-def parse_size(text):
-    """'1920x1080' -> (1920, 1080)."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text or ""))
-    if not match:
-        raise ValueError(f"size must look like WxH, got {text!r}")
-    return int(match[1]), int(match[2])
 
 
 def iter_yuv(path, size, stride=30, max_frames=None):

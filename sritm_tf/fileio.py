@@ -1,0 +1,58 @@
+"""Atomic writes: every file or folder sritm_tf writes appears complete or not at all.
+
+    with atomic_path("out.png") as tmp:
+        write_to(tmp)
+
+`tmp` is a hidden name in the destination folder that ends with the destination's
+own name (`.part-<pid>-out.png`), so writers that go by the extension (cv2.imwrite,
+Keras `save`) still work, and TF Serving ignores a half-written version folder.
+"""
+import contextlib
+import os
+import re
+import shutil
+from pathlib import Path
+
+
+def temporary_path(path, kind="part"):
+    """A hidden name beside `path`, for this process: `.<kind>-<pid>-<name>`."""
+    folder, name = os.path.split(os.path.abspath(os.fspath(path)))
+    return os.path.join(folder, f".{kind}-{os.getpid()}-{name}")
+
+
+def is_temporary(name):
+    """True for a name made by `temporary_path` (by any process): a killed run's leftover."""
+    return re.match(r"\.(part|old)-\d+-.", os.path.basename(name)) is not None
+
+
+def remove(path):
+    """Removes a file or folder if it is there."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+@contextlib.contextmanager
+def atomic_path(path, overwrite=True):
+    """Yields a temporary name beside `path` (a `Path` if `path` is one) to write a
+    file or a folder to. When the block ends normally the temporary is renamed to
+    `path`, replacing what was there (a folder is swapped in whole); when it raises,
+    the temporary is removed and `path` is left as it was.
+
+    Args:
+        path: the destination file or folder; its folder must exist.
+        overwrite: if False, raise FileExistsError up front when `path` exists.
+    """
+    if not overwrite and os.path.exists(path):
+        raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
+    tmp, old = temporary_path(path), temporary_path(path, "old")
+    remove(tmp)
+    try:
+        yield Path(tmp) if isinstance(path, Path) else tmp
+        if os.path.isdir(tmp) and os.path.lexists(path):
+            os.replace(path, old)  # os.replace cannot put a folder over a non-empty one
+        os.replace(tmp, path)
+    finally:
+        remove(tmp)
+        remove(old)
