@@ -12,6 +12,9 @@ PQ R'G'B', `scale`x larger -> PQ R'G'B' clipped to [0, 1] -> the output file:
 
 `baseline=True` replaces the network by the classical mapping: bicubic upscale,
 then SDR placed in HDR10 at `white_nits` (`colour.sdr_to_hdr10_baseline`).
+`white_nits` is also the SDR reference white of the network's classical skip.
+No output pixel exceeds `peak_nits` (default 1000 cd/m2, the mastering peak of
+the bundled weights' training targets); the HDR10 metadata follows the frames.
 
 Outputs are written under a temporary name in the output folder and renamed at
 the end; an existing output is only replaced with `overwrite=True`.
@@ -28,6 +31,7 @@ from sritm_tf.inference import DEFAULT_TILE, TiledPredictor
 from sritm_tf.sizes import parse_size
 
 OUTPUT_FORMATS = ("png", "yuv", "mp4", "mkv")
+PEAK_NITS = 1000.0  # cd/m2: mastering peak of the output (ST 2086 follows the content)
 CONTAINERS = {"mp4": "mp4", "mkv": "matroska"}
 
 
@@ -74,15 +78,19 @@ class FrameConverter:
     `pretrained.load_model`); `tile`: LR tile size (N, "WxH" or (height, width)).
     """
 
-    def __init__(self, scale=2, weights=None, baseline=False, tile=DEFAULT_TILE, white_nits=203.0):
+    def __init__(self, scale=2, weights=None, baseline=False, tile=DEFAULT_TILE, white_nits=203.0,
+                 peak_nits=PEAK_NITS):
         if scale not in (2, 4):
             raise InputError(f"scale must be 2 or 4, got {scale}")
+        if not 0 < white_nits <= colour.PQ_PEAK or not 0 < peak_nits <= colour.PQ_PEAK:
+            raise InputError(f"white and peak levels must be in (0, 10000] cd/m2, got {white_nits} and {peak_nits}")
         self.scale, self.baseline, self.white_nits = scale, baseline, white_nits
+        self.pq_peak = float(colour.pq_inverse_eotf(peak_nits))
         if not baseline:
             from sritm_tf import pretrained
 
             try:
-                model = pretrained.load_model(scale, weights)
+                model = pretrained.load_model(scale, weights, white_nits=white_nits)
             except ValueError as err:
                 raise InputError(str(err)) from err
             self.predict = TiledPredictor(model, tile)
@@ -95,7 +103,7 @@ class FrameConverter:
         else:
             hdr_yuv = self.predict(colour.sdr_rgb_to_model_yuv(rgb).astype(np.float32))
             pq = colour.model_yuv_to_pq2020_rgb(hdr_yuv)
-        return pq.astype(np.float32)
+        return np.minimum(pq, self.pq_peak).astype(np.float32)
 
 
 def _is_image(path):
@@ -103,7 +111,7 @@ def _is_image(path):
 
 
 def convert_image(input, output, scale=2, weights=None, baseline=False, overwrite=False,
-                  tile=DEFAULT_TILE, white_nits=203.0):
+                  tile=DEFAULT_TILE, white_nits=203.0, peak_nits=PEAK_NITS):
     """Converts an 8-bit SDR image to a `scale`x larger 16-bit HDR10 PNG (BT.2020,
     PQ, full range). `weights`: path or keras.Model (None: bundled weights).
     Returns the PQ R'G'B' written, float32 (sH, sW, 3)."""
@@ -112,7 +120,7 @@ def convert_image(input, output, scale=2, weights=None, baseline=False, overwrit
     if output_format(output) != "png":
         raise InputError(f"{output}: convert_image writes .png; use convert_video for .yuv/.mp4/.mkv")
     check_output(output, overwrite)
-    pq = FrameConverter(scale, weights, baseline, tile, white_nits)(rgb)
+    pq = FrameConverter(scale, weights, baseline, tile, white_nits, peak_nits)(rgb)
     imageio.write_hdr_png(output, pq)
     return pq
 
@@ -200,7 +208,7 @@ def _run_pipeline(source, convert, write, progress=True, desc=None):
 
 
 def convert_video(input, output, scale=2, weights=None, baseline=False, overwrite=False,
-                  tile=DEFAULT_TILE, format=None, size=None, fps=None, white_nits=203.0,
+                  tile=DEFAULT_TILE, format=None, size=None, fps=None, white_nits=203.0, peak_nits=PEAK_NITS,
                   progress=True, crf=18, preset="medium"):
     """Converts an SDR video (any format ffmpeg decodes), a raw 8-bit yuv420p
     file (`size` "WxH", `fps`), or a still image to HDR10 `.yuv` (raw
@@ -213,7 +221,7 @@ def convert_video(input, output, scale=2, weights=None, baseline=False, overwrit
     if fmt == "png":
         raise InputError(f"{output}: a video is converted to .yuv, .mp4 or .mkv, not .png")
     check_output(output, overwrite)
-    convert = FrameConverter(scale, weights, baseline, tile, white_nits)
+    convert = FrameConverter(scale, weights, baseline, tile, white_nits, peak_nits)
     width, height = source.width * scale, source.height * scale
     levels = video.LightLevels()
     writer_class = video.Yuv420p10Writer if fmt == "yuv" else video.NutWriter

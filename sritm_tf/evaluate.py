@@ -9,7 +9,9 @@ For each pair `<name>_sdr.*` / `<name>_hdr.*` (same frame, same size; SDR
   2. Candidates, each rounded to 10-bit full-range codes (an HDR10 frame):
        model   the network, by tiled inference (`sritm_tf.inference`);
        bt2408  bicubic upscale, then SDR placed in HDR10 with reference white
-               at 203 cd/m2, BT.2408-7 clause 5 (`colour.sdr_to_hdr10_baseline`);
+               at `white_nits` (203 cd/m2 by default), BT.2408-7 clause 5
+               (`colour.sdr_to_hdr10_baseline`): the classical conversion the
+               model must beat at the same white;
        oracle  the same mapping with the global white level and gamma that
                maximise PQ-RGB PSNR against this very HDR frame (grid search):
                the best any global curve can do, a bound for classical ITM.
@@ -34,14 +36,31 @@ MS_SSIM_MIN_SIDE = 161  # 11 * 2^4: the 5-scale window of tf.image.ssim_multisca
 
 
 def find_pairs(folder):
-    """Sorted [(name, sdr_path, hdr_path)] of `<name>_sdr.*` / `<name>_hdr.*` in `folder`."""
+    """Sorted [(name, sdr_path, hdr_path)] of `<name>_sdr.*` / `<name>_hdr.*` in `folder`,
+    and of Ultra HDR gain-map JPEGs (sdr_path == hdr_path: one file holds the pair)."""
+    from sritm_tf.data import gainmap
+
     pairs = []
     for sdr_path in sorted(glob.glob(os.path.join(folder, "*_sdr.*"))):
         name = os.path.basename(sdr_path).rsplit("_sdr.", 1)[0]
         hdr_paths = sorted(glob.glob(os.path.join(folder, f"{name}_hdr.*")))
-        if hdr_paths:
+        if hdr_paths and not sdr_path.lower().endswith((".jpg", ".jpeg")):
             pairs.append((name, sdr_path, hdr_paths[0]))
-    return pairs
+    for path in sorted(glob.glob(os.path.join(folder, "*.jp*g"))):
+        if gainmap.has_gainmap(path):
+            pairs.append((os.path.splitext(os.path.basename(path))[0], path, path))
+    return sorted(pairs)
+
+
+def read_pair(sdr_path, hdr_path, white_nits=203.0):
+    """(SDR BT.709 R'G'B', HDR PQ BT.2020 R'G'B') float64 of one pair; a gain-map
+    JPEG (sdr_path == hdr_path) gives its SDR base and HDR rendition with SDR white
+    at `white_nits` (`gainmap.gainmap_pair`)."""
+    if sdr_path == hdr_path:
+        from sritm_tf.data import gainmap
+
+        return gainmap.gainmap_pair(sdr_path, white_nits)
+    return read_rgb(sdr_path), read_rgb(hdr_path)
 
 
 def read_rgb(path):
@@ -97,6 +116,36 @@ def oracle_search(sdr_up, hdr, whites=ORACLE_WHITES, gammas=ORACLE_GAMMAS, strid
     return best
 
 
+def white_search(sdr_up, hdr):
+    """The SDR white level (cd/m2) of the classical mapping at gamma 2.4 that fits
+    `hdr` best: what `--white-nits auto` uses."""
+    return oracle_search(sdr_up, hdr, gammas=(2.4,))[0]
+
+
+HUE_SECTORS = ("red", "yellow", "green", "cyan", "blue", "magenta")
+
+
+def hue_errors(reference, candidate, min_chroma=0.02):
+    """Mean dE_ITP (BT.2124) of `candidate` per hue sector of the reference: pixels
+    whose ICtCp chroma exceeds `min_chroma`, binned by hue angle into six 60-degree
+    sectors named after the hue at their centre (measured on BT.2020 primaries
+    and secondaries). Sectors with no such pixel are NaN."""
+    de = metrics.delta_e_itp_map(reference, candidate)
+    ictcp = colour.rgb2020_to_ictcp(colour.pq_eotf(reference))
+    chroma = np.hypot(ictcp[..., 1], ictcp[..., 2])
+    centres = np.arctan2(*colour.rgb2020_to_ictcp(100.0 * _PRIMARIES)[:, [2, 1]].T)
+    hue = np.arctan2(ictcp[..., 2], ictcp[..., 1])
+    nearest = np.argmin(np.abs(np.angle(np.exp(1j * (hue[..., None] - centres)))), axis=-1)
+    out = {}
+    for i, name in enumerate(HUE_SECTORS):
+        mask = (chroma > min_chroma) & (nearest == i)
+        out[name] = float(de[mask].mean()) if mask.any() else float("nan")
+    return out
+
+
+_PRIMARIES = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 1, 1], [0, 0, 1], [1, 0, 1]], np.float64)
+
+
 def quality(reference, candidate):
     """All metrics of a PQ BT.2020 R'G'B' `candidate` against `reference` (H, W, 3)."""
     ref_yuv, cand_yuv = colour.pq2020_rgb_to_model_yuv(reference), colour.pq2020_rgb_to_model_yuv(candidate)
@@ -112,55 +161,72 @@ def quality(reference, candidate):
     }
 
 
-def evaluate_pair(sdr, hdr, scale, predict=None):
+def evaluate_pair(sdr, hdr, scale, predict=None, white_nits=203.0):
     """Metrics of each method on one HR pair (sizes multiples of `scale`).
 
-    `predict`: LR SDR R'G'B' (h, w, 3) -> HR PQ BT.2020 R'G'B', or None for the
-    classical baselines only. Returns ({method: metrics}, {"white", "gamma"} of the oracle).
+    `predict`: (LR SDR R'G'B' (h, w, 3), white cd/m2) -> HR PQ BT.2020 R'G'B', or
+    None for the classical baselines only. `white_nits`: the SDR white of the
+    model's classical skip and of "bt2408" (the classical mapping), or "auto" for
+    the white that fits this frame best at gamma 2.4 (`white_search`).
+    Returns ({method: metrics}, {"white", "gamma"} of the oracle, white used).
     """
     lr = make_lr(sdr, scale)
     sdr_up = upscale_bicubic(lr, scale)
     white, gamma = oracle_search(sdr_up, hdr)
+    used = white_search(sdr_up, hdr) if white_nits == "auto" else float(white_nits)
     candidates = {}
     if predict is not None:
-        candidates["model"] = predict(lr)
-    candidates["bt2408"] = colour.sdr_to_hdr10_baseline(sdr_up, 203.0, 2.4)
+        candidates["model"] = predict(lr, used)
+    candidates["bt2408"] = colour.sdr_to_hdr10_baseline(sdr_up, used, 2.4)
     candidates["oracle"] = colour.sdr_to_hdr10_baseline(sdr_up, white, gamma)
-    results = {method: quality(hdr, to_hdr10(image)) for method, image in candidates.items()}
-    return results, {"white": white, "gamma": gamma}
+    results = {}
+    for method, image in candidates.items():
+        image = to_hdr10(image)
+        results[method] = {**quality(hdr, image), **{f"de_{k}": v for k, v in hue_errors(hdr, image).items()}}
+    return results, {"white": white, "gamma": gamma}, used
 
 
 def model_predictor(model, tile=None):
-    """LR SDR R'G'B' -> HR PQ BT.2020 R'G'B' through `model` by tiled inference."""
+    """(LR SDR R'G'B', white cd/m2) -> HR PQ BT.2020 R'G'B' through `model` by tiled
+    inference, its classical skip set to that white (`pretrained.with_white`)."""
     from sritm_tf.inference import DEFAULT_TILE, TiledPredictor
+    from sritm_tf.pretrained import with_white
 
-    predictor = TiledPredictor(model, tile=tile or DEFAULT_TILE)
+    predictors = {}
 
-    def predict(lr_rgb):
+    def predict(lr_rgb, white_nits=203.0):
+        if white_nits not in predictors:
+            predictors[white_nits] = TiledPredictor(with_white(model, white_nits), tile=tile or DEFAULT_TILE)
         yuv = colour.sdr_rgb_to_model_yuv(lr_rgb).astype(np.float32)
-        return colour.model_yuv_to_pq2020_rgb(predictor(yuv))
+        return colour.model_yuv_to_pq2020_rgb(predictors[white_nits](yuv))
 
     return predict
 
 
-def evaluate(folder, scale=2, predict=None, crop=None, progress=None):
-    """Rows {"frame", "method", metrics..., and "white"/"gamma" for the oracle} for
-    every pair in `folder`, HR frames centre-cropped to `crop` ("WxH" or (h, w))."""
-    if isinstance(crop, str):
-        crop = parse_shape(crop, "crop")
+def evaluate(folder, scale=2, predict=None, crop=None, progress=None, white_nits=203.0):
+    """Rows {"frame", "method", metrics..., per-hue dE_ITP "de_<hue>", "white" (and
+    "gamma" for the oracle), and for the model "worse": whether it loses to the
+    classical mapping at the same white in PSNR PQ or dE_ITP} for every pair in
+    `folder`, HR frames centre-cropped to `crop` (h, w)."""
     pairs = find_pairs(folder)
     if not pairs:
-        raise ValueError(f"{folder}: no <name>_sdr.* / <name>_hdr.* pairs")
+        raise ValueError(f"{folder}: no <name>_sdr.* / <name>_hdr.* pairs or gain-map JPEGs")
     rows = []
     for name, sdr_path, hdr_path in pairs:
-        sdr, hdr = read_rgb(sdr_path), read_rgb(hdr_path)
+        sdr, hdr = read_pair(sdr_path, hdr_path)
         if sdr.shape != hdr.shape:
             raise ValueError(f"{hdr_path}: size {hdr.shape[1]}x{hdr.shape[0]} differs from "
                              f"{os.path.basename(sdr_path)} {sdr.shape[1]}x{sdr.shape[0]}")
         sdr, hdr = centre_crop(sdr, crop, scale), centre_crop(hdr, crop, scale)
-        results, oracle = evaluate_pair(sdr, hdr, scale, predict)
+        results, oracle, used = evaluate_pair(sdr, hdr, scale, predict, white_nits)
         for method, values in results.items():
-            rows.append({"frame": name, "method": method, **values, **(oracle if method == "oracle" else {})})
+            row = {"frame": name, "method": method, **values, "white": used}
+            if method == "oracle":
+                row.update(oracle)
+            if method == "model":
+                base = results["bt2408"]
+                row["worse"] = bool(values["psnr_pq"] < base["psnr_pq"] or values["de_itp"] > base["de_itp"])
+            rows.append(row)
         if progress:
             progress(name)
     return rows
@@ -175,12 +241,20 @@ def mean_rows(rows):
 
 
 def format_table(rows):
-    """Markdown table of per-frame rows followed by the means."""
-    head = ("frame", "method", "PSNR PQ", "PSNR YCbCr", "SSIM", "MS-SSIM", "mPSNR", "dE_ITP", "white / gamma")
+    """Markdown table of per-frame rows followed by the means. "worst hue" is the hue
+    sector with the largest dE_ITP; a model row that loses to the classical mapping
+    (bt2408 at the same white) in PSNR PQ or dE_ITP is flagged WORSE."""
+    head = ("frame", "method", "PSNR PQ", "PSNR YCbCr", "SSIM", "MS-SSIM", "mPSNR", "dE_ITP", "worst hue",
+            "white / gamma", "vs classical")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows + mean_rows(rows):
-        params = f"{r['white']:.0f} / {r['gamma']:.2f}" if "white" in r else ""
+        params = f"{r['white']:.0f}" + (f" / {r['gamma']:.2f}" if "gamma" in r else "") if "white" in r else ""
+        hues = {h: r.get(f"de_{h}", float("nan")) for h in HUE_SECTORS}
+        hues = {h: v for h, v in hues.items() if not math.isnan(v)}
+        worst = max(hues, key=hues.get) if hues else None
+        flag = ("WORSE" if r["worse"] else "better") if "worse" in r else ""
         cells = (r["frame"], r["method"], f"{r['psnr_pq']:.2f}", f"{r['psnr_ycbcr']:.2f}", f"{r['ssim']:.4f}",
-                 f"{r['ms_ssim']:.4f}", f"{r['mpsnr']:.2f}", f"{r['de_itp']:.2f}", params)
+                 f"{r['ms_ssim']:.4f}", f"{r['mpsnr']:.2f}", f"{r['de_itp']:.2f}",
+                 f"{worst} {hues[worst]:.1f}" if worst else "", params, flag)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -42,6 +42,8 @@ class TrainConfig:
     channels: int = 64
     m: int = 3
     n: int = 10
+    skip: str = "classical"           # global residual over the BT.2408 conversion; "bicubic": the paper's
+    white_nits: float = 203.0         # SDR white of the classical skip (fine-tuning: the grade's white)
     stage: str = "both"               # pretrain | full | both
     pretrain_steps: int = 20000
     steps: int = 20000
@@ -136,9 +138,9 @@ def load_pair(sdr_path, hdr_path, scale, crop=0):
     antialiasing; HDR: 16-bit (or 8-bit) BT.2020 PQ R'G'B' at HR. `crop`: keep a
     centre square of `crop` LR pixels (0: whole frame)."""
     from sritm_tf.data.resize import downscale
-    from sritm_tf.evaluate import read_rgb
+    from sritm_tf.evaluate import read_pair
 
-    sdr, hdr = read_rgb(sdr_path).astype(np.float32), read_rgb(hdr_path).astype(np.float32)
+    sdr, hdr = (a.astype(np.float32) for a in read_pair(sdr_path, hdr_path))
     if sdr.shape != hdr.shape:
         raise ValueError(f"{sdr_path}: size {sdr.shape[:2]} differs from {hdr_path} {hdr.shape[:2]}")
     h, w = (sdr.shape[0] // scale) * scale, (sdr.shape[1] // scale) * scale
@@ -304,7 +306,8 @@ class _Scope:
 # ---------------------------------------------------------------------------
 def build_model(cfg, modulation=True):
     """The network of `cfg`; with mixed precision, a float32 output layer is added."""
-    model = build_deep_sritm(cfg.scale, cfg.channels, cfg.m, cfg.n, modulation=modulation)
+    model = build_deep_sritm(cfg.scale, cfg.channels, cfg.m, cfg.n, modulation=modulation, skip=cfg.skip,
+                             white_nits=cfg.white_nits)
     if cfg.mixed_precision:
         out = keras.layers.Activation("linear", dtype="float32", name="hdr_yuv_float32")(model.output)
         model = keras.Model(model.input, out, name=model.name)
@@ -337,7 +340,7 @@ def load_init_weights(model, path):
 
 
 def init_architecture(path):
-    """{scale, channels, m, n} of the network stored in a .keras or .npz file
+    """{scale, channels, m, n, skip} of the network stored in a .keras or .npz file
     (None for .weights.h5, which does not record it)."""
     from sritm_tf.pretrained import model_config
 
@@ -348,7 +351,8 @@ def init_architecture(path):
         config = model_config(keras.saving.load_model(path, compile=False))
     else:
         return None
-    return {key: int(config[key]) for key in ("scale", "channels", "m", "n")}
+    return {**{key: int(config[key]) for key in ("scale", "channels", "m", "n")},
+            "skip": config.get("skip", "bicubic")}
 
 
 def plain_copy(model, cfg):
@@ -356,7 +360,8 @@ def plain_copy(model, cfg):
     policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")  # else the copy would be mixed too
     try:
-        plain = build_deep_sritm(cfg.scale, cfg.channels, cfg.m, cfg.n, modulation=True)
+        plain = build_deep_sritm(cfg.scale, cfg.channels, cfg.m, cfg.n, modulation=True, skip=cfg.skip,
+                                 white_nits=cfg.white_nits)
     finally:
         keras.mixed_precision.set_global_policy(policy)
     transfer_weights(model, plain)

@@ -47,8 +47,10 @@ def test_convert_image_with_model(tiny_model, tmp_path):
     pq = convert.convert_image(SAMPLE, out, weights=tiny_model, tile=50)
     rgb = sample_rgb() / 255.0
     hdr_yuv = tiny_model(colour.sdr_rgb_to_model_yuv(rgb).astype(np.float32)[None]).numpy()[0]
-    expected = colour.quantize(colour.model_yuv_to_pq2020_rgb(hdr_yuv), 10)
+    peak = colour.pq_inverse_eotf(convert.PEAK_NITS)  # no pixel above the mastering peak
+    expected = colour.quantize(np.minimum(colour.model_yuv_to_pq2020_rgb(hdr_yuv), peak), 10)
     written = codes10(out)
+    assert colour.pq_eotf(colour.dequantize(written, 10)).max() <= convert.PEAK_NITS + 1
     assert written.shape == (272, 480, 3)
     assert np.abs(written - expected.astype(np.int64)).max() <= 1
     np.testing.assert_array_equal(written, colour.quantize(pq, 10))

@@ -27,7 +27,8 @@ def tiny_model():
 def test_npz_float32_round_trip_is_identical(tiny_model, sample_yuv, tmp_path):
     path = pretrained.save_weights_npz(tiny_model, str(tmp_path / "w.npz"), dtype="float32")
     loaded = pretrained.load_weights_npz(path)
-    assert pretrained.model_config(loaded) == {"scale": 2, "channels": 8, "m": 1, "n": 1, "modulation": True}
+    assert pretrained.model_config(loaded) == {"scale": 2, "channels": 8, "m": 1, "n": 1, "modulation": True,
+                                             "skip": "bicubic"}
     for a, b in zip(tiny_model.get_weights(), loaded.get_weights()):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(tiny_model(sample_yuv).numpy(), loaded(sample_yuv).numpy())
@@ -50,7 +51,8 @@ def test_npz_float16_round_trip_within_half_a_10bit_code(tiny_model, sample_yuv,
 def test_npz_keeps_x4_and_no_fusion_blocks(tmp_path):
     model = build_deep_sritm(scale=4, channels=4, m=2, n=0)
     loaded = pretrained.load_weights_npz(pretrained.save_weights_npz(model, str(tmp_path / "w.npz")))
-    assert pretrained.model_config(loaded) == {"scale": 4, "channels": 4, "m": 2, "n": 0, "modulation": True}
+    assert pretrained.model_config(loaded) == {"scale": 4, "channels": 4, "m": 2, "n": 0, "modulation": True,
+                                             "skip": "bicubic"}
     assert loaded.count_params() == model.count_params()
 
 

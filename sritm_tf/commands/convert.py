@@ -16,7 +16,10 @@ def register(subparsers):
     parser.add_argument("--baseline", action="store_true",
                         help="classical conversion instead of the network: bicubic, then SDR at --white-nits")
     parser.add_argument("--white-nits", type=float, default=203.0,
-                        help="SDR white in cd/m2 for --baseline (default 203, BT.2408)")
+                        help="SDR reference white in cd/m2 (default 203, BT.2408): where SDR 100%% lands in HDR, "
+                             "for the network's classical skip and for --baseline; graded HDR often sits at 300-500")
+    parser.add_argument("--peak-nits", type=float, default=1000.0,
+                        help="no output pixel brighter than this, cd/m2 (default 1000, the mastering peak; 10000: no limit)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     parser.add_argument("--format", choices=("png", "yuv", "mp4", "mkv"), help="output format (default: from extension)")
     parser.add_argument("--size", metavar="WxH", help="frame size WxH of a raw .yuv input")
@@ -38,7 +41,7 @@ def run(args):
     try:
         result = convert(args.input, args.output, format=args.format, scale=args.scale, weights=args.weights,
                          baseline=args.baseline, overwrite=args.overwrite, tile=tile, size=args.size,
-                         fps=args.fps, white_nits=args.white_nits, progress=not args.quiet,
+                         fps=args.fps, white_nits=args.white_nits, peak_nits=args.peak_nits, progress=not args.quiet,
                          crf=args.crf, preset=args.preset)
     except (FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
             IsADirectoryError) as err:  # InputError / ToolError: reported by the CLI

@@ -9,13 +9,17 @@ import sys
 def register(subparsers):
     p = subparsers.add_parser("eval", help="quality of the network and classical baselines on SDR/HDR10 pairs",
                               description=__doc__)
-    p.add_argument("pairs_dir", metavar="PAIRS_DIR", help="folder of <name>_sdr.* / <name>_hdr.* pairs")
+    p.add_argument("pairs_dir", metavar="PAIRS_DIR",
+                   help="folder of <name>_sdr.* / <name>_hdr.* pairs and/or Ultra HDR gain-map JPEGs")
     p.add_argument("--scale", type=int, choices=(2, 4), default=2)
     p.add_argument("--weights", help="weights (.npz, .keras, .weights.h5); default: the bundled ones")
     p.add_argument("--baseline-only", action="store_true", help="only the BT.2408 and oracle baselines (no network)")
     p.add_argument("--crop", metavar="WxH",
                    help="centre crop of each HR frame (keeps CPU runs short; default: whole frame)")
     p.add_argument("--tile", metavar="N|WxH", help="LR tile size of the tiled inference")
+    p.add_argument("--white-nits", default="203", metavar="N|auto",
+                   help="SDR white (cd/m2) of the model's classical skip and of the bt2408 baseline it is compared "
+                        "with (default 203); auto: per frame, the white that fits its HDR best at gamma 2.4")
     p.add_argument("--json", metavar="PATH", help="also write the rows and means to this JSON file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=run)
@@ -29,11 +33,19 @@ def run(args):
     from sritm_tf.sizes import parse_shape
 
     crop = parse_shape(args.crop, "--crop") if args.crop else None  # (h, w)
+    white = args.white_nits
+    if white != "auto":
+        try:
+            white = float(white)
+        except ValueError:
+            white = -1.0
+        if not 0 < white <= 10000:
+            raise UserError(f"--white-nits: expected cd/m2 in (0, 10000] or 'auto', got {args.white_nits!r}")
     tile = parse_tile(args.tile, "--tile") if args.tile else None
     if not os.path.isdir(args.pairs_dir):
         raise UserError(f"{args.pairs_dir}: not a folder")
     if not evaluate.find_pairs(args.pairs_dir):
-        raise UserError(f"{args.pairs_dir}: no <name>_sdr.* / <name>_hdr.* pairs")
+        raise UserError(f"{args.pairs_dir}: no <name>_sdr.* / <name>_hdr.* pairs or gain-map JPEGs")
     if args.json and os.path.exists(args.json) and not args.overwrite:
         raise UserError(f"{args.json}: exists (use --overwrite)")
 
@@ -51,13 +63,14 @@ def run(args):
 
     try:
         rows = evaluate.evaluate(args.pairs_dir, args.scale, predict, crop,
-                                 progress=lambda name: print(f"{name} done", file=sys.stderr, flush=True))
+                                 progress=lambda name: print(f"{name} done", file=sys.stderr, flush=True),
+                                 white_nits=white)
     except ValueError as err:
         raise UserError(str(err)) from None
     print(evaluate.format_table(rows))
 
     if args.json:
-        result = {"scale": args.scale, "crop": crop, "weights": args.weights,
+        result = {"scale": args.scale, "crop": crop, "weights": args.weights, "white_nits": white,
                   "rows": rows, "mean": evaluate.mean_rows(rows)}
         with atomic_path(args.json) as tmp, open(tmp, "w") as f:
             json.dump(result, f, indent=1)

@@ -32,6 +32,10 @@ def register(subparsers):
     p.add_argument("--channels", type=int, help="feature channels (default 64)")
     p.add_argument("--m", type=int, help="base/detail block pairs (default 3)")
     p.add_argument("--n", type=int, help="fusion ResBlocks (default 10)")
+    p.add_argument("--skip", choices=["classical", "bicubic"],
+                   help="residual over the classical BT.2408 conversion (default) or over bicubic (the paper's Eq. 12)")
+    p.add_argument("--white-nits", type=float,
+                   help="SDR white of the classical skip in cd/m2 (default 203; fine-tuning: the grade's white)")
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints and validations (default 500)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--shuffle-buffer", type=int, help="records in the shuffle buffer (default 2048)")
