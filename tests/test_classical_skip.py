@@ -1,0 +1,107 @@
+"""The classical skip (issue #12 part 2), HDR10 mastering, white-anchored SDR and
+on-the-fly training pairs."""
+import os
+
+import numpy as np
+import pytest
+
+from sritm_tf import colour, evaluate, pretrained
+from sritm_tf.convert import bicubic_upscale
+from sritm_tf.data import augment, sdr_synthesis
+from sritm_tf.model import build_deep_sritm
+
+GAINMAP = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "hdri", "gainmap")
+
+
+def test_bt2390_eetf_keeps_lows_and_lands_on_the_target_peak():
+    nits = np.array([0.0, 1.0, 50.0, 100.0, 203.0, 1000.0, 4000.0, 10000.0])
+    out = colour.pq_eotf(colour.bt2390_eetf(colour.pq_inverse_eotf(nits), 10000.0, 1000.0))
+    np.testing.assert_allclose(out[:5], nits[:5], rtol=1e-9)  # below the knee KS (~290 cd/m2)
+    assert out[-1] == pytest.approx(1000.0) and np.all(np.diff(out) > 0) and out[5] < 1000.0
+    same = colour.bt2390_eetf(colour.pq_inverse_eotf(nits), 1000.0, 1000.0)
+    np.testing.assert_array_equal(same, colour.pq_inverse_eotf(nits))
+
+
+def test_master_hdr10_never_exceeds_the_peak_and_keeps_hue():
+    rng = np.random.default_rng(0)
+    nits = rng.random((64, 3)) * np.array([[20000.0, 5000.0, 300.0]])
+    out = colour.pq_eotf(colour.master_hdr10(nits, 1000.0))
+    assert out.max() <= 1000.0 + 1e-6
+    ratio_in = nits / nits.max(axis=1, keepdims=True)
+    ratio_out = out / out.max(axis=1, keepdims=True)
+    np.testing.assert_allclose(ratio_out, ratio_in, atol=1e-6)
+
+
+def test_ictcp_round_trip_and_preview_range():
+    rgb = np.random.default_rng(1).random((10, 3)) * 4000
+    np.testing.assert_allclose(colour.ictcp_to_rgb2020(colour.rgb2020_to_ictcp(rgb)), rgb, rtol=1e-6, atol=1e-6)
+    preview = colour.hdr10_preview(colour.pq_inverse_eotf(rgb))
+    assert preview.min() >= 0 and preview.max() <= 1 and preview.max() < 1  # highlights not clipped flat
+
+
+def test_knee_sdr_is_the_exact_inverse_of_the_classical_mapping_below_the_knee():
+    sdr = np.random.default_rng(2).random((50, 3)) * 0.85  # below a knee of 0.9 in linear light
+    hdr = colour.sdr_to_hdr10_baseline(sdr, 350.0)
+    back = sdr_synthesis.knee(hdr, 350.0, knee=0.9, per_channel=True)
+    np.testing.assert_allclose(back, sdr, atol=1e-9)
+    assert sdr_synthesis.knee(colour.pq_inverse_eotf(np.full(3, 5000.0)), 203.0, 0.7).max() == 1.0
+
+
+def test_untrained_classical_network_is_the_classical_conversion():
+    rgb = np.random.default_rng(3).random((1, 20, 24, 3))
+    for white in (203.0, 480.0):
+        model = build_deep_sritm(2, channels=8, m=1, n=1, skip="classical", white_nits=white)
+        out = model.predict(colour.sdr_rgb_to_model_yuv(rgb).astype(np.float32), verbose=0)[0]
+        expected = colour.sdr_to_hdr10_baseline(bicubic_upscale(rgb[0], 2), white)
+        np.testing.assert_allclose(colour.model_yuv_to_pq2020_rgb(out), expected, atol=2e-5)
+    assert (build_deep_sritm(2, skip="classical").count_params() == build_deep_sritm(2).count_params()
+            == 2_502_595)
+    assert build_deep_sritm(4, skip="classical").count_params() == 2_650_307
+
+
+def test_per_sample_white_input_matches_the_fixed_white(tmp_path):
+    rgb = np.random.default_rng(4).random((2, 16, 16, 3))
+    x = colour.sdr_rgb_to_model_yuv(rgb).astype(np.float32)
+    trained = build_deep_sritm(2, channels=8, m=1, n=1, skip="classical", white_input=True)
+    trained.get_layer("out_conv").set_weights([w + 0.01 for w in trained.get_layer("out_conv").get_weights()])
+    path = pretrained.save_weights_npz(trained, str(tmp_path / "w.npz"), dtype="float32")
+    out = trained.predict({"sdr_yuv": x, "white_nits": np.array([[150.0], [420.0]])}, verbose=0)
+    for i, white in enumerate((150.0, 420.0)):
+        fixed = pretrained.load_weights_npz(path, white_nits=white)
+        np.testing.assert_allclose(fixed.predict(x[i:i + 1], verbose=0)[0], out[i], atol=1e-5)
+        again = pretrained.with_white(fixed, 203.0)
+        assert again.get_layer("classical").white_nits == 203.0
+
+
+def test_training_pairs_are_mastered_and_sized():
+    rng = np.random.default_rng(5)
+    scene = np.exp(rng.normal(size=(120, 120, 3))) * 0.3
+    scene[:10, :10] = 500.0  # a sun
+    peaks = [augment.source_peak(scene, 1.0)]
+    x, white, y = augment.sample_batch([scene], peaks, rng, 12, 16, 2)
+    assert x.shape == (12, 16, 16, 3) and y.shape == (12, 32, 32, 3) and white.shape == (12, 1)
+    assert np.all((white >= augment.WHITE_RANGE[0]) & (white <= augment.WHITE_RANGE[1]))
+    hdr_pq = colour.model_yuv_to_pq2020_rgb(y)
+    assert colour.pq_eotf(hdr_pq).max() <= augment.PEAK_NITS * 1.01  # 10-bit rounding
+    lr, hdr, w = augment.make_pair(scene[:32, :32], rng, 2, white_nits=300.0)
+    assert lr.dtype == np.uint8 and lr.shape == (16, 16, 3) and w == 300.0 and hdr.shape == (32, 32, 3)
+
+
+def test_scene_codes_round_trip_within_a_quarter_percent():
+    scene = np.geomspace(1e-5, 5e4, 300).reshape(100, 1, 3)
+    back = augment.decode_scene(augment.encode_scene(scene))
+    np.testing.assert_allclose(back, scene, rtol=2**(0.5 / augment.SCENE_STEPS_PER_STOP) - 1 + 1e-6)
+
+
+@pytest.mark.skipif(not os.path.isdir(GAINMAP), reason="../shared/data/hdri/gainmap absent")
+def test_eval_reads_gain_map_pairs_and_compares_at_the_same_white(tmp_path):
+    os.symlink(os.path.abspath(os.path.join(GAINMAP, "seine_sdr_gainmap_srgb.jpg")), tmp_path / "seine.jpg")
+    assert [p[0] for p in evaluate.find_pairs(str(tmp_path))] == ["seine"]
+    model = build_deep_sritm(2, channels=8, m=1, n=1, skip="classical")  # untrained = classical
+    rows = evaluate.evaluate(str(tmp_path), 2, evaluate.model_predictor(model), crop=(96, 128), white_nits="auto")
+    by = {r["method"]: r for r in rows}
+    assert by["model"]["white"] == by["bt2408"]["white"] > 100
+    assert by["model"]["psnr_pq"] == pytest.approx(by["bt2408"]["psnr_pq"], abs=0.05)
+    assert set(k for k in by["model"] if k.startswith("de_") and k != "de_itp") == {
+        f"de_{h}" for h in evaluate.HUE_SECTORS}
+    assert "| seine | model |" in evaluate.format_table(rows)

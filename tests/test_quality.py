@@ -1,0 +1,78 @@
+"""Quality of the bundled weights on a synthetic colour chart (issue: colour that
+the classical conversion keeps must not be lost): saturated patches of every hue at
+several brightness levels, mastered as HDR10, their SDR made by the white-anchored
+operator, LR by bicubic downscaling. Per patch, the model's dE_ITP (BT.2124) must
+not exceed the classical conversion's; neutral patches must stay neutral."""
+import numpy as np
+import pytest
+
+from sritm_tf import colour, evaluate, metrics, pretrained
+from sritm_tf.data import sdr_synthesis
+
+PATCH = 24  # HR pixels; patches are compared inside a margin of 6
+
+
+def chart(white=203.0):
+    """HR chart: 12 hues x 3 saturations x 3 levels, plus a grey ramp row."""
+    rows = []
+    for level in (0.2, 0.6, 1.5):  # x diffuse white
+        for sat in (0.3, 0.6, 0.9):
+            row = []
+            for hue in np.arange(0, 360, 30):
+                h = np.deg2rad(hue)
+                ictcp = colour.rgb2020_to_ictcp(np.full(3, level * white))
+                ictcp[1:] = sat * 0.25 * np.array([np.cos(h), np.sin(h)]) * ictcp[0]
+                nits = np.maximum(colour.ictcp_to_rgb2020(ictcp), 0.0)
+                row.append(np.broadcast_to(nits, (PATCH, PATCH, 3)))
+            rows.append(np.concatenate(row, axis=1))
+    greys = [np.full((PATCH, PATCH, 3), v * white) for v in np.geomspace(0.01, 1.0, 12)]
+    rows.append(np.concatenate(greys, axis=1))
+    return colour.master_hdr10(np.concatenate(rows, axis=0), 1000.0)
+
+
+@pytest.fixture(scope="module")
+def results():
+    hdr = chart()
+    sdr = sdr_synthesis.knee(hdr, 203.0, knee=0.8)
+    lr = evaluate.make_lr(sdr, 2)
+    model = evaluate.model_predictor(pretrained.load_model(2))(lr, 203.0)
+    classical = colour.sdr_to_hdr10_baseline(evaluate.upscale_bicubic(lr, 2), 203.0)
+    return hdr, evaluate.to_hdr10(model), evaluate.to_hdr10(classical)
+
+
+def patches(image):
+    m = 6
+    for y in range(0, image.shape[0], PATCH):
+        for x in range(0, image.shape[1], PATCH):
+            yield (y, x), image[y + m:y + PATCH - m, x + m:x + PATCH - m]
+
+
+KNOWN = ("issue #12, open: the bundled weights (2x4 min of GPU training) still expand flat near-white "
+         "patches as if they were clipped highlights and tint near-black and bright greys; this test "
+         "states the target and fails loudly (strict) once the weights meet it")
+
+
+@pytest.mark.xfail(strict=True, reason=KNOWN)
+def test_no_patch_loses_colour_to_the_classical_conversion(results):
+    hdr, model, classical = results
+    worse = []
+    for ((y, x), ref), (_, m), (_, c) in zip(patches(hdr), patches(model), patches(classical)):
+        de_m, de_c = metrics.delta_e_itp(ref, m), metrics.delta_e_itp(ref, c)
+        if de_m > de_c + 0.5:  # 0.5 dE_ITP: below visibility (BT.2124: 1 ~ just noticeable)
+            worse.append(((y // PATCH, x // PATCH), round(de_m, 2), round(de_c, 2)))
+    assert not worse, f"patches where the model's colour error exceeds the classical one: {worse}"
+
+
+@pytest.mark.xfail(strict=True, reason=KNOWN)
+def test_grey_stays_grey(results):
+    _, model, _ = results
+    grey_row = model[-PATCH + 6:-6]
+    codes = colour.quantize(grey_row, 10).astype(int)
+    spread = codes.max(axis=-1) - codes.min(axis=-1)
+    assert spread.max() <= 2, f"neutral patches tinted by up to {spread.max()} ten-bit codes"
+
+
+def test_model_beats_the_classical_conversion_on_most_patches(results):
+    """What the weights do achieve: a lower mean colour error over the chart."""
+    hdr, model, classical = results
+    assert metrics.delta_e_itp(hdr, model) < metrics.delta_e_itp(hdr, classical)
