@@ -33,7 +33,8 @@ DEFAULT_TILE = (360, 640)
 
 # Layers that mix no neighbouring pixels.
 _POINTWISE = {"InputLayer", "ReLU", "Activation", "Add", "Subtract", "Multiply", "Concatenate",
-              "DetailLayer", "Identity", "Rescaling", "ClassicalMapping"}
+              "DetailLayer", "Identity", "Rescaling", "ClassicalMapping",
+              "PreActivationReLU"}
 
 
 def _layer_reach(layer):

@@ -64,6 +64,23 @@ class DetailLayer(keras.layers.Layer):
         return {**super().get_config(), "delta": self.delta}
 
 
+@keras.saving.register_keras_serializable(package="sritm_tf")
+class PreActivationReLU(keras.layers.ReLU):
+    """The ReLU that opens a pre-activation residual block (Eq. 3), on a tensor that
+    also feeds the block's skip addition; written as max(x, 0).
+
+    Numerically a ReLU. TensorFlow's grappler remapper tries to fuse a `Relu`
+    into the convolution + bias + `Add` that produced its input even when that
+    `Add` has a second consumer (the next block's skip), then fails for the whole
+    graph ("Mutation::Apply error: fanout ... exist for missing node ...Add"), so
+    no convolution of the network got its bias, ReLU or sum fused (oneDNN post-ops).
+    A `Maximum` is not a fusion candidate: the remapper succeeds and fuses the rest.
+    """
+
+    def call(self, x):
+        return ops.maximum(x, ops.cast(0, x.dtype))
+
+
 def keys_cubic(u, a=-0.5):
     """Keys' cubic convolution kernel (a = -0.5, as MATLAB `imresize`)."""
     u = np.abs(u)

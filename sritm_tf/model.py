@@ -18,7 +18,8 @@ of the matching base block), concatenated as [base, detail].
 import keras
 from keras import layers
 
-from sritm_tf.layers import BicubicUpsample, ClassicalMapping, DepthToSpace, DetailLayer, SelfGuidedFilter
+from sritm_tf.layers import (BicubicUpsample, ClassicalMapping, DepthToSpace, DetailLayer, PreActivationReLU,
+                             SelfGuidedFilter)
 
 SKIPS = ("bicubic", "classical")
 
@@ -45,7 +46,7 @@ def _conv(filters, name, kernel_size=3, **kwargs):
 
 def _residual(x, channels, name):
     """ReLU, Conv, ReLU, Conv: the residual branch of Eq. (3)."""
-    r = layers.ReLU(name=f"{name}_relu1")(x)
+    r = PreActivationReLU(name=f"{name}_relu1")(x)
     r = _conv(channels, f"{name}_conv1")(r)
     r = layers.ReLU(name=f"{name}_relu2")(r)
     return _conv(channels, f"{name}_conv2")(r)
@@ -103,7 +104,7 @@ def upsample_head(x, scale, channels, name="up"):
     depth-to-space (twice for x4)."""
     if scale not in (2, 4):
         raise ValueError(f"scale must be 2 or 4, got {scale}")
-    x = layers.ReLU(name=f"{name}_relu0")(x)
+    x = PreActivationReLU(name=f"{name}_relu0")(x)
     x = _conv(channels, f"{name}_conv0")(x)
     x = layers.ReLU(name=f"{name}_relu1a")(x)
     for i in range(1 if scale == 2 else 2):
