@@ -75,11 +75,12 @@ class FrameConverter:
     R'G'B' float32 in [0, 1], `scale`x larger.
 
     `weights`: path of weights or a loaded keras.Model (see
-    `pretrained.load_model`); `tile`: LR tile size (N, "WxH" or (height, width)).
+    `pretrained.load_model`); `precision`: "fp32" or "bf16" (`sritm_tf.precision`);
+    `tile`: LR tile size (N, "WxH" or (height, width)).
     """
 
     def __init__(self, scale=2, weights=None, baseline=False, tile=DEFAULT_TILE, white_nits=203.0,
-                 peak_nits=PEAK_NITS):
+                 peak_nits=PEAK_NITS, precision="fp32"):
         if scale not in (2, 4):
             raise InputError(f"scale must be 2 or 4, got {scale}")
         if not 0 < white_nits <= colour.PQ_PEAK or not 0 < peak_nits <= colour.PQ_PEAK:
@@ -90,7 +91,7 @@ class FrameConverter:
             from sritm_tf import pretrained
 
             try:
-                model = pretrained.load_model(scale, weights, white_nits=white_nits)
+                model = pretrained.load_model(scale, weights, white_nits=white_nits, precision=precision)
             except ValueError as err:
                 raise InputError(str(err)) from err
             self.predict = TiledPredictor(model, tile)
@@ -111,7 +112,7 @@ def _is_image(path):
 
 
 def convert_image(input, output, scale=2, weights=None, baseline=False, overwrite=False,
-                  tile=DEFAULT_TILE, white_nits=203.0, peak_nits=PEAK_NITS):
+                  tile=DEFAULT_TILE, white_nits=203.0, peak_nits=PEAK_NITS, precision="fp32"):
     """Converts an 8-bit SDR image to a `scale`x larger 16-bit HDR10 PNG (BT.2020,
     PQ, full range). `weights`: path or keras.Model (None: bundled weights).
     Returns the PQ R'G'B' written, float32 (sH, sW, 3)."""
@@ -120,7 +121,7 @@ def convert_image(input, output, scale=2, weights=None, baseline=False, overwrit
     if output_format(output) != "png":
         raise InputError(f"{output}: convert_image writes .png; use convert_video for .yuv/.mp4/.mkv")
     check_output(output, overwrite)
-    pq = FrameConverter(scale, weights, baseline, tile, white_nits, peak_nits)(rgb)
+    pq = FrameConverter(scale, weights, baseline, tile, white_nits, peak_nits, precision)(rgb)
     imageio.write_hdr_png(output, pq)
     return pq
 
@@ -209,6 +210,7 @@ def _run_pipeline(source, convert, write, progress=True, desc=None):
 
 def convert_video(input, output, scale=2, weights=None, baseline=False, overwrite=False,
                   tile=DEFAULT_TILE, format=None, size=None, fps=None, white_nits=203.0, peak_nits=PEAK_NITS,
+                  precision="fp32",
                   progress=True, crf=18, preset="medium"):
     """Converts an SDR video (any format ffmpeg decodes), a raw 8-bit yuv420p
     file (`size` "WxH", `fps`), or a still image to HDR10 `.yuv` (raw
@@ -221,7 +223,7 @@ def convert_video(input, output, scale=2, weights=None, baseline=False, overwrit
     if fmt == "png":
         raise InputError(f"{output}: a video is converted to .yuv, .mp4 or .mkv, not .png")
     check_output(output, overwrite)
-    convert = FrameConverter(scale, weights, baseline, tile, white_nits, peak_nits)
+    convert = FrameConverter(scale, weights, baseline, tile, white_nits, peak_nits, precision)
     width, height = source.width * scale, source.height * scale
     levels = video.LightLevels()
     writer_class = video.Yuv420p10Writer if fmt == "yuv" else video.NutWriter

@@ -188,15 +188,15 @@ def evaluate_pair(sdr, hdr, scale, predict=None, white_nits=203.0):
 
 def model_predictor(model, tile=None):
     """(LR SDR R'G'B', white cd/m2) -> HR PQ BT.2020 R'G'B' through `model` by tiled
-    inference, its classical skip set to that white (`pretrained.with_white`)."""
+    inference, its classical skip set to that white (`pretrained.configure`)."""
     from sritm_tf.inference import DEFAULT_TILE, TiledPredictor
-    from sritm_tf.pretrained import with_white
+    from sritm_tf.pretrained import configure
 
     predictors = {}
 
     def predict(lr_rgb, white_nits=203.0):
         if white_nits not in predictors:
-            predictors[white_nits] = TiledPredictor(with_white(model, white_nits), tile=tile or DEFAULT_TILE)
+            predictors[white_nits] = TiledPredictor(configure(model, white_nits), tile=tile or DEFAULT_TILE)
         yuv = colour.sdr_rgb_to_model_yuv(lr_rgb).astype(np.float32)
         return colour.model_yuv_to_pq2020_rgb(predictors[white_nits](yuv))
 

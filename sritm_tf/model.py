@@ -20,6 +20,7 @@ from keras import layers
 
 from sritm_tf.layers import (BicubicUpsample, ClassicalMapping, DepthToSpace, DetailLayer, PreActivationReLU,
                              SelfGuidedFilter)
+from sritm_tf.precision import policy
 
 SKIPS = ("bicubic", "classical")
 
@@ -115,7 +116,7 @@ def upsample_head(x, scale, channels, name="up"):
 
 
 def build_deep_sritm(scale=2, channels=64, m=3, n=10, modulation=True, skip="bicubic", white_nits=203.0,
-                     white_input=False, name=None):
+                     white_input=False, precision=None, name=None):
     """The Deep SR-ITM network of Fig. 3.
 
     Args:
@@ -133,6 +134,9 @@ def build_deep_sritm(scale=2, channels=64, m=3, n=10, modulation=True, skip="bic
         white_nits: the SDR reference white of the classical skip, cd/m2.
         white_input: with skip="classical", a second input "white_nits" (N, 1)
             sets the white level per sample (training across white levels).
+        precision: "fp32", or "bf16" for bfloat16 convolutions with float32
+            weights, front end and output (`sritm_tf.precision`); None: Keras'
+            global dtype policy.
 
     Returns:
         A keras.Model. Input: LR SDR, NHWC, full-range BT.709 Y'CbCr of
@@ -142,6 +146,15 @@ def build_deep_sritm(scale=2, channels=64, m=3, n=10, modulation=True, skip="bic
     """
     if skip not in SKIPS:
         raise ValueError(f"skip must be one of {SKIPS}, got {skip!r}")
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy(precision) if precision else previous)
+    try:
+        return _build(scale, channels, m, n, modulation, skip, white_nits, white_input, name)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _build(scale, channels, m, n, modulation, skip, white_nits, white_input, name):
     classical = skip == "classical"
     image = keras.Input((None, None, 3), name="sdr_yuv")
     base_in, detail_in = decompose(image)

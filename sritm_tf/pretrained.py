@@ -87,21 +87,28 @@ def load_weights_npz(path, **overrides):
     return model
 
 
-def with_white(model, white_nits):
+def configure(model, white_nits=None, precision=None):
     """`model` with the SDR reference white of its classical skip set to
-    `white_nits` cd/m2 (a rebuilt copy sharing nothing), or `model` itself when
-    it has no classical skip or already uses that white."""
+    `white_nits` cd/m2 and/or its compute precision set to "bf16" / "fp32"
+    (`sritm_tf.precision`): a rebuilt copy with the same weights, or `model`
+    itself when nothing changes (None leaves a setting as it is)."""
     from sritm_tf.model import build_deep_sritm
 
     names = {layer.name for layer in model.layers}
-    if "classical" not in names or model.get_layer("classical").white_nits == float(white_nits):
+    white_changes = (white_nits is not None and "classical" in names
+                     and model.get_layer("classical").white_nits != float(white_nits))
+    current = "bf16" if model.get_layer("base_conv1").dtype_policy.compute_dtype == "bfloat16" else "fp32"
+    precision_changes = precision is not None and precision != current
+    if not (white_changes or precision_changes):
         return model
-    rebuilt = build_deep_sritm(**model_config(model), white_nits=white_nits, name=model.name)
+    white = white_nits if white_changes else (model.get_layer("classical").white_nits if "classical" in names else 203.0)
+    rebuilt = build_deep_sritm(**model_config(model), white_nits=white, precision=precision or current,
+                               name=model.name)
     rebuilt.set_weights(model.get_weights())
     return rebuilt
 
 
-def load_model(scale=2, weights=None, white_nits=203.0):
+def load_model(scale=2, weights=None, white_nits=203.0, precision=None):
     """The full Deep SR-ITM network for `scale`, with weights.
 
     Args:
@@ -110,6 +117,8 @@ def load_model(scale=2, weights=None, white_nits=203.0):
             ending in .npz, .keras or .weights.h5; or a keras.Model.
         white_nits: SDR reference white of the classical skip (cd/m2), for
             weights trained with it; no effect on the paper's bicubic skip.
+        precision: "bf16" or "fp32" compute (`sritm_tf.precision`; weights
+            stay float32); None: as built.
 
     Returns:
         A keras.Model.
@@ -146,4 +155,4 @@ def load_model(scale=2, weights=None, white_nits=203.0):
     model_scale = model.get_layer("bicubic").scale if "bicubic" in layer_names else scale
     if model_scale != scale:
         raise ValueError(f"{getattr(weights, 'name', weights)}: weights are for x{model_scale}, not x{scale}")
-    return with_white(model, white_nits)
+    return configure(model, white_nits, precision)

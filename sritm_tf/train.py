@@ -31,6 +31,7 @@ from keras import ops
 
 from sritm_tf import colour
 from sritm_tf.fileio import atomic_path
+from sritm_tf import precision
 from sritm_tf.model import build_deep_sritm, transfer_weights
 
 
@@ -54,7 +55,8 @@ class TrainConfig:
     checkpoint_every: int = 500       # steps per checkpoint (= Keras epoch)
     seed: int = 0
     shuffle_buffer: int = 2048
-    mixed_precision: bool = False
+    mixed_precision: bool = False     # mixed_float16 (GPUs); else `precision` decides
+    precision: str = "auto"           # bf16 | fp32 | auto: bf16 where the CPU or GPU has bfloat16 units
     val_pairs: str = None             # folder of *_sdr.* / *_hdr.* pairs (HR), for validation
     val_records: str = None           # held-out TFRecord shards, for validation
     val_crop: int = 256               # centre crop of each validation pair, LR pixels (0: whole)
@@ -412,8 +414,22 @@ def train(cfg, strategy=None, extra_callbacks=()):
     Returns the trained model of the last stage run."""
     from sritm_tf.pipeline import make_dataset
 
+    previous = keras.mixed_precision.global_policy()
     if cfg.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
+    else:
+        chosen, why = precision.resolve(cfg.precision)
+        keras.mixed_precision.set_global_policy(precision.policy(chosen))
+        print(f"precision: {chosen} ({why})", flush=True)
+    try:
+        return _train(cfg, strategy, extra_callbacks)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _train(cfg, strategy, extra_callbacks):
+    from sritm_tf.pipeline import make_dataset
+
     strategy = strategy if strategy is not None else get_strategy()
     worker_index, chief = worker_info()
     os.makedirs(cfg.run_dir, exist_ok=True)
@@ -467,6 +483,9 @@ def save_final(model, cfg):
     """`final.keras` and `deep_sritm_x{scale}.npz` (float16, `sritm_tf.pretrained`)."""
     from sritm_tf.pretrained import save_weights_npz  # writes atomically itself
 
-    plain = plain_copy(model, cfg) if cfg.mixed_precision else model
+    plain = model
+    if model.get_layer("base_conv1").dtype_policy.name != "float32":  # mixed precision: save float32
+        plain = plain_copy(model, cfg)
+        compile_model(plain, cfg.lr)  # final.keras loads compiled, as a float32 run's does
     _save_atomic(plain.save, os.path.join(cfg.run_dir, "final.keras"))
     save_weights_npz(plain, os.path.join(cfg.run_dir, f"deep_sritm_x{cfg.scale}.npz"))

@@ -69,7 +69,7 @@ def test_per_sample_white_input_matches_the_fixed_white(tmp_path):
     for i, white in enumerate((150.0, 420.0)):
         fixed = pretrained.load_weights_npz(path, white_nits=white)
         np.testing.assert_allclose(fixed.predict(x[i:i + 1], verbose=0)[0], out[i], atol=1e-5)
-        again = pretrained.with_white(fixed, 203.0)
+        again = pretrained.configure(fixed, 203.0)
         assert again.get_layer("classical").white_nits == 203.0
 
 

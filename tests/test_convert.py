@@ -113,7 +113,8 @@ def test_hdr_png_round_trip(tmp_path):
 
 def test_cli_with_weights_file(tiny_model, tmp_path, capsys):
     weights = pretrained.save_weights_npz(tiny_model, str(tmp_path / "tiny.npz"), dtype="float32")
-    code, err = run_cli(capsys, SAMPLE, "-o", tmp_path / "o.png", "--weights", weights, "--tile", "64x40")
+    code, err = run_cli(capsys, SAMPLE, "-o", tmp_path / "o.png", "--weights", weights, "--tile", "64x40",
+                        "--precision", "fp32")  # the API default; bf16 is tested in test_precision.py
     assert code == 0, err
     expected = convert.convert_image(SAMPLE, tmp_path / "api.png", weights=tiny_model)
     np.testing.assert_array_equal(codes10(tmp_path / "o.png"), colour.quantize(expected, 10))

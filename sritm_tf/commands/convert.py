@@ -18,6 +18,9 @@ def register(subparsers):
     parser.add_argument("--white-nits", type=float, default=203.0,
                         help="SDR reference white in cd/m2 (default 203, BT.2408): where SDR 100%% lands in HDR, "
                              "for the network's classical skip and for --baseline; graded HDR often sits at 300-500")
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                        help="network compute precision (default auto: bf16 on CPUs with AVX512-BF16 or AMX, "
+                             "and on GPUs; the choice is printed)")
     parser.add_argument("--peak-nits", type=float, default=1000.0,
                         help="no output pixel brighter than this, cd/m2 (default 1000, the mastering peak; 10000: no limit)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
@@ -38,15 +41,21 @@ def run(args):
     from sritm_tf.inference import parse_tile
 
     tile = parse_tile(args.tile, "--tile")
+    chosen = "fp32"
+    if not args.baseline:
+        from sritm_tf.precision import resolve
+
+        chosen, why = resolve(args.precision)
     try:
         result = convert(args.input, args.output, format=args.format, scale=args.scale, weights=args.weights,
                          baseline=args.baseline, overwrite=args.overwrite, tile=tile, size=args.size,
                          fps=args.fps, white_nits=args.white_nits, peak_nits=args.peak_nits, progress=not args.quiet,
-                         crf=args.crf, preset=args.preset)
+                         crf=args.crf, preset=args.preset, precision=chosen)
     except (FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
             IsADirectoryError) as err:  # InputError / ToolError: reported by the CLI
         raise UserError(str(err)) from None
     if not args.quiet:
         extra = "".join(f", {k} {result[k]}" for k in ("max_cll", "max_fall") if k in result)
-        print(f"wrote {args.output} ({result['frames']} frame{'s' if result['frames'] != 1 else ''}{extra})")
+        used = "classical conversion" if args.baseline else f"network in {chosen}: {why}"
+        print(f"wrote {args.output} ({result['frames']} frame{'s' if result['frames'] != 1 else ''}{extra}; {used})")
     return 0

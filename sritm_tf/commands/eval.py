@@ -20,6 +20,8 @@ def register(subparsers):
     p.add_argument("--white-nits", default="203", metavar="N|auto",
                    help="SDR white (cd/m2) of the model's classical skip and of the bt2408 baseline it is compared "
                         "with (default 203); auto: per frame, the white that fits its HDR best at gamma 2.4")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                   help="network compute precision (default auto: bf16 where the CPU or GPU has bfloat16 units)")
     p.add_argument("--json", metavar="PATH", help="also write the rows and means to this JSON file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=run)
@@ -55,8 +57,12 @@ def run(args):
 
         if args.weights and not os.path.exists(args.weights):
             raise UserError(f"{args.weights}: no such file")
+        from sritm_tf.precision import resolve
+
+        chosen, why = resolve(args.precision)
+        print(f"precision: {chosen} ({why})", file=sys.stderr)
         try:
-            model = load_model(args.scale, args.weights)
+            model = load_model(args.scale, args.weights, precision=chosen)
         except (FileNotFoundError, ValueError) as err:
             raise UserError(str(err)) from None
         predict = evaluate.model_predictor(model, tile)

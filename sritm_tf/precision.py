@@ -1,0 +1,58 @@
+"""Compute precision of the network: float32, or bfloat16 convolutions where the
+hardware runs them faster (issue #11).
+
+`bf16` builds the network under Keras' "mixed_bfloat16" policy: convolutions,
+ReLUs, sums and products compute in bfloat16 with float32 weights, while the
+guided filter, the detail division, the bicubic and classical skips, the last
+convolution and the output stay float32 (their layers pin dtype="float32").
+Weights are float32 either way, so saved files do not depend on it.
+"""
+import os
+
+PRECISIONS = ("auto", "bf16", "fp32")
+POLICIES = {"bf16": "mixed_bfloat16", "fp32": "float32"}
+
+
+def cpu_flags():
+    """The instruction-set flags of this machine's CPU (Linux /proc/cpuinfo; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def bf16_units(flags=None):
+    """Which bfloat16 matrix units the CPU has: "amx_bf16" (Intel AMX tiles),
+    "avx512_bf16" (AVX-512 BF16 dot products) or None."""
+    flags = cpu_flags() if flags is None else flags
+    for unit in ("amx_bf16", "avx512_bf16"):
+        if unit in flags:
+            return unit
+    return None
+
+
+def resolve(precision="auto", flags=None):
+    """(precision, reason): "bf16" or "fp32" for `precision` in PRECISIONS. auto picks
+    bf16 on a GPU (Keras on JAX with a GPU device) or a CPU with bf16 units."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "auto":
+        return precision, "as asked"
+    if os.environ.get("KERAS_BACKEND") == "jax":
+        import jax
+
+        if jax.default_backend() == "gpu":
+            return "bf16", "JAX on a GPU"
+    unit = bf16_units(flags)
+    if unit:
+        return "bf16", f"the CPU has {unit}"
+    return "fp32", "the CPU has no bfloat16 units"
+
+
+def policy(precision):
+    """The Keras dtype policy name of "bf16" / "fp32"."""
+    return POLICIES[precision]

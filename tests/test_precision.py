@@ -1,0 +1,37 @@
+"""bf16 / fp32 compute precision (issue #11, item 1)."""
+import numpy as np
+import pytest
+
+from sritm_tf import colour, precision, pretrained
+from sritm_tf.model import build_deep_sritm
+
+
+def test_resolve_reads_the_cpu_flags():
+    assert precision.resolve("auto", {"avx512f", "amx_bf16", "amx_tile"}) == ("bf16", "the CPU has amx_bf16")
+    assert precision.resolve("auto", {"avx512f", "avx512_bf16"})[0] == "bf16"
+    assert precision.resolve("auto", {"avx2", "fma"}) == ("fp32", "the CPU has no bfloat16 units")
+    assert precision.resolve("fp32", {"amx_bf16"}) == ("fp32", "as asked")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        precision.resolve("int4")
+
+
+def test_bf16_network_keeps_float32_weights_front_end_and_output():
+    model = build_deep_sritm(2, channels=8, m=1, n=1, skip="classical", precision="bf16")
+    assert model.get_layer("base_conv1").compute_dtype == "bfloat16"
+    for name in ("guided_filter", "detail_layer", "bicubic", "classical", "out_conv", "hdr_yuv"):
+        assert model.get_layer(name).compute_dtype == "float32", name
+    assert all(w.dtype == "float32" for w in model.weights)
+    assert build_deep_sritm(2, channels=8, m=1, n=1).get_layer("base_conv1").compute_dtype == "float32"
+
+
+def test_bf16_bundled_model_matches_float32_closely():
+    rgb = np.random.default_rng(0).random((1, 40, 56, 3))
+    x = colour.sdr_rgb_to_model_yuv(rgb).astype(np.float32)
+    fp32 = pretrained.load_model(2, precision="fp32")
+    bf16 = pretrained.configure(fp32, precision="bf16")
+    assert bf16 is not fp32 and pretrained.configure(bf16, precision="bf16") is bf16
+    a = colour.model_yuv_to_pq2020_rgb(fp32.predict(x, verbose=0))
+    b = colour.model_yuv_to_pq2020_rgb(bf16.predict(x, verbose=0))
+    psnr = 10 * np.log10(1 / np.mean((a - b) ** 2))
+    assert psnr > 50, psnr  # measured 67-68 dB on the graded frames
+    assert not np.array_equal(a, b)  # it really ran in bfloat16
