@@ -93,19 +93,31 @@ def parse_tile(tile, option="tile"):
 class TiledPredictor:
     """Callable: LR image (H, W, C) float32 -> the model's output (sH, sW, C').
 
-    `tile`: core size (height, width) in LR pixels; `margin`: real pixels added
-    around each core, by default `receptive_margin(model)`. The model runs once
-    per tile in a `tf.function` traced for any spatial size.
+    Args:
+        model: a keras.Model (the network).
+        tile: core size, "WxH", N or (height, width), in LR pixels.
+        margin: real pixels added around each core; default `receptive_margin(model)`.
+        run: callable NHWC float32 batch -> output array, e.g. a compiled
+            `model.predict_on_batch` or another engine; default: the model in a
+            TensorFlow `tf.function` traced for any spatial size (on the JAX
+            backend, the model called directly).
     """
 
-    def __init__(self, model, tile=DEFAULT_TILE, margin=None):
-        import tensorflow as tf
-
+    def __init__(self, model, tile=DEFAULT_TILE, margin=None, run=None):
         self.model = model
         self.tile = parse_tile(tile)
         self.margin = receptive_margin(model) if margin is None else int(margin)
-        spec = tf.TensorSpec((1, None, None, model.inputs[0].shape[-1]), tf.float32)
-        self._run = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        if run is None:
+            import keras
+
+            if keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
+
+                spec = tf.TensorSpec((1, None, None, model.inputs[0].shape[-1]), tf.float32)
+                run = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+            else:
+                run = lambda x: model(x, training=False)  # noqa: E731
+        self._run = run
 
     def __call__(self, image):
         image = np.asarray(image, np.float32)
@@ -116,7 +128,7 @@ class TiledPredictor:
                 # Margin of real pixels only: clipped at the frame border.
                 top, left = max(0, y0 - self.margin), max(0, x0 - self.margin)
                 bottom, right = min(height, y1 + self.margin), min(width, x1 + self.margin)
-                result = self._run(image[None, top:bottom, left:right]).numpy()[0]
+                result = np.asarray(self._run(image[None, top:bottom, left:right]))[0]
                 scale = result.shape[0] // (bottom - top)
                 if output is None:
                     output = np.empty((height * scale, width * scale, result.shape[-1]), np.float32)

@@ -1,0 +1,1 @@
+"""Benchmarks as importable functions; `sritm bench` and benchmarks/*.py call them."""

@@ -1,0 +1,252 @@
+"""Inference speed of Deep SR-ITM against this machine's physical peak (`sritm bench speed`).
+
+In one run it prints:
+
+1. the CPU's peak for float32 FMA, bfloat16 and int8 matrix work, twice:
+   nominal  = FLOP per cycle per core (from the ISA flags) x cores x clock, with
+              FLOP/cycle/core: float32 64 with AVX-512 (two 512-bit FMA pipes:
+              2 x 16 lanes x 2), 32 with AVX2; bfloat16 1024 with AMX-BF16, 128
+              with AVX512-BF16 (two VDPBF16PS), else the float32 figure; int8 2048
+              with AMX-INT8, 256 with AVX512-VNNI (two VPDPBUSD), 128 with AVX-VNNI;
+              the clock is the CPU's maximum frequency where Linux tells it (cpufreq),
+              else the frequency /proc/cpuinfo reports (in a VM often the base clock,
+              so a measured peak at turbo clocks can exceed the nominal figure);
+   measured = a large matrix product in that precision through the engine (oneDNN
+              under TensorFlow): the practical ceiling. int8 has no engine here yet.
+2. per engine and precision: achieved GFLOP/s of the whole tiled frame (guided
+   filter, skips and tile margins included; GFLOP counted for the useful output,
+   `sritm_tf.flops`), its ratio to the matching measured peak, and seconds per
+   1080p -> 4K frame (x2; at x4 a 960x540 LR frame);
+3. last line: `s_per_4k_frame=<best engine> peak_ratio=<its achieved / its measured peak>`.
+
+Each engine runs in a fresh process (TF_ENABLE_ONEDNN_OPTS and KERAS_BACKEND are read
+once, at import). Wall times on a shared machine are noisy; the ratios are taken in the
+same run as the peaks they are divided by.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+# name -> (environment, precision, how the model runs)
+ENGINES = {
+    "tf-fp32": ({"KERAS_BACKEND": "tensorflow", "TF_ENABLE_ONEDNN_OPTS": "1"}, "fp32", "tiled"),
+    "tf-bf16": ({"KERAS_BACKEND": "tensorflow", "TF_ENABLE_ONEDNN_OPTS": "1"}, "bf16", "tiled"),
+    "tf-xla-fp32": ({"KERAS_BACKEND": "tensorflow", "TF_ENABLE_ONEDNN_OPTS": "1"}, "fp32", "xla"),
+    "jax-fp32": ({"KERAS_BACKEND": "jax"}, "fp32", "xla"),
+    "jax-bf16": ({"KERAS_BACKEND": "jax"}, "bf16", "xla"),
+}
+DEFAULT_ENGINES = ["tf-fp32", "tf-bf16"]
+UHD = (2160, 3840)
+
+
+def add_arguments(p):
+    p.add_argument("--scale", type=int, nargs="+", choices=(2, 4), default=[2])
+    p.add_argument("--full", action="store_true",
+                   help="a whole 4K output frame (LR 1920x1080 at x2, 960x540 at x4) instead of a 480x270 LR frame")
+    p.add_argument("--frame", metavar="WxH", help="LR frame size (overrides the default / --full size)")
+    p.add_argument("--tile", nargs="+", metavar="WxH",
+                   help="LR tile cores to try (default 640x360, and 480x270 for small frames)")
+    p.add_argument("--engines", nargs="+", default=DEFAULT_ENGINES,
+                   help=f"any of {', '.join(ENGINES)} or 'all' (default: {' '.join(DEFAULT_ENGINES)})")
+    p.add_argument("--repeats", type=int, default=2, help="timed runs per measurement, the best is kept")
+    p.add_argument("--json", help="also write the peaks and rows to this JSON file")
+
+
+# ---------------------------------------------------------------------------
+# Peaks
+# ---------------------------------------------------------------------------
+def _max_clock_ghz():
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq") as f:
+            return int(f.read()) / 1e6, "cpufreq max"
+    except (OSError, ValueError):
+        pass
+    try:
+        with open("/proc/cpuinfo") as f:
+            mhz = [float(line.split(":")[1]) for line in f if line.startswith("cpu MHz")]
+        return max(mhz) / 1e3, "/proc/cpuinfo current"
+    except (OSError, ValueError):
+        return float("nan"), "unknown"
+
+
+def nominal_peaks(flags=None, cores=None):
+    """{precision: (GFLOP/s, "formula")} from ISA flags x cores x clock (module doc)."""
+    from sritm_tf.precision import cpu_flags
+
+    flags = cpu_flags() if flags is None else flags
+    cores = cores or len(os.sched_getaffinity(0))
+    ghz, clock = _max_clock_ghz()
+    fp32 = 64 if "avx512f" in flags else 32
+    bf16 = 1024 if "amx_bf16" in flags else 128 if "avx512_bf16" in flags else fp32
+    int8 = 2048 if "amx_int8" in flags else 256 if "avx512_vnni" in flags else 128 if "avx_vnni" in flags else fp32
+    out = {}
+    for name, per_cycle in (("fp32", fp32), ("bf16", bf16), ("int8", int8)):
+        out[name] = (per_cycle * cores * ghz, f"{per_cycle} x {cores} cores x {ghz:.2f} GHz ({clock})")
+    return out
+
+
+def measured_peaks(size=4096, repeats=3):
+    """{precision: GFLOP/s} of a size^3 matrix product through TensorFlow (oneDNN)."""
+    import numpy as np
+    import tensorflow as tf
+
+    out = {}
+    for name, dtype in (("fp32", tf.float32), ("bf16", tf.bfloat16)):
+        a = tf.constant(np.random.default_rng(0).random((size, size), np.float32), dtype=dtype)
+        matmul = tf.function(lambda x: tf.linalg.matmul(x, x))
+        matmul(a).numpy()
+        best = min(_timed(lambda: matmul(a).numpy()) for _ in range(repeats))
+        out[name] = 2 * size**3 / best / 1e9
+    return out
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------------------
+# Worker: one engine, one scale, in a fresh process
+# ---------------------------------------------------------------------------
+def _runner(model, mode):
+    """A function NHWC float32 batch -> output array."""
+    if mode == "tiled":
+        return None  # TiledPredictor's own tf.function
+    model.compile(jit_compile=True)
+    return model.predict_on_batch
+
+
+def worker(job):
+    import numpy as np
+
+    from sritm_tf.flops import model_macs
+    from sritm_tf.inference import TiledPredictor
+    from sritm_tf.model import build_deep_sritm
+
+    if job.get("peaks"):
+        return measured_peaks()
+    _, precision, mode = ENGINES[job["engine"]]
+    scale, frame, repeats = job["scale"], tuple(job["frame"]), job["repeats"]
+    model = build_deep_sritm(scale=scale, skip="classical", precision=precision)
+    image = np.random.default_rng(0).random(frame + (3,), dtype=np.float32)
+    rows = []
+    for tile in job["tiles"]:
+        tile = (min(tile[0], frame[0]), min(tile[1], frame[1]))
+        predictor = TiledPredictor(model, tile=tile, run=_runner(model, mode))
+        t0 = time.perf_counter()
+        predictor(image)
+        first = time.perf_counter() - t0
+        seconds = min(_timed(lambda: predictor(image)) for _ in range(repeats))
+        uhd_lr_pixels = UHD[0] * UHD[1] / scale**2
+        rows.append({
+            "engine": job["engine"], "precision": precision, "scale": scale,
+            "frame": f"{frame[1]}x{frame[0]}", "tile": f"{tile[1]}x{tile[0]}",  # WxH
+            "gflops": 2 * model_macs(model, *frame) / seconds / 1e9,
+            "s_per_4k_frame": seconds * uhd_lr_pixels / (frame[0] * frame[1]),
+            "extrapolated": frame[0] * frame[1] != uhd_lr_pixels, "first_call_s": first,
+        })
+    return rows
+
+
+def _run_worker(job, env):
+    cmd = [sys.executable, "-m", "sritm_tf.benchmarks.speed", "--worker", json.dumps(job)]
+    proc = subprocess.run(cmd, env={**os.environ, **env, "TF_CPP_MIN_LOG_LEVEL": "2"},
+                          capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(("[", "{"))]
+    if proc.returncode or not lines:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        print(f"{job} failed (exit {proc.returncode}):\n{tail}", file=sys.stderr)
+        return None
+    return json.loads(lines[-1])
+
+
+# ---------------------------------------------------------------------------
+# Parent: peaks, engines, tables
+# ---------------------------------------------------------------------------
+def format_peaks(nominal, measured):
+    lines = ["| precision | nominal GFLOP/s | formula | measured GFLOP/s (matmul) | measured / nominal |",
+             "|---|---|---|---|---|"]
+    for name, (value, formula) in nominal.items():
+        m = measured.get(name)
+        cells = (name, f"{value:.0f}", formula, f"{m:.0f}" if m else "n/a (no int8 engine yet)",
+                 f"{m / value:.2f}" if m else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_rows(rows):
+    head = ("engine", "precision", "scale", "LR frame", "tile", "GFLOP/s", "of measured peak", "s per 4K frame",
+            "first call s")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = (r["engine"], r["precision"], f"x{r['scale']}", r["frame"], r["tile"], f"{r['gflops']:.0f}",
+                 f"{r['peak_ratio']:.2f}" if r.get("peak_ratio") else "", 
+                 f"{r['s_per_4k_frame']:.1f}{'*' if r['extrapolated'] else ''}", f"{r['first_call_s']:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run(args):
+    from sritm_tf.errors import UserError
+    from sritm_tf.sizes import parse_shape
+
+    frame_arg = parse_shape(args.frame, "--frame") if args.frame else None  # (h, w) from here on
+    tiles_arg = [parse_shape(t, "--tile") for t in args.tile] if args.tile else None
+    engines = list(ENGINES) if args.engines == ["all"] else args.engines
+    unknown = [e for e in engines if e not in ENGINES]
+    if unknown:
+        raise UserError(f"unknown engine {unknown[0]!r}; choose from {', '.join(ENGINES)} or 'all'")
+
+    print("measuring the matrix-product peaks ...", file=sys.stderr, flush=True)
+    nominal = nominal_peaks()
+    measured = _run_worker({"peaks": True}, ENGINES["tf-fp32"][0]) or {}
+    print(format_peaks(nominal, measured))
+    print()
+
+    rows = []
+    for scale in args.scale:
+        frame = frame_arg or ((UHD[0] // scale, UHD[1] // scale) if args.full else (270, 480))
+        tiles = tiles_arg or ([(360, 640)] if args.full else [frame, (frame[0] // 2, frame[1] // 2)])
+        for engine in engines:
+            job = {"engine": engine, "scale": scale, "frame": list(frame), "tiles": [list(t) for t in tiles],
+                   "repeats": args.repeats}
+            print(f"running {engine} x{scale}, LR frame {frame[1]}x{frame[0]} ...", file=sys.stderr, flush=True)
+            new = _run_worker(job, ENGINES[engine][0]) or []
+            for r in new:
+                peak = measured.get(r["precision"])
+                r["peak_ratio"] = r["gflops"] / peak if peak else None
+            rows += new
+    if not rows:
+        print("no engine ran", file=sys.stderr)
+        return 1
+    print(format_rows(rows))
+    if any(r["extrapolated"] for r in rows):
+        print("* extrapolated from the measured frame to the LR pixels of one 3840x2160 output frame")
+    if args.json:
+        from sritm_tf.fileio import atomic_path
+
+        with atomic_path(args.json) as tmp, open(tmp, "w") as f:
+            json.dump({"nominal": nominal, "measured": measured, "rows": rows}, f, indent=1)
+    best = min(rows, key=lambda r: r["s_per_4k_frame"])
+    ratio = f"{best['peak_ratio']:.3f}" if best.get("peak_ratio") else "nan"
+    print(f"s_per_4k_frame={best['s_per_4k_frame']:.2f} peak_ratio={ratio}")
+    return 0
+
+
+def main(argv=None):
+    """Entry point of benchmarks/bench_speed.py: the same as `sritm bench speed`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="bench_speed.py", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+        print(json.dumps(worker(json.loads(sys.argv[2]))))
+    else:
+        sys.exit(main())
