@@ -23,7 +23,7 @@ import numpy as np
 from IPython.display import Markdown, display
 
 import sritm_tf
-from sritm_tf import colour, plotting, pretrained"""
+from sritm_tf import colour, imageio, plotting, pretrained"""
 
 MODEL_MD = """\
 ## The model
@@ -44,7 +44,7 @@ training. The network takes it as full-range BT.709 Y'CbCr with chroma + 0.5."""
 
 FRAME = """\
 frame_path = pretrained.sample_path()
-sdr = plt.imread(frame_path)[..., :3].astype(np.float32)  # BT.709 R'G'B' in [0, 1]
+sdr = imageio.read_sdr_image(frame_path).astype(np.float32) / 255  # BT.709 R'G'B' in [0, 1]
 sdr_yuv = colour.sdr_rgb_to_model_yuv(sdr).astype(np.float32)
 print(os.path.basename(frame_path), sdr.shape)"""
 

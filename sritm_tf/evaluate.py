@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 
-from sritm_tf import colour, metrics
+from sritm_tf import colour, imageio, metrics
 from sritm_tf.data.resize import downscale, imresize
 from sritm_tf.sizes import parse_shape
 
@@ -64,16 +64,14 @@ def read_pair(sdr_path, hdr_path, white_nits=203.0):
 
 
 def read_rgb(path):
-    """An 8- or 16-bit image file -> float64 R'G'B' in [0, 1] (alpha dropped)."""
-    import cv2
-
-    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    """An 8- or 16-bit image file -> float64 R'G'B' in [0, 1] (`imageio.read_image`: alpha dropped)."""
+    try:
+        image = imageio.read_image(path)
+    except (OSError, ValueError):
+        image = None
     if image is None or image.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"{path}: not an 8- or 16-bit image")
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    rgb = image[:, :, 2::-1]  # BGR(A) -> RGB
-    return rgb.astype(np.float64) / np.iinfo(image.dtype).max
+    return image.astype(np.float64) / np.iinfo(image.dtype).max
 
 
 def centre_crop(image, size=None, multiple=1):

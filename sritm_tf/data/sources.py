@@ -26,8 +26,8 @@ import re
 import cv2
 import numpy as np
 
-from sritm_tf import colour
-from sritm_tf.errors import SourceError
+from sritm_tf import colour, imageio
+from sritm_tf.errors import InputError, SourceError
 
 EXR_EXTS = (".exr",)
 IMAGE_EXTS = (".png", ".tif", ".tiff")
@@ -242,12 +242,11 @@ def middle_band(image, fraction=0.5):
 # Stills: HDR10 PNG/TIFF and SDR
 # ---------------------------------------------------------------------------
 def _read_image(path):
-    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise SourceError(f"{path}: cannot read as an image (missing, corrupt or unsupported)")
-    if image.ndim == 2 or image.shape[2] not in (3, 4):
-        raise SourceError(f"{path}: expected an RGB(A) image, got shape {image.shape}")
-    return image[..., 2::-1]  # BGR(A) -> RGB
+    """`imageio.read_image`, its errors as SourceError."""
+    try:
+        return imageio.read_image(path)
+    except (OSError, InputError):
+        raise SourceError(f"{path}: cannot read as an image (missing, corrupt or unsupported)") from None
 
 
 def read_hdr10_image(path):
