@@ -282,17 +282,13 @@ def compile_model(model, lr):
 
 
 def load_init_weights(model, path):
-    """Fills `model` from a .keras / .weights.h5 / .npz file, layer by layer by name."""
-    if path.endswith(".weights.h5"):
-        model.load_weights(path)
+    """Fills `model` from a .keras / .weights.h5 / .npz file (`pretrained.read_weights`),
+    layer by layer by name."""
+    from sritm_tf.pretrained import read_weights
+
+    source = read_weights(path, like=model)
+    if source is model:  # .weights.h5: loaded in place
         return model
-    if path.endswith(".keras"):
-        source = keras.saving.load_model(path, compile=False)
-    elif path.endswith(".npz"):
-        from sritm_tf.pretrained import load_weights_npz
-        source = load_weights_npz(path)
-    else:
-        raise ValueError(f"{path}: weights must be .keras, .weights.h5 or .npz")
     # By name; layers only one side has (modulation branches) are left as they are.
     source_layers = {layer.name: layer for layer in source.layers if layer.weights}
     for layer in model.layers:
@@ -304,17 +300,12 @@ def load_init_weights(model, path):
 def init_architecture(path):
     """{scale, channels, m, n, skip} of the network stored in a .keras or .npz file
     (None for .weights.h5, which does not record it)."""
-    from sritm_tf.pretrained import model_config
+    from sritm_tf.pretrained import model_config, read_weights
 
-    if path.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as data:
-            config = json.loads(str(data["config"]))
-    elif path.endswith(".keras"):
-        config = model_config(keras.saving.load_model(path, compile=False))
-    else:
+    if path.endswith(".weights.h5"):
         return None
-    return {**{key: int(config[key]) for key in ("scale", "channels", "m", "n")},
-            "skip": config.get("skip", "bicubic")}
+    config = model_config(read_weights(path))
+    return {key: config[key] for key in ("scale", "channels", "m", "n", "skip")}
 
 
 def plain_copy(model, cfg):

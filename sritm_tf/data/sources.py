@@ -20,6 +20,7 @@ Equirectangular maps (exr, radiance; width = 2 x height) keep their middle band 
 Any problem with a file raises `SourceError("<file>: <problem>")`.
 """
 import dataclasses
+import glob
 import os
 import re
 
@@ -98,6 +99,21 @@ def _pairs_in(files):
             pairs.append(Source(roles["hdr"], "pairs", roles["sdr"]))
             used.update(roles.values())
     return pairs, [f for f in files if f not in used]
+
+
+def find_pairs(folder):
+    """Sorted [(name, sdr_path, hdr_path)] of the pairs in `folder` (not recursive):
+    `<name>_sdr.*` / `<name>_hdr.*` files grouped as `discover` does (an SDR JPEG is
+    not paired), and Ultra HDR gain-map JPEGs (sdr_path == hdr_path: one file holds
+    the pair, named after the file)."""
+    from sritm_tf.data import gainmap
+
+    files = sorted(glob.glob(os.path.join(folder, "*")))
+    pairs = [(_PAIR.match(os.path.basename(p.path))["stem"], p.sdr_path, p.path)
+             for p in _pairs_in(files)[0] if not p.sdr_path.lower().endswith(JPEG_EXTS)]
+    pairs += [(os.path.splitext(os.path.basename(f))[0], f, f) for f in files
+              if f.lower().endswith(JPEG_EXTS) and gainmap.has_gainmap(f)]
+    return sorted(pairs)
 
 
 def discover(paths, kind="auto"):
