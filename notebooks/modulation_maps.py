@@ -26,37 +26,19 @@
 # convolutions).
 
 # %%
-import os
-
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
 import sritm_tf
-from sritm_tf import colour, imageio, plotting, pretrained
+from sritm_tf import plotting
 
 # %% [markdown]
-# ## The model
-#
-# `sritm_tf.load_model(scale=2)` loads the bundled trained x2 weights (see the model card in the
-# README): a `keras.Model`, the same network `sritm convert` runs.
+# The bundled x2 model and sample frame, as in the quickstart (`plotting.sample_inputs`).
 
 # %%
-model = sritm_tf.load_model(scale=2)
-display(Markdown(f"`{model.name}`, {model.count_params():,} parameters: bundled trained weights."))
-
-# %% [markdown]
-# ## The input frame
-#
-# The bundled sample `sritm_tf/samples/sample_sdr.png`: 8-bit BT.709 R'G'B', 240x136, made from
-# `Desk.exr` (a stained-glass window above a dark desk), which the bundled weights never saw in
-# training. The network takes it as full-range BT.709 Y'CbCr with chroma + 0.5.
-
-# %%
-frame_path = pretrained.sample_path()
-sdr = imageio.read_sdr_image(frame_path).astype(np.float32) / 255  # BT.709 R'G'B' in [0, 1]
-sdr_yuv = colour.sdr_rgb_to_model_yuv(sdr).astype(np.float32)
-print(os.path.basename(frame_path), sdr.shape)
+model, sdr, sdr_yuv = plotting.sample_inputs(scale=2)
+display(Markdown(f"`{model.name}`, {model.count_params():,} parameters: bundled trained weights; input {sdr.shape}."))
 
 # %% [markdown]
 # ## Intermediate tensors

@@ -21,37 +21,24 @@
 # cd/m2 and the histogram of luminance.
 
 # %%
-import os
-
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-import sritm_tf
-from sritm_tf import colour, convert, imageio, plotting, pretrained
+from sritm_tf import colour, convert, plotting
 
 # %% [markdown]
-# ## The model
+# ## The model and the input frame
 #
-# `sritm_tf.load_model(scale=2)` loads the bundled trained x2 weights (see the model card in the
-# README): a `keras.Model`, the same network `sritm convert` runs.
-
-# %%
-model = sritm_tf.load_model(scale=2)
-display(Markdown(f"`{model.name}`, {model.count_params():,} parameters: bundled trained weights."))
-
-# %% [markdown]
-# ## The input frame
-#
-# The bundled sample `sritm_tf/samples/sample_sdr.png`: 8-bit BT.709 R'G'B', 240x136, made from
+# `plotting.sample_inputs()` loads the bundled trained x2 weights (`sritm_tf.load_model(scale=2)`,
+# see the model card in the README: a `keras.Model`, the same network `sritm convert` runs) and
+# the bundled sample `sritm_tf/samples/sample_sdr.png`: 8-bit BT.709 R'G'B', 240x136, made from
 # `Desk.exr` (a stained-glass window above a dark desk), which the bundled weights never saw in
-# training. The network takes it as full-range BT.709 Y'CbCr with chroma + 0.5.
+# training. The network takes it as full-range BT.709 Y'CbCr with chroma + 0.5 (`sdr_yuv`).
 
 # %%
-frame_path = pretrained.sample_path()
-sdr = imageio.read_sdr_image(frame_path).astype(np.float32) / 255  # BT.709 R'G'B' in [0, 1]
-sdr_yuv = colour.sdr_rgb_to_model_yuv(sdr).astype(np.float32)
-print(os.path.basename(frame_path), sdr.shape)
+model, sdr, sdr_yuv = plotting.sample_inputs(scale=2)
+display(Markdown(f"`{model.name}`, {model.count_params():,} parameters: bundled trained weights; input {sdr.shape}."))
 
 # %% [markdown]
 # ## Convert
