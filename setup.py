@@ -29,6 +29,7 @@ setup(
             "colour-science>=0.4.4",
             "nbclient>=0.10",
             "nbformat>=5.9",
+            "jupytext>=1.16",  # builds notebooks/*.ipynb from their .py sources
             "ipykernel>=6.0",
             "jax[cpu]>=0.4.30",
             "tensorflow-serving-api>=2.16",

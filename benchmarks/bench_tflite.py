@@ -22,13 +22,13 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import tensorflow as tf
 
 from sritm_tf import colour
 from sritm_tf.data.resize import downscale
 from sritm_tf.export import QUANTIZE_MODES, convert_tflite, run_tflite, tflite_interpreter
+from sritm_tf.imageio import read_image
 from sritm_tf.pretrained import load_model
 from sritm_tf.sizes import parse_shape
 
@@ -37,8 +37,8 @@ GRADED = Path(__file__).resolve().parents[2] / "shared" / "data" / "graded"
 
 def load_pair(stem, scale):
     """(LR model Y'CbCr [h, w, 3], HR PQ BT.2020 R'G'B' [s h, s w, 3], HR SDR R'G'B') of a graded pair."""
-    sdr = cv2.imread(str(GRADED / f"{stem}_sdr.png"), cv2.IMREAD_COLOR)[..., ::-1] / 255.0  # drops alpha
-    hdr = cv2.imread(str(GRADED / f"{stem}_hdr.png"), cv2.IMREAD_UNCHANGED)[..., ::-1] / 65535.0
+    sdr = read_image(GRADED / f"{stem}_sdr.png") / 255.0  # drops alpha
+    hdr = read_image(GRADED / f"{stem}_hdr.png") / 65535.0
     h, w = (sdr.shape[0] // scale) * scale, (sdr.shape[1] // scale) * scale
     lr = np.clip(downscale(sdr[:h, :w], scale), 0.0, 1.0)
     return colour.sdr_rgb_to_model_yuv(lr).astype(np.float32), hdr[:h, :w], sdr[:h, :w]

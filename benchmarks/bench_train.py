@@ -55,13 +55,13 @@ def write_shard(folder, scale, count=64, size=96):
     """`count` records of `size`-pixel LR patches (and their HR twins) from the sample image."""
     import cv2
 
-    from sritm_tf import colour
+    from sritm_tf import colour, imageio
     from sritm_tf.data.records import encode_example
     from sritm_tf.pretrained import sample_path
 
     import tensorflow as tf
 
-    sdr = cv2.imread(sample_path(), cv2.IMREAD_COLOR)[:, :, ::-1] / 255.0
+    sdr = imageio.read_sdr_image(sample_path()) / 255.0
     hr = cv2.resize(sdr, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC).clip(0, 1)
     hdr = colour.sdr_to_hdr10_baseline(hr)
     rng = np.random.default_rng(0)

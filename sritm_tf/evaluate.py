@@ -19,37 +19,20 @@ For each pair `<name>_sdr.*` / `<name>_hdr.*` (same frame, same size; SDR
      and on BT.2020 Y'CbCr, SSIM and MS-SSIM on PQ R'G'B', mPSNR on linear
      light (1.0 = 10000 cd/m2), mean dE_ITP (BT.2124).
 """
-import glob
 import math
 import os
 
 import numpy as np
 
-from sritm_tf import colour, metrics
+from sritm_tf import colour, imageio, metrics
 from sritm_tf.data.resize import downscale, imresize
+from sritm_tf.data.sources import find_pairs
 from sritm_tf.sizes import parse_shape
 
 METRICS = ("psnr_pq", "psnr_ycbcr", "ssim", "ms_ssim", "mpsnr", "de_itp")
 ORACLE_WHITES = np.arange(100.0, 1001.0, 10.0)  # cd/m2; graded SDR white can sit well above 203
 ORACLE_GAMMAS = np.round(np.linspace(2.0, 2.8, 17), 2)  # 2.00, 2.05, ..., 2.80
 MS_SSIM_MIN_SIDE = 161  # 11 * 2^4: the 5-scale window of tf.image.ssim_multiscale
-
-
-def find_pairs(folder):
-    """Sorted [(name, sdr_path, hdr_path)] of `<name>_sdr.*` / `<name>_hdr.*` in `folder`,
-    and of Ultra HDR gain-map JPEGs (sdr_path == hdr_path: one file holds the pair)."""
-    from sritm_tf.data import gainmap
-
-    pairs = []
-    for sdr_path in sorted(glob.glob(os.path.join(folder, "*_sdr.*"))):
-        name = os.path.basename(sdr_path).rsplit("_sdr.", 1)[0]
-        hdr_paths = sorted(glob.glob(os.path.join(folder, f"{name}_hdr.*")))
-        if hdr_paths and not sdr_path.lower().endswith((".jpg", ".jpeg")):
-            pairs.append((name, sdr_path, hdr_paths[0]))
-    for path in sorted(glob.glob(os.path.join(folder, "*.jp*g"))):
-        if gainmap.has_gainmap(path):
-            pairs.append((os.path.splitext(os.path.basename(path))[0], path, path))
-    return sorted(pairs)
 
 
 def read_pair(sdr_path, hdr_path, white_nits=203.0):
@@ -64,16 +47,14 @@ def read_pair(sdr_path, hdr_path, white_nits=203.0):
 
 
 def read_rgb(path):
-    """An 8- or 16-bit image file -> float64 R'G'B' in [0, 1] (alpha dropped)."""
-    import cv2
-
-    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    """An 8- or 16-bit image file -> float64 R'G'B' in [0, 1] (`imageio.read_image`: alpha dropped)."""
+    try:
+        image = imageio.read_image(path)
+    except (OSError, ValueError):
+        image = None
     if image is None or image.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"{path}: not an 8- or 16-bit image")
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    rgb = image[:, :, 2::-1]  # BGR(A) -> RGB
-    return rgb.astype(np.float64) / np.iinfo(image.dtype).max
+    return image.astype(np.float64) / np.iinfo(image.dtype).max
 
 
 def centre_crop(image, size=None, multiple=1):

@@ -34,7 +34,6 @@ SIGNATURES = {
 DEFAULT_INPUT_SIZE = (540, 960)  # (height, width)
 QUANTIZE_MODES = ("none", "fp16", "dynamic", "int8")
 SAMPLE_IMAGE = Path(sample_path())
-SHARED_EXR_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "exr"
 
 # The colour maths of sritm_tf.colour as row-vector matrices: f(I) = I @ M.T = M.T
 # for a linear f, so `x @ f(I)` equals `f(x)`.
@@ -104,33 +103,25 @@ def export_savedmodel(model, path, overwrite=False):
 # ---------------------------------------------------------------------------
 # TFLite (LiteRT)
 # ---------------------------------------------------------------------------
-def _read_exr_sdr(path):
-    """Scene-linear BT.709 EXR -> SDR R'G'B' [0, 1]: exposure putting the median
-    luminance at 0.18, Reinhard curve L / (1 + L), BT.709 OETF (BT.709-6 item 1.2)."""
-    import OpenEXR
+def calibration_images(paths=None):
+    """SDR R'G'B' float images [0, 1] for int8 calibration, one per file of `paths`
+    (default: the bundled sample image, `pretrained.sample_path()`): 8-bit SDR
+    images as they are (`imageio.read_sdr_image`); scene-linear OpenEXR stills read
+    with `sources.read_exr`, exposed and encoded as HDR10 (`sources.scene_linear_to_hdr10`)
+    and tone-mapped to SDR by BT.2446 method A (`sdr_synthesis.synthesize_sdr`),
+    the operator of the training pairs. Never calibrate on evaluation frames."""
+    from sritm_tf import imageio
+    from sritm_tf.data import sdr_synthesis, sources
 
-    with OpenEXR.File(str(path)) as exr:
-        channels = exr.channels()
-        rgb = channels["RGB"].pixels if "RGB" in channels else channels["RGBA"].pixels[..., :3]
-    rgb = np.nan_to_num(rgb.astype(np.float64), nan=0.0, posinf=0.0).clip(0.0, None)
-    kr, kb = colour.KR_KB["bt709"]
-    luminance = rgb @ np.array([kr, 1.0 - kr - kb, kb])
-    rgb = rgb * 0.18 / max(np.median(luminance), 1e-6)
-    return colour.bt709_oetf(np.clip(rgb / (1.0 + rgb), 0.0, 1.0))
-
-
-def calibration_images():
-    """SDR R'G'B' float images [0, 1] for int8 calibration: the bundled sample
-    image, else tone-mapped stills of ../shared/data/exr (never the graded pairs)."""
-    import cv2
-
-    if SAMPLE_IMAGE.exists():
-        bgr = cv2.imread(str(SAMPLE_IMAGE), cv2.IMREAD_COLOR)
-        return [bgr[..., ::-1] / 255.0]
-    stills = sorted(SHARED_EXR_DIR.glob("*.exr"))
-    if not stills:
-        raise FileNotFoundError(f"no calibration images: neither {SAMPLE_IMAGE} nor {SHARED_EXR_DIR}/*.exr exist")
-    return [_read_exr_sdr(p) for p in stills]
+    images = []
+    for path in paths or [SAMPLE_IMAGE]:
+        path = str(path)
+        if path.lower().endswith(sources.EXR_EXTS):
+            hdr_pq = sources.scene_linear_to_hdr10(sources.read_exr(path))
+            images.append(np.clip(sdr_synthesis.synthesize_sdr(hdr_pq, "bt2446a"), 0.0, 1.0))
+        else:
+            images.append(imageio.read_sdr_image(path) / 255.0)
+    return images
 
 
 def representative_frames(input_size, count=8, images=None, seed=0):

@@ -1,10 +1,20 @@
-"""Image files: 8-bit SDR input, 16-bit HDR10 PNG output.
+"""Image files: the one reader and writer of PNG / JPEG / TIFF ... files in sritm_tf.
 
-HDR PNG convention (same as the graded pairs in ../shared/data/graded): RGB,
-BT.2020 primaries, PQ (SMPTE ST 2084), full range; the signal is quantised to
-10-bit codes D10 = Round(1023 E') (BT.2100-2 Table 9, full range) and stored as
-D16 = Round(D10 * 65535 / 1023), so 0 -> 0, 1023 -> 65535 and D10 is read back
-exactly as Round(D16 * 1023 / 65535).
+    rgb = read_image(path)          # (H, W, 3) uint8 or uint16 as stored, alpha dropped
+    write_image(path, rgb)          # atomic, format by extension
+    read_sdr_image(path)            # 8-bit SDR input of the converter
+    write_hdr_png(path, pq_rgb)     # 16-bit HDR10 PNG output
+
+Format-specific readers (OpenEXR, Radiance, HLG stills, gain-map JPEGs, in
+`sritm_tf.data`) decode their PNG / JPEG parts with `decode_image`.
+
+HDR PNG convention (same as the graded pairs in ../shared/data/graded, and the
+training records of `sritm_tf.data.records`): RGB, BT.2020 primaries, PQ (SMPTE
+ST 2084), full range; the signal is quantised to 10-bit codes D10 = Round(1023 E')
+(BT.2100-2 Table 9, full range) and stored as D16 = Round(D10 * 65535 / 1023)
+(`hdr10_codes_to_uint16`), so 0 -> 0, 1023 -> 65535 and D10 is read back exactly
+as Round(D16 * 1023 / 65535) (`uint16_to_hdr10_codes`, which also inverts
+bit replication, (D10 << 6) | (D10 >> 4), the other common widening).
 """
 import os
 
@@ -18,6 +28,55 @@ from sritm_tf.fileio import atomic_path
 SDR_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
+def decode_image(data, flags=cv2.IMREAD_UNCHANGED):
+    """Encoded image bytes (PNG, JPEG, TIFF, ...) -> the decoded array with its colour
+    channels in RGB(A) order (grey stays (H, W)), or None if `data` cannot be decoded.
+    `flags`: OpenCV imread flags (default: as stored, EXIF orientation ignored)."""
+    buffer = np.frombuffer(data, np.uint8)
+    image = cv2.imdecode(buffer, flags) if buffer.size else None
+    if image is None or image.ndim == 2 or image.shape[-1] < 3:
+        return image
+    return np.ascontiguousarray(image[..., [2, 1, 0, *range(3, image.shape[-1])]])  # BGR(A) -> RGB(A)
+
+
+def read_image(path):
+    """Reads an image file as RGB (H, W, 3) with the stored sample type (uint8 or
+    uint16; float32 for float TIFFs): alpha dropped, grey replicated to 3 channels.
+
+    Raises FileNotFoundError if `path` is not a file and InputError
+    ("<path>: not a readable image ...") if it cannot be decoded.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    image = decode_image(np.fromfile(path, np.uint8))
+    if image is None:
+        raise InputError(f"{path}: not a readable image (unsupported format or corrupt file)")
+    if image.ndim == 2:
+        return np.repeat(image[..., None], 3, axis=-1)
+    if image.shape[-1] < 3:  # grey + alpha
+        return np.repeat(image[..., :1], 3, axis=-1)
+    return image[..., :3]
+
+
+def encode_image(rgb, ext=".png", params=()):
+    """RGB (H, W, 3) or grey (H, W) uint8 / uint16 -> encoded bytes of format `ext`."""
+    rgb = np.asarray(rgb)
+    bgr = rgb[..., ::-1] if rgb.ndim == 3 else rgb
+    ok, encoded = cv2.imencode(ext, np.ascontiguousarray(bgr), list(params))
+    if not ok:
+        raise ValueError(f"{ext} encoding failed")
+    return encoded.tobytes()
+
+
+def write_image(path, rgb, params=()):
+    """Writes RGB `rgb` to `path` in the format of its extension, atomically
+    (`fileio.atomic_path`)."""
+    encoded = encode_image(rgb, os.path.splitext(os.fspath(path))[1], params)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(encoded)
+
+
 def read_sdr_image(path):
     """Reads an 8-bit SDR image as RGB uint8 (H, W, 3).
 
@@ -25,44 +84,44 @@ def read_sdr_image(path):
     if `path` does not exist and InputError if it cannot be decoded or is not
     8-bit (16-bit and float images are taken as HDR and refused).
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    data = np.fromfile(path, np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise InputError(f"{path}: not a readable image (unsupported format or corrupt file)")
+    image = read_image(path)
     if image.dtype != np.uint8:
         raise InputError(
             f"{path}: {image.dtype} samples, this looks like an HDR (or high bit depth) image already; "
             "sritm converts 8-bit SDR images")
-    if image.ndim == 2:
-        return np.repeat(image[..., None], 3, axis=-1)
-    if image.shape[-1] == 2:  # grey + alpha
-        return np.repeat(image[..., :1], 3, axis=-1)
-    return cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
+    return image
+
+
+def hdr10_codes_to_uint16(codes10):
+    """10-bit codes -> 16-bit PNG codes: D16 = Round(D10 * 65535 / 1023)."""
+    codes10 = np.asarray(codes10).astype(np.uint32)
+    return ((codes10 * 65535 + 511) // 1023).astype(np.uint16)
+
+
+def uint16_to_hdr10_codes(values16):
+    """16-bit PNG codes -> 10-bit codes: D10 = Round(D16 * 1023 / 65535); inverts both
+    `hdr10_codes_to_uint16` and bit replication."""
+    return np.round(np.asarray(values16, dtype=np.float64) * 1023 / 65535).astype(np.uint16)
 
 
 def hdr_codes16(pq_rgb):
     """PQ R'G'B' in [0, 1] -> 16-bit PNG codes: 10-bit full-range quantisation,
-    then D16 = Round(D10 * 65535 / 1023)."""
-    codes10 = colour.quantize(pq_rgb, 10, full_range=True).astype(np.uint32)
-    return ((codes10 * 65535 + 511) // 1023).astype(np.uint16)
+    then `hdr10_codes_to_uint16`."""
+    return hdr10_codes_to_uint16(colour.quantize(pq_rgb, 10, full_range=True))
 
 
 def write_hdr_png(path, pq_rgb):
     """Writes PQ BT.2020 R'G'B' (H, W, 3) in [0, 1] as a 16-bit RGB PNG (see the
     module docstring). Written to a temporary name, then renamed."""
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(hdr_codes16(pq_rgb), cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise OSError(f"{path}: PNG encoding failed")
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        f.write(encoded.tobytes())
+    write_image(path, hdr_codes16(pq_rgb))
 
 
 def read_hdr_png(path):
     """Reads a 16-bit HDR10 PNG as PQ R'G'B' float64 in [0, 1] (D16 / 65535)."""
-    image = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
-    if image is None or image.dtype != np.uint16 or image.ndim != 3:
+    try:
+        image = read_image(path)
+    except FileNotFoundError:
+        image = None
+    if image is None or image.dtype != np.uint16:
         raise InputError(f"{path}: not a 16-bit RGB PNG")
-    return cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB) / 65535.0
-
+    return image / 65535.0

@@ -1,9 +1,15 @@
 """Image quality metrics: PSNR, SSIM, MS-SSIM, mPSNR and BT.2124 dE_ITP.
 
-numpy in, python float out. TensorFlow is imported only inside `ssim` / `ms_ssim`.
+numpy in, python float out (`psnr`, `ssim`, ... ; `ssim` / `ms_ssim` run
+`tf.image`). The training metrics `psnr_metric` and `ssim_metric` compute the
+same PSNR and SSIM per image of a batch with `keras.ops`, on every backend;
+they are registered as "sritm_tf>psnr" / "sritm_tf>ssim", the names saved
+.keras files refer to, and logged as "psnr" / "ssim" (`keras_metrics`).
 """
 
+import keras
 import numpy as np
+from keras import ops
 
 from sritm_tf.colour import pq_eotf, rgb2020_to_ictcp
 
@@ -76,3 +82,47 @@ def delta_e_itp_map(ref_pq2020_rgb, dist_pq2020_rgb):
 def delta_e_itp(ref_pq2020_rgb, dist_pq2020_rgb):
     """Mean over pixels of `delta_e_itp_map` (ITU-R BT.2124-0), python float."""
     return float(np.mean(delta_e_itp_map(ref_pq2020_rgb, dist_pq2020_rgb)))
+
+
+# ---------------------------------------------------------------------------
+# Training metrics: keras.ops, batches (N, H, W, C) -> one value per image
+# ---------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package="sritm_tf", name="psnr")
+def psnr_metric(y_true, y_pred, max_val=1.0):
+    """`psnr` per image, 10 log10(max_val^2 / MSE), MSE over H, W, C (float32)."""
+    y_true, y_pred = ops.cast(y_true, "float32"), ops.cast(y_pred, "float32")
+    mse = ops.mean(ops.square(y_true - y_pred), axis=(1, 2, 3))
+    return 10.0 * ops.log(max_val**2 / ops.maximum(mse, 1e-12)) / np.log(10.0)
+
+
+def _gaussian_window(size=11, sigma=1.5, channels=3):
+    g = np.exp(-0.5 * ((np.arange(size) - (size - 1) / 2) / sigma) ** 2)
+    g /= g.sum()
+    return np.tile(np.outer(g, g)[:, :, None, None], (1, 1, channels, 1)).astype("float32")
+
+
+@keras.saving.register_keras_serializable(package="sritm_tf", name="ssim")
+def ssim_metric(y_true, y_pred, max_val=1.0):
+    """`ssim` per image (Wang et al. 2004, eq. 13) as `tf.image.ssim` computes it:
+    11x11 Gaussian window (sigma 1.5), K1 0.01, K2 0.03, valid filtering, mean over
+    pixels and channels. Images need H, W >= 11."""
+    y_true, y_pred = ops.cast(y_true, "float32"), ops.cast(y_pred, "float32")
+    window = ops.convert_to_tensor(_gaussian_window(channels=y_true.shape[-1]))
+
+    def blur(x):
+        return ops.depthwise_conv(x, window, padding="valid")
+
+    c1, c2 = (0.01 * max_val) ** 2, (0.03 * max_val) ** 2
+    mu_x, mu_y = blur(y_true), blur(y_pred)
+    sxx = blur(y_true * y_true) - mu_x * mu_x
+    syy = blur(y_pred * y_pred) - mu_y * mu_y
+    sxy = blur(y_true * y_pred) - mu_x * mu_y
+    luminance = (2 * mu_x * mu_y + c1) / (mu_x * mu_x + mu_y * mu_y + c1)
+    contrast = (2 * sxy + c2) / (sxx + syy + c2)
+    return ops.mean(luminance * contrast, axis=(1, 2, 3))
+
+
+def keras_metrics():
+    """[psnr, ssim] for `model.compile(metrics=...)`, logged as "psnr" and "ssim"."""
+    return [keras.metrics.MeanMetricWrapper(psnr_metric, name="psnr"),
+            keras.metrics.MeanMetricWrapper(ssim_metric, name="ssim")]

@@ -18,6 +18,17 @@ BT2020_LUMINANCE = np.array([0.2627, 0.6780, 0.0593])  # BT.2100-2 Table 6
 NITS_RANGE = (0.01, 10000.0)  # cd/m2, what the heat maps and histograms span
 
 
+def sample_inputs(scale=2):
+    """What the notebooks start from: (the bundled model for `scale`, `sritm_tf.load_model`;
+    the bundled sample frame, `pretrained.sample_path()`, as SDR BT.709 R'G'B' float32
+    (H, W, 3) in [0, 1]; the same frame as the network's input, full-range BT.709 Y'CbCr
+    float32 with chroma + 0.5)."""
+    from sritm_tf import imageio, pretrained
+
+    sdr = imageio.read_sdr_image(pretrained.sample_path()).astype(np.float32) / 255
+    return pretrained.load_model(scale), sdr, colour.sdr_rgb_to_model_yuv(sdr).astype(np.float32)
+
+
 def luminance_nits(pq_rgb):
     """Display luminance in cd/m2 of BT.2020 PQ R'G'B' in [0, 1]: the PQ EOTF
     (SMPTE ST 2084) per channel, then Y = 0.2627 R + 0.6780 G + 0.0593 B."""

@@ -108,6 +108,28 @@ def configure(model, white_nits=None, precision=None):
     return rebuilt
 
 
+def read_weights(path, like=None, scale=2):
+    """The network stored in a weights file, by format: .npz by `load_weights_npz`,
+    .keras by `keras.saving.load_model` (not compiled: no training state needed),
+    .weights.h5 loaded into `like` (a model of the stored architecture, filled in
+    place) or else into `build_deep_sritm(scale)`. Raises ValueError for another
+    extension."""
+    import keras
+
+    path = os.fspath(path)
+    if path.endswith(".npz"):
+        return load_weights_npz(path)
+    if path.endswith(".keras"):
+        return keras.saving.load_model(path, compile=False)
+    if path.endswith(".weights.h5"):
+        from sritm_tf.model import build_deep_sritm
+
+        model = like if like is not None else build_deep_sritm(scale=scale)
+        model.load_weights(path)
+        return model
+    raise ValueError(f"{path}: unknown weights format (expected .npz, .keras or .weights.h5)")
+
+
 def load_model(scale=2, weights=None, white_nits=203.0, precision=None):
     """The full Deep SR-ITM network for `scale`, with weights.
 
@@ -123,8 +145,7 @@ def load_model(scale=2, weights=None, white_nits=203.0, precision=None):
     Returns:
         A keras.Model.
 
-    .npz is read by `load_weights_npz`, .keras by `keras.saving.load_model`,
-    .weights.h5 is loaded into `build_deep_sritm(scale)`. Raises
+    Files are read by `read_weights` (.weights.h5 into `build_deep_sritm(scale)`). Raises
     FileNotFoundError naming the missing file and ValueError when the weights
     are for another scale.
     """
@@ -140,17 +161,7 @@ def load_model(scale=2, weights=None, white_nits=203.0, precision=None):
                     f"{path}: the bundled x{scale} weights are not installed; "
                     "pass weights (--weights PATH) or use --baseline")
             raise FileNotFoundError(f"{path}: no such weights file")
-        if path.endswith(".npz"):
-            model = load_weights_npz(path)
-        elif path.endswith(".keras"):
-            model = keras.saving.load_model(path, compile=False)  # inference: no training metrics needed
-        elif path.endswith(".weights.h5"):
-            from sritm_tf.model import build_deep_sritm
-
-            model = build_deep_sritm(scale=scale)
-            model.load_weights(path)
-        else:
-            raise ValueError(f"{path}: unknown weights format (expected .npz, .keras or .weights.h5)")
+        model = read_weights(path, scale=scale)
     layer_names = {layer.name for layer in model.layers}
     model_scale = model.get_layer("bicubic").scale if "bicubic" in layer_names else scale
     if model_scale != scale:

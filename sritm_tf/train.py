@@ -27,11 +27,11 @@ import os
 import keras
 import numpy as np
 import yaml
-from keras import ops
 
 from sritm_tf import colour
 from sritm_tf.fileio import atomic_path
 from sritm_tf import precision
+from sritm_tf.metrics import keras_metrics
 from sritm_tf.model import build_deep_sritm, transfer_weights
 
 
@@ -80,44 +80,6 @@ class TrainConfig:
 
 def is_tensorflow():
     return keras.backend.backend() == "tensorflow"
-
-
-# ---------------------------------------------------------------------------
-# Metrics (keras.ops, so they run on every backend)
-# ---------------------------------------------------------------------------
-@keras.saving.register_keras_serializable(package="sritm_tf")
-def psnr(y_true, y_pred, max_val=1.0):
-    """PSNR per image, 10 log10(max_val^2 / MSE), MSE over H, W, C."""
-    y_true, y_pred = ops.cast(y_true, "float32"), ops.cast(y_pred, "float32")
-    mse = ops.mean(ops.square(y_true - y_pred), axis=(1, 2, 3))
-    return 10.0 * ops.log(max_val**2 / ops.maximum(mse, 1e-12)) / np.log(10.0)
-
-
-def _gaussian_window(size=11, sigma=1.5, channels=3):
-    g = np.exp(-0.5 * ((np.arange(size) - (size - 1) / 2) / sigma) ** 2)
-    g /= g.sum()
-    return np.tile(np.outer(g, g)[:, :, None, None], (1, 1, channels, 1)).astype("float32")
-
-
-@keras.saving.register_keras_serializable(package="sritm_tf")
-def ssim(y_true, y_pred, max_val=1.0):
-    """SSIM per image (Wang et al. 2004, eq. 13) as `tf.image.ssim` computes it:
-    11x11 Gaussian window (sigma 1.5), K1 0.01, K2 0.03, valid filtering, mean over
-    pixels and channels. Images need H, W >= 11."""
-    y_true, y_pred = ops.cast(y_true, "float32"), ops.cast(y_pred, "float32")
-    window = ops.convert_to_tensor(_gaussian_window(channels=y_true.shape[-1]))
-
-    def blur(x):
-        return ops.depthwise_conv(x, window, padding="valid")
-
-    c1, c2 = (0.01 * max_val) ** 2, (0.03 * max_val) ** 2
-    mu_x, mu_y = blur(y_true), blur(y_pred)
-    sxx = blur(y_true * y_true) - mu_x * mu_x
-    syy = blur(y_pred * y_pred) - mu_y * mu_y
-    sxy = blur(y_true * y_pred) - mu_x * mu_y
-    luminance = (2 * mu_x * mu_y + c1) / (mu_x * mu_x + mu_y * mu_y + c1)
-    contrast = (2 * sxy + c2) / (sxx + syy + c2)
-    return ops.mean(luminance * contrast, axis=(1, 2, 3))
 
 
 # ---------------------------------------------------------------------------
@@ -317,22 +279,18 @@ def build_model(cfg, modulation=True):
 
 
 def compile_model(model, lr):
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss="mse", metrics=[psnr, ssim])
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss="mse", metrics=keras_metrics())
     return model
 
 
 def load_init_weights(model, path):
-    """Fills `model` from a .keras / .weights.h5 / .npz file, layer by layer by name."""
-    if path.endswith(".weights.h5"):
-        model.load_weights(path)
+    """Fills `model` from a .keras / .weights.h5 / .npz file (`pretrained.read_weights`),
+    layer by layer by name."""
+    from sritm_tf.pretrained import read_weights
+
+    source = read_weights(path, like=model)
+    if source is model:  # .weights.h5: loaded in place
         return model
-    if path.endswith(".keras"):
-        source = keras.saving.load_model(path, compile=False)
-    elif path.endswith(".npz"):
-        from sritm_tf.pretrained import load_weights_npz
-        source = load_weights_npz(path)
-    else:
-        raise ValueError(f"{path}: weights must be .keras, .weights.h5 or .npz")
     # By name; layers only one side has (modulation branches) are left as they are.
     source_layers = {layer.name: layer for layer in source.layers if layer.weights}
     for layer in model.layers:
@@ -344,17 +302,12 @@ def load_init_weights(model, path):
 def init_architecture(path):
     """{scale, channels, m, n, skip} of the network stored in a .keras or .npz file
     (None for .weights.h5, which does not record it)."""
-    from sritm_tf.pretrained import model_config
+    from sritm_tf.pretrained import model_config, read_weights
 
-    if path.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as data:
-            config = json.loads(str(data["config"]))
-    elif path.endswith(".keras"):
-        config = model_config(keras.saving.load_model(path, compile=False))
-    else:
+    if path.endswith(".weights.h5"):
         return None
-    return {**{key: int(config[key]) for key in ("scale", "channels", "m", "n")},
-            "skip": config.get("skip", "bicubic")}
+    config = model_config(read_weights(path))
+    return {key: config[key] for key in ("scale", "channels", "m", "n", "skip")}
 
 
 def plain_copy(model, cfg):

@@ -1,5 +1,5 @@
 """Video files: SDR decode (PyAV, raw .yuv), HDR10 raw yuv420p10le and HEVC
-Main10 HDR10 encode (x265 through the ffmpeg CLI), and ffprobe checks.
+Main10 HDR10 encode (x265 through the ffmpeg CLI), and input probing (PyAV).
 
 Output signal: BT.2020 NCL Y'CbCr (BT.2020-2 Table 4) of PQ R'G'B', 10-bit
 limited range (BT.2100-2 Table 9: Y' 64..940, Cb/Cr 64..960), 4:2:0 with
@@ -7,7 +7,6 @@ centre-sited chroma (2x2 box average; signalled as chroma sample location 1).
 HDR10 static metadata (SMPTE ST 2086 mastering display, CTA-861.3 MaxCLL /
 MaxFALL) is written into the HEVC stream by x265 (`hdr10=1`).
 """
-import json
 import math
 import os
 import shutil
@@ -19,7 +18,8 @@ import numpy as np
 from sritm_tf import colour
 from sritm_tf.errors import InputError, ToolError
 
-HDR_TRANSFERS = {"smpte2084": "PQ", "arib-std-b67": "HLG"}
+#: FFmpeg's AVColorTransferCharacteristic codes of HDR transfers: (name, ffmpeg's name).
+HDR_TRANSFERS = {16: ("PQ", "smpte2084"), 18: ("HLG", "arib-std-b67")}
 #: Mastering display peaks to choose from (cd/m2): the common HDR10 mastering monitors, and PQ's top.
 MASTERING_PEAKS_NITS = (1000.0, 4000.0, 10000.0)
 MASTERING_MIN_NITS = 0.0001
@@ -40,48 +40,53 @@ def _require(tool):
 # ---------------------------------------------------------------------------
 # Probing
 # ---------------------------------------------------------------------------
-def probe(path, frames=False):
-    """ffprobe's JSON for `path` (streams and format; with `frames`, the first
-    video frame and its side data too). Raises InputError if ffprobe cannot read it."""
-    _require("ffprobe")
-    cmd = ["ffprobe", "-v", "error", "-of", "json", "-show_streams", "-show_format"]
-    if frames:
-        cmd += ["-select_streams", "v:0", "-show_frames", "-read_intervals", "%+#1"]
-    result = subprocess.run(cmd + [os.fspath(path)], capture_output=True, text=True)
-    if result.returncode != 0:
-        reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "ffprobe failed"
-        raise InputError(f"{path}: not a readable video or image ({reason})")
-    return json.loads(result.stdout)
+def probe(path):
+    """The first video stream of `path`, opened with PyAV, as a dict: index, width,
+    height, frame_rate (Fraction: average, else base rate, else 25), time_base
+    (Fraction), start_offset (seconds from the file start to the first video frame),
+    frame_count (from the container, else duration x rate; None if unknown),
+    transfer (FFmpeg's color_trc code), bits (per sample, from the pixel format)
+    and audio_codecs. Raises InputError if the file cannot be opened or has no
+    video stream."""
+    import av
+
+    try:
+        container = av.open(os.fspath(path))
+    except (av.error.FFmpegError, OSError) as err:
+        reason = getattr(err, "strerror", None) or str(err) or "cannot open"
+        raise InputError(f"{path}: not a readable video or image ({reason})") from None
+    with container:
+        if not container.streams.video:
+            raise InputError(f"{path}: no video stream")
+        stream = container.streams.video[0]
+        context = stream.codec_context
+        frame_rate = next((Fraction(r) for r in (stream.average_rate, stream.base_rate) if r), Fraction(25))
+        time_base = Fraction(stream.time_base) if stream.time_base else Fraction(1, 90000)
+        start = float(stream.start_time * time_base) if stream.start_time is not None else 0.0
+        file_start = container.start_time / 1e6 if container.start_time is not None else start  # AV_TIME_BASE
+        if stream.duration:
+            duration = float(stream.duration * time_base)
+        else:
+            duration = (container.duration or 0) / 1e6
+        return {
+            "index": stream.index,
+            "width": context.width, "height": context.height,
+            "frame_rate": frame_rate, "time_base": time_base,
+            "start_offset": max(0.0, start - file_start),
+            "frame_count": stream.frames or (round(duration * frame_rate) or None),
+            "transfer": context.color_trc,
+            "bits": max((c.bits for c in context.format.components), default=8) if context.format else 8,
+            "audio_codecs": [a.codec_context.name for a in container.streams.audio],
+        }
 
 
-def video_stream(info, path):
-    """The first video stream of ffprobe `info`; InputError if there is none."""
-    streams = [s for s in info.get("streams", []) if s.get("codec_type") == "video"]
-    if not streams:
-        raise InputError(f"{path}: no video stream")
-    return streams[0]
-
-
-def stream_bit_depth(stream):
-    """Bits per sample of a video stream, from bits_per_raw_sample or the pixel format."""
-    if str(stream.get("bits_per_raw_sample", "")).isdigit():
-        return int(stream["bits_per_raw_sample"])
-    pix_fmt = stream.get("pix_fmt", "")
-    for bits in (16, 14, 12, 10, 9):
-        if f"p{bits}" in pix_fmt or f"{bits}le" in pix_fmt or f"{bits}be" in pix_fmt:
-            return bits
-    return 8
-
-
-def check_sdr_stream(stream, path):
-    """Refuses a stream that is already HDR: PQ or HLG transfer, or more than 8 bits."""
-    transfer = stream.get("color_transfer", "")
-    if transfer in HDR_TRANSFERS:
-        raise InputError(f"{path}: already HDR ({HDR_TRANSFERS[transfer]} transfer {transfer}); "
-                         "sritm converts SDR video")
-    bits = stream_bit_depth(stream)
-    if bits > 8:
-        raise InputError(f"{path}: {bits}-bit video, which is taken as HDR or high bit depth already; "
+def check_sdr_stream(info, path):
+    """Refuses a stream (`probe`) that is already HDR: PQ or HLG transfer, or more than 8 bits."""
+    if info["transfer"] in HDR_TRANSFERS:
+        name, transfer = HDR_TRANSFERS[info["transfer"]]
+        raise InputError(f"{path}: already HDR ({name} transfer {transfer}); sritm converts SDR video")
+    if info["bits"] > 8:
+        raise InputError(f"{path}: {info['bits']}-bit video, which is taken as HDR or high bit depth already; "
                          "sritm converts 8-bit SDR video")
 
 
@@ -99,23 +104,15 @@ class VideoSource:
 
     def __init__(self, path):
         info = probe(path)
-        stream = video_stream(info, path)
-        check_sdr_stream(stream, path)
+        check_sdr_stream(info, path)
         self.path = path
-        self.width, self.height = int(stream["width"]), int(stream["height"])
-        rate = stream.get("avg_frame_rate", "0/0")
-        if rate.endswith("/0") or rate == "0/1":
-            rate = stream.get("r_frame_rate", "25/1")
-        self.frame_rate = Fraction(rate) if not rate.endswith("/0") else Fraction(25)
-        self.time_base = Fraction(stream.get("time_base", "1/90000"))
-        start = float(stream.get("start_time", 0) or 0)
-        self.start_offset = max(0.0, start - float(info.get("format", {}).get("start_time", start) or start))
-        count = int(stream.get("nb_frames", 0) or 0)
-        duration = float(stream.get("duration", info.get("format", {}).get("duration", 0)) or 0)
-        self.frame_count = count or (round(duration * self.frame_rate) or None)
-        self.audio_codecs = [s.get("codec_name") for s in info["streams"] if s.get("codec_type") == "audio"]
+        self.width, self.height = info["width"], info["height"]
+        self.frame_rate, self.time_base = info["frame_rate"], info["time_base"]
+        self.start_offset = info["start_offset"]
+        self.frame_count = info["frame_count"]
+        self.audio_codecs = info["audio_codecs"]
         self.has_audio = bool(self.audio_codecs)
-        self._stream_index = int(stream["index"])
+        self._stream_index = info["index"]
 
     def __iter__(self):
         import av

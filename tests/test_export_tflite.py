@@ -1,15 +1,18 @@
 """TFLite export: built-in ops only, LiteRT runs every variant, parity with Keras."""
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
 
 from sritm_tf import build_deep_sritm, colour
 from sritm_tf.cli import main
-from sritm_tf.export import (INT8_RELU_SLOPE, QUANTIZE_MODES, SAMPLE_IMAGE, convert_tflite, export_tflite,
-                             int8_friendly_relus, representative_frames, run_tflite, tflite_interpreter, tflite_ops)
+from sritm_tf.export import (INT8_RELU_SLOPE, QUANTIZE_MODES, SAMPLE_IMAGE, calibration_images, convert_tflite,
+                             export_tflite, int8_friendly_relus, representative_frames, run_tflite, tflite_interpreter, tflite_ops)
 from sritm_tf.metrics import psnr
 
 SIZE = (16, 24)
+EXR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "exr"
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +31,19 @@ def flatbuffers(model):
 def frames():
     """Real test inputs: crops of the sample image, other than the calibration ones."""
     return np.stack(representative_frames(SIZE, count=4, seed=123))
+
+
+def test_calibration_images_from_sdr_images_and_exr_stills(capsys):
+    (sample,) = calibration_images()  # default: the bundled sample
+    np.testing.assert_array_equal(sample, calibration_images([SAMPLE_IMAGE])[0])
+    stills = sorted(EXR.glob("*.exr"))
+    if not stills:
+        pytest.skip(f"shared data not found: {EXR}")
+    (still,) = calibration_images([min(stills, key=lambda p: p.stat().st_size)])
+    assert still.ndim == 3 and still.min() >= 0.0 and still.max() <= 1.0 and still.std() > 0.01
+    args = ["export", "--format", "tflite", "--quantize", "fp16", "--calibration", str(SAMPLE_IMAGE), "-o", "x.tflite"]
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip() == "sritm export: error: --calibration: applies to --quantize int8 only"
 
 
 def test_representative_frames_are_crops_of_the_sample():

@@ -130,3 +130,22 @@ def test_delta_e_itp_values():
     a, b = np.full((2, 2, 3), 0.5), np.full((2, 2, 3), 0.6)
     assert M.delta_e_itp(a, b) == pytest.approx(72.0, abs=1e-9)
     np.testing.assert_allclose(M.delta_e_itp_map(a, b), np.full((2, 2), 72.0), atol=1e-9)
+
+
+def test_keras_metrics_agree_with_the_numpy_ones():
+    """The training metrics (keras.ops, per image of a batch) and the evaluation ones
+    (numpy / tf.image) give the same PSNR and SSIM on the same images."""
+    import keras
+
+    rng = np.random.default_rng(7)
+    ref = rng.random((3, 32, 40, 3)).astype(np.float32)
+    dist = np.clip(ref + rng.normal(0, [[[[0.01]]], [[[0.05]]], [[[0.2]]]], ref.shape), 0, 1).astype(np.float32)
+    psnr = keras.ops.convert_to_numpy(M.psnr_metric(ref, dist))
+    ssim = keras.ops.convert_to_numpy(M.ssim_metric(ref, dist))
+    assert psnr.shape == ssim.shape == (3,)
+    for i in range(3):
+        assert psnr[i] == pytest.approx(M.psnr(ref[i], dist[i]), abs=1e-3)
+        assert ssim[i] == pytest.approx(M.ssim(ref[i], dist[i]), abs=1e-5)
+    assert [m.name for m in M.keras_metrics()] == ["psnr", "ssim"]
+    assert keras.saving.get_registered_object("sritm_tf>psnr") is M.psnr_metric
+    assert keras.saving.get_registered_object("sritm_tf>ssim") is M.ssim_metric

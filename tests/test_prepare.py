@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sritm_tf import colour
+from sritm_tf import colour, imageio
 from sritm_tf.data import prepare, records, resize, sdr_synthesis, sources
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -35,16 +35,19 @@ def small_config(**kw):
 
 def test_hdr10_16bit_packing_matches_the_graded_pngs():
     codes = np.arange(1024, dtype=np.uint16)
-    packed = records.hdr10_codes_to_uint16(codes)
+    packed = imageio.hdr10_codes_to_uint16(codes)
     assert packed[32] == 2050 and packed[1023] == 65535 and packed[0] == 0  # as in graded/*_hdr.png
-    np.testing.assert_array_equal(records.uint16_to_hdr10_codes(packed), codes)
-    assert np.max(np.abs(packed / 65535 - codes / 1023)) < 1.6e-5
+    np.testing.assert_array_equal(imageio.uint16_to_hdr10_codes(packed), codes)
+    assert np.max(np.abs(packed / 65535 - codes / 1023)) <= 0.5 / 65535
+    np.testing.assert_array_equal(packed, imageio.hdr_codes16(codes / 1023))  # the PNG writer's convention
+    replicated = (codes << 6) | (codes >> 4)  # the other widening: read back the same
+    np.testing.assert_array_equal(imageio.uint16_to_hdr10_codes(replicated), codes)
 
 
 def test_encode_parse_roundtrip():
     rng = np.random.default_rng(0)
     sdr = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
-    hdr = records.hdr10_codes_to_uint16(rng.integers(0, 1024, (40, 60, 3)))
+    hdr = imageio.hdr10_codes_to_uint16(rng.integers(0, 1024, (40, 60, 3)))
     blob = records.encode_example(sdr, hdr, "/x/clip.mp4", 7, [2, 4, 40, 60], "hable")
     sdr_t, hdr_t = records.parse_example(blob)
     assert sdr_t.dtype.name == "uint8" and hdr_t.dtype.name == "uint16"
@@ -95,7 +98,7 @@ def test_prepare_exr_patches_are_aligned_and_deterministic(tmp_path):
     for example, row in zip(examples, manifest[:3]):
         y, x, h, w = example["box"].numpy().tolist()
         assert [y, x, h, w] == row["box"]
-        truth = records.hdr10_codes_to_uint16(colour.quantize(hdr_pq[y : y + h, x : x + w], 10))
+        truth = imageio.hdr10_codes_to_uint16(colour.quantize(hdr_pq[y : y + h, x : x + w], 10))
         np.testing.assert_array_equal(example["hdr"].numpy(), truth)
         np.testing.assert_array_equal(example["sdr"].numpy(), sdr_lr[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2])
         assert example["sdr"].shape == (32, 32, 3) and example["hdr"].shape == (64, 64, 3)

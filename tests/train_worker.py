@@ -52,7 +52,8 @@ def run_mirrored(out_path):
     import keras
 
     from sritm_tf.model import build_deep_sritm
-    from sritm_tf.train import get_strategy, psnr, ssim
+    from sritm_tf.metrics import keras_metrics
+    from sritm_tf.train import get_strategy
 
     rng = np.random.default_rng(0)
     x = rng.random((8, 16, 16, 3)).astype("float32")
@@ -66,7 +67,7 @@ def run_mirrored(out_path):
         with scope:
             model = build_deep_sritm(2, channels=8, m=1, n=1)
             model.set_weights(initial)
-            model.compile(optimizer=keras.optimizers.SGD(lr), loss="mse", metrics=[psnr, ssim])
+            model.compile(optimizer=keras.optimizers.SGD(lr), loss="mse", metrics=keras_metrics())
         history = model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
         grads = [(a - b) / lr for a, b in zip(initial, model.get_weights())]
         return history.history["loss"][0], grads

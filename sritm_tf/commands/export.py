@@ -12,7 +12,10 @@ def register(subparsers):
     p.add_argument("--format", choices=("savedmodel", "tflite"), required=True)
     p.add_argument("--quantize", choices=("none", "fp16", "dynamic", "int8"), default="none",
                    help="TFLite only: float16 weights, int8 weights (dynamic range), or full "
-                        "int8 calibrated on the bundled sample image (default: none)")
+                        "int8 calibrated on the bundled sample image or --calibration (default: none)")
+    p.add_argument("--calibration", action="append", metavar="FILE",
+                   help="--quantize int8 only: an 8-bit SDR image or a scene-linear .exr still to "
+                        "calibrate on (repeat for several; default: the bundled sample image)")
     p.add_argument("--scale", type=int, choices=(2, 4), default=2)
     p.add_argument("--weights", help=".npz, .keras or .weights.h5 (default: the bundled weights)")
     p.add_argument("--input-size", metavar="WxH",
@@ -36,6 +39,8 @@ def run(args):
             raise UserError("--input-size: applies to --format tflite only (the SavedModel takes any size)")
         if args.version < 1:
             raise UserError(f"--version: must be a positive integer, got {args.version}")
+    if args.calibration and args.quantize != "int8":
+        raise UserError("--calibration: applies to --quantize int8 only")
     input_size = parse_shape(args.input_size, "--input-size") if args.input_size else None  # (h, w)
 
     from sritm_tf import export
@@ -55,7 +60,9 @@ def run(args):
         print(f"wrote {path} (signatures: {', '.join(export.SIGNATURES)})")
     else:
         input_size = input_size or export.DEFAULT_INPUT_SIZE
-        path = export.export_tflite(model, target, args.quantize, input_size, overwrite=args.overwrite)
+        frames = export.representative_frames(input_size, images=export.calibration_images(args.calibration)) \
+            if args.calibration else None
+        path = export.export_tflite(model, target, args.quantize, input_size, frames, overwrite=args.overwrite)
         h, w = input_size
         print(f"wrote {path} ({args.quantize}, input [1, {h}, {w}, 3] -> "
               f"[1, {h * args.scale}, {w * args.scale}, 3], {path.stat().st_size:,} bytes)")

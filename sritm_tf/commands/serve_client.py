@@ -22,23 +22,22 @@ def register(subparsers):
 def run(args):
     import os
 
-    import cv2
     import numpy as np
 
-    from sritm_tf import serving_client
+    from sritm_tf import imageio, serving_client
     from sritm_tf.errors import UserError
-    from sritm_tf.fileio import atomic_path
 
     if not args.output.lower().endswith(".png"):
         raise UserError(f"{args.output}: the output must be a .png (16-bit)")
     if os.path.exists(args.output) and not args.overwrite:
         raise UserError(f"{args.output}: exists (pass --overwrite to replace it)")
-    bgr = cv2.imread(args.input, cv2.IMREAD_COLOR)  # drops alpha
-    if bgr is None:
-        raise UserError(f"{args.input}: not a readable image")
-    if cv2.imread(args.input, cv2.IMREAD_UNCHANGED).dtype != np.uint8:
+    try:
+        rgb = imageio.read_image(args.input)  # drops alpha
+    except (OSError, ValueError):
+        raise UserError(f"{args.input}: not a readable image") from None
+    if rgb.dtype != np.uint8:
         raise UserError(f"{args.input}: expected an 8-bit SDR image")
-    batch = bgr[None, ..., ::-1]
+    batch = rgb[None]
     if args.protocol == "rest":
         url = serving_client.rest_url(args.host, args.port or 8501, args.model_name, args.version)
         try:
@@ -54,8 +53,9 @@ def run(args):
                                               args.version, args.timeout)
         except grpc.RpcError as err:
             raise UserError(f"{target}: {err.code().name}: {err.details()}") from None
-    with atomic_path(args.output) as tmp:
-        if not cv2.imwrite(tmp, np.ascontiguousarray(hdr[0, ..., ::-1])):
-            raise UserError(f"{args.output}: could not write")
+    try:
+        imageio.write_image(args.output, hdr[0])
+    except (OSError, ValueError) as err:
+        raise UserError(f"{args.output}: could not write ({err})") from None
     print(f"wrote {args.output} ({hdr.shape[2]}x{hdr.shape[1]}, 16-bit PQ BT.2020)")
     return 0

@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 import cv2
 import numpy as np
 
-from sritm_tf import colour
+from sritm_tf import colour, imageio
 from sritm_tf.data.sources import SourceError
 
 _XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
@@ -204,7 +204,7 @@ def has_gainmap(path):
 # Applying the gain map
 # ---------------------------------------------------------------------------
 def _decode(buffer, flags, path, name):
-    image = cv2.imdecode(np.frombuffer(buffer, np.uint8), flags | cv2.IMREAD_IGNORE_ORIENTATION)
+    image = imageio.decode_image(buffer, flags | cv2.IMREAD_IGNORE_ORIENTATION)  # RGB order
     if image is None or image.dtype != np.uint8:
         raise SourceError(f"{path}: cannot decode the {name} JPEG")
     return image
@@ -231,13 +231,13 @@ def read_ultra_hdr(path, display_boost=None):
     meta, primary, gain = _read(path)
     if meta["BaseRenditionIsHDR"]:
         raise SourceError(f"{path}: base rendition is HDR (hdrgm:BaseRenditionIsHDR), not supported")
-    base = _decode(primary, cv2.IMREAD_COLOR, path, "primary")[..., ::-1]
+    base = _decode(primary, cv2.IMREAD_COLOR, path, "primary")
     gmap = _decode(gain, cv2.IMREAD_ANYCOLOR, path, "gain map")
     meta["gainmap_size"] = (gmap.shape[1], gmap.shape[0])
     meta["gainmap_channels"] = 1 if gmap.ndim == 2 else 3
     height, width = base.shape[:2]
     g = cv2.resize(gmap.astype(np.float32) / 255, (width, height), interpolation=cv2.INTER_LINEAR)
-    g = g[..., None] if g.ndim == 2 else g[..., ::-1]  # BGR -> RGB
+    g = g[..., None] if g.ndim == 2 else g
 
     lo, hi = (np.array(meta[k]) for k in ("GainMapMin", "GainMapMax"))
     recovery = g.astype(np.float64) ** (1 / np.array(meta["Gamma"]))

@@ -26,7 +26,7 @@ import zlib
 
 import numpy as np
 
-from sritm_tf import colour, fileio
+from sritm_tf import colour, fileio, imageio
 from sritm_tf.data import records, resize, sdr_synthesis, sources
 
 MANIFEST = "manifest.jsonl"
@@ -77,7 +77,7 @@ def make_frame_pair(frame, scale, operator="bt2446a", params=None):
     height = frame.hdr_pq.shape[0] // scale * scale
     width = frame.hdr_pq.shape[1] // scale * scale
     hdr_pq = frame.hdr_pq[:height, :width]
-    hdr16 = records.hdr10_codes_to_uint16(colour.quantize(hdr_pq, 10))
+    hdr16 = imageio.hdr10_codes_to_uint16(colour.quantize(hdr_pq, 10))
     if frame.sdr is not None:
         sdr, name = frame.sdr[:height, :width], "master"
     else:

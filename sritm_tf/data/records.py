@@ -5,9 +5,10 @@ One `tf.train.Example` per patch:
               (BT.1886, what a user feeds the converter), shape [h, w, 3];
   "hdr":      bytes, PNG of the HR HDR10 patch, uint16 RGB, BT.2020 primaries, PQ, full range,
               shape [scale*h, scale*w, 3]. Values are 10-bit codes D (BT.2100 full range,
-              D = round(1023 E')) widened to 16 bits by bit replication,
-              v = (D << 6) | (D >> 4), as in the graded HDR10 PNGs of the shared data.
-              Decode with E' = v / 65535 (|error| < 1.6e-5 vs D / 1023) or D = round(v * 1023 / 65535);
+              D = round(1023 E')) widened to 16 bits as v = round(D * 65535 / 1023), the
+              convention of the graded HDR10 PNGs and of `sritm_tf.imageio`
+              (`imageio.hdr10_codes_to_uint16`). Decode with E' = v / 65535 (|error| <= 7.7e-6
+              vs D / 1023) or D = round(v * 1023 / 65535) (`imageio.uint16_to_hdr10_codes`);
   "source":   bytes, utf-8 path of the source file;
   "frame":    int64, frame index within the source (0 for stills);
   "box":      int64 list [y, x, h, w] of the patch in HR pixels of the source frame;
@@ -17,24 +18,7 @@ One `tf.train.Example` per patch:
 import cv2
 import numpy as np
 
-
-def hdr10_codes_to_uint16(codes10):
-    """10-bit codes -> 16-bit by bit replication: (D << 6) | (D >> 4)."""
-    codes10 = np.asarray(codes10, dtype=np.uint16)
-    return (codes10 << 6) | (codes10 >> 4)
-
-
-def uint16_to_hdr10_codes(values16):
-    """Inverse of `hdr10_codes_to_uint16`: D = round(v * 1023 / 65535)."""
-    return np.round(np.asarray(values16, dtype=np.float64) * 1023 / 65535).astype(np.uint16)
-
-
-def encode_png(rgb):
-    """RGB uint8 or uint16 (H, W, 3) -> PNG bytes (deterministic, OpenCV zlib level 3)."""
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 3])
-    if not ok:
-        raise ValueError("PNG encoding failed")
-    return buf.tobytes()
+from sritm_tf.imageio import encode_image
 
 
 def encode_example(sdr_lr_rgb8, hdr_hr_rgb16, source, frame, box, operator):
@@ -56,8 +40,8 @@ def encode_example(sdr_lr_rgb8, hdr_hr_rgb16, source, frame, box, operator):
         return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
 
     features = {
-        "sdr": _bytes(encode_png(sdr)),
-        "hdr": _bytes(encode_png(hdr)),
+        "sdr": _bytes(encode_image(sdr, ".png", [cv2.IMWRITE_PNG_COMPRESSION, 3])),
+        "hdr": _bytes(encode_image(hdr, ".png", [cv2.IMWRITE_PNG_COMPRESSION, 3])),
         "source": _bytes(str(source).encode("utf-8")),
         "frame": _ints([frame]),
         "box": _ints(box),

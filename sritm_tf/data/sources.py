@@ -20,14 +20,15 @@ Equirectangular maps (exr, radiance; width = 2 x height) keep their middle band 
 Any problem with a file raises `SourceError("<file>: <problem>")`.
 """
 import dataclasses
+import glob
 import os
 import re
 
 import cv2
 import numpy as np
 
-from sritm_tf import colour
-from sritm_tf.errors import SourceError
+from sritm_tf import colour, imageio
+from sritm_tf.errors import InputError, SourceError
 
 EXR_EXTS = (".exr",)
 IMAGE_EXTS = (".png", ".tif", ".tiff")
@@ -98,6 +99,21 @@ def _pairs_in(files):
             pairs.append(Source(roles["hdr"], "pairs", roles["sdr"]))
             used.update(roles.values())
     return pairs, [f for f in files if f not in used]
+
+
+def find_pairs(folder):
+    """Sorted [(name, sdr_path, hdr_path)] of the pairs in `folder` (not recursive):
+    `<name>_sdr.*` / `<name>_hdr.*` files grouped as `discover` does (an SDR JPEG is
+    not paired), and Ultra HDR gain-map JPEGs (sdr_path == hdr_path: one file holds
+    the pair, named after the file)."""
+    from sritm_tf.data import gainmap
+
+    files = sorted(glob.glob(os.path.join(folder, "*")))
+    pairs = [(_PAIR.match(os.path.basename(p.path))["stem"], p.sdr_path, p.path)
+             for p in _pairs_in(files)[0] if not p.sdr_path.lower().endswith(JPEG_EXTS)]
+    pairs += [(os.path.splitext(os.path.basename(f))[0], f, f) for f in files
+              if f.lower().endswith(JPEG_EXTS) and gainmap.has_gainmap(f)]
+    return sorted(pairs)
 
 
 def discover(paths, kind="auto"):
@@ -242,12 +258,11 @@ def middle_band(image, fraction=0.5):
 # Stills: HDR10 PNG/TIFF and SDR
 # ---------------------------------------------------------------------------
 def _read_image(path):
-    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise SourceError(f"{path}: cannot read as an image (missing, corrupt or unsupported)")
-    if image.ndim == 2 or image.shape[2] not in (3, 4):
-        raise SourceError(f"{path}: expected an RGB(A) image, got shape {image.shape}")
-    return image[..., 2::-1]  # BGR(A) -> RGB
+    """`imageio.read_image`, its errors as SourceError."""
+    try:
+        return imageio.read_image(path)
+    except (OSError, InputError):
+        raise SourceError(f"{path}: cannot read as an image (missing, corrupt or unsupported)") from None
 
 
 def read_hdr10_image(path):

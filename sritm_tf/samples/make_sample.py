@@ -14,18 +14,11 @@ import sys
 
 import cv2
 import numpy as np
-import OpenEXR
 
-from sritm_tf import colour
+from sritm_tf import colour, imageio
+from sritm_tf.data import sources
 
 WIDTH, HEIGHT = 240, 136
-
-
-def read_exr_rgb(path):
-    with OpenEXR.File(path) as exr:
-        channels = exr.channels()
-        pixels = channels["RGB"].pixels if "RGB" in channels else channels["RGBA"].pixels[..., :3]
-    return np.nan_to_num(pixels.astype(np.float64), nan=0.0, posinf=0.0).clip(0.0, None)
 
 
 def tone_map(linear, white=4.0):
@@ -36,13 +29,13 @@ def tone_map(linear, white=4.0):
 
 
 def main(exr_path, out_path=os.path.join(os.path.dirname(__file__), "sample_sdr.png")):
-    sdr = colour.bt709_oetf(tone_map(read_exr_rgb(exr_path)))
+    sdr = colour.bt709_oetf(tone_map(sources.read_exr(exr_path).astype(np.float64).clip(0.0, None)))
     h, w = sdr.shape[:2]
     small = cv2.resize(sdr, (320, round(320 * h / w)), interpolation=cv2.INTER_AREA)
     top, left = (small.shape[0] - HEIGHT) // 2, (small.shape[1] - WIDTH) // 2
     crop = small[top:top + HEIGHT, left:left + WIDTH]
     codes = colour.quantize(crop, 8)
-    cv2.imwrite(out_path, cv2.cvtColor(codes, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    imageio.write_image(out_path, codes, [cv2.IMWRITE_PNG_COMPRESSION, 9])
     print(f"wrote {out_path} ({WIDTH}x{HEIGHT})")
 
 
