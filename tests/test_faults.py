@@ -3,9 +3,15 @@ line naming the file or option, exit status 2, and leave no file behind (issue 1
 
 CLI cases run `sritm` as a subprocess, as a user would.
 """
+import os
+import re
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
+from sritm_tf.errors import InputError
 from sritm_tf.export import QUANTIZE_MODES, convert_tflite, representative_frames, run_tflite, tflite_interpreter
 
 TFLITE_SIZE = (16, 24)  # (h, w): small, so that full-int8 calibration stays fast
@@ -36,3 +42,71 @@ def test_tflite_runs_on_black_white_grey_and_real_frames(bundled_model, mode):
         want = bundled_model(frame[None]).numpy()[0]
         assert np.isfinite(got).all(), name
         assert np.abs(got - want).max() <= tolerance, (name, np.abs(got - want).max())
+
+
+# ---------------------------------------------------------------------------
+# The command line as a subprocess
+# ---------------------------------------------------------------------------
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def sritm(*args, timeout=120, env=None, cwd=None):
+    """Runs `sritm ARGS` in a fresh interpreter; returns the CompletedProcess."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])),
+           **(env or {})}
+    return subprocess.run([sys.executable, "-m", "sritm_tf.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, env=env, cwd=cwd)
+
+
+def assert_one_error_line(result, command, *names):
+    """Exit status 2 and a single stderr line `sritm COMMAND: error: ...` naming each of `names`."""
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"sritm {command}: error: "), lines[0]
+    for name in names:
+        assert str(name) in lines[0], (name, lines[0])
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def pairs_dir(tmp_path_factory):
+    """A folder with one SDR/HDR10 pair (the bundled sample and its classical conversion)."""
+    import cv2
+
+    from sritm_tf import colour
+    from sritm_tf.pretrained import sample_path
+
+    folder = tmp_path_factory.mktemp("pairs")
+    sdr8 = cv2.imread(sample_path(), cv2.IMREAD_COLOR)[:64, :96]
+    hdr = colour.sdr_to_hdr10_baseline(sdr8[..., ::-1] / 255.0)
+    cv2.imwrite(str(folder / "a_sdr.png"), sdr8)
+    cv2.imwrite(str(folder / "a_hdr.png"), colour.quantize(hdr, 16)[..., ::-1])
+    return folder
+
+
+# ---------------------------------------------------------------------------
+# 5: a damaged weights .npz, or another file named .npz
+# ---------------------------------------------------------------------------
+@pytest.mark.slow
+def test_corrupt_weights_npz_is_one_line_in_convert_eval_and_export(tmp_path, pairs_dir):
+    from sritm_tf.pretrained import bundled_weights_path, load_model, sample_path
+
+    good = open(bundled_weights_path(2), "rb").read()
+    bad = {"zip_garbage.npz": good[:4] + bytes(range(256)) * 8,  # the zip magic, then garbage
+           "truncated.npz": good[: len(good) // 2],
+           "text.npz": b"these are not weights\n"}
+    for name, content in bad.items():
+        (tmp_path / name).write_bytes(content)
+    out = tmp_path / "out"
+    out.mkdir()
+    runs = {"convert": ["convert", sample_path(), "-o", out / "x.png"],
+            "eval": ["eval", pairs_dir, "--json", out / "x.json"],
+            "export": ["export", "--format", "tflite", "--input-size", "24x16", "-o", out / "x.tflite"]}
+    for (command, args), name in zip(runs.items(), bad):  # each command with another kind of damage
+        line = assert_one_error_line(sritm(*args, "--weights", tmp_path / name), command, tmp_path / name)
+        assert ".npz" in line
+    assert list(out.iterdir()) == []
+    for name in bad:  # every kind, in every command's loader
+        with pytest.raises(InputError, match=f"^{re.escape(str(tmp_path / name))}: not a .*npz weights file"):
+            load_model(2, tmp_path / name)
