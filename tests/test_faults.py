@@ -110,3 +110,14 @@ def test_corrupt_weights_npz_is_one_line_in_convert_eval_and_export(tmp_path, pa
     for name in bad:  # every kind, in every command's loader
         with pytest.raises(InputError, match=f"^{re.escape(str(tmp_path / name))}: not a .*npz weights file"):
             load_model(2, tmp_path / name)
+
+
+# ---------------------------------------------------------------------------
+# 7: eval --json into a missing folder fails before any metric is computed
+# ---------------------------------------------------------------------------
+def test_eval_json_into_a_missing_folder_fails_first(tmp_path, pairs_dir):
+    target = tmp_path / "missing" / "result.json"
+    result = sritm("eval", pairs_dir, "--baseline-only", "--json", target)
+    assert_one_error_line(result, "eval", "--json", target, "does not exist")
+    assert not result.stdout  # no pair was evaluated
+    assert list(tmp_path.iterdir()) == [] and sorted(os.listdir(pairs_dir)) == ["a_hdr.png", "a_sdr.png"]
