@@ -1,8 +1,9 @@
 """The `sritm` command line. Each subcommand lives in `sritm_tf/commands/<name>.py`.
 
 A command module exposes `register(subparsers)`, which adds its parser and sets
-`func=run` on it. Heavy imports (TensorFlow) happen inside `run`, so `sritm --help`
-stays fast.
+`func=run` on it, and optionally `check=check`: argument checks that need no
+TensorFlow, run before it is imported so that a mistyped value fails at once.
+Heavy imports (TensorFlow) happen inside `run`, so `sritm --help` stays fast.
 """
 import argparse
 import importlib
@@ -67,8 +68,10 @@ def main(argv=None):
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    quiet_tensorflow_start()
     try:
+        if getattr(args, "check", None):
+            args.check(args)
+        quiet_tensorflow_start()
         return args.func(args) or 0
     except SritmError as err:
         print(f"sritm {args.command}: error: {err}", file=sys.stderr)

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -121,3 +122,60 @@ def test_eval_json_into_a_missing_folder_fails_first(tmp_path, pairs_dir):
     assert_one_error_line(result, "eval", "--json", target, "does not exist")
     assert not result.stdout  # no pair was evaluated
     assert list(tmp_path.iterdir()) == [] and sorted(os.listdir(pairs_dir)) == ["a_hdr.png", "a_sdr.png"]
+
+
+# ---------------------------------------------------------------------------
+# 8: argument values
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("values, option", [
+    (["--size", "0x0"], "--size"), (["--size", "abc"], "--size"),
+    (["--size", "16x8", "--fps", "-5"], "--fps"), (["--size", "16x8", "--fps", "0"], "--fps"),
+    (["--size", "16x8", "--fps", "nan"], "--fps"), (["--size", "16x8", "--fps", "5000"], "--fps")])
+def test_bad_size_and_fps_values_are_one_line(tmp_path, values, option):
+    raw = tmp_path / "in.yuv"
+    raw.write_bytes(bytes(16 * 8 * 3 // 2 * 2))  # two 16x8 yuv420p frames
+    out = tmp_path / "out"
+    out.mkdir()
+    result = sritm("convert", raw, "-o", out / "o.mp4", "--quiet", *values)
+    assert_one_error_line(result, "convert", option, values[-1])
+    assert list(out.iterdir()) == []
+
+
+def test_fps_zero_is_refused_by_the_api_too(tmp_path):
+    from sritm_tf.convert import open_source
+
+    raw = tmp_path / "in.yuv"
+    raw.write_bytes(bytes(16 * 8 * 3 // 2))
+    with pytest.raises(InputError, match="--fps"):
+        open_source(raw, "16x8", 0)
+    assert open_source(raw, "16x8", 24).frame_rate == 24
+    assert open_source(raw, "16x8", 29.97).frame_rate == Fraction(2997, 100)  # not 2**-48 steps
+
+
+def test_decimal_fps_converts(tmp_path):
+    raw = tmp_path / "in.yuv"
+    raw.write_bytes(bytes(16 * 8 * 3 // 2 * 2))
+    result = sritm("convert", raw, "-o", tmp_path / "o.yuv", "--size", "16x8", "--fps", "29.97", "--baseline",
+                   "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "o.yuv").stat().st_size == 2 * 32 * 16 * 3 // 2 * 2 and len(os.listdir(tmp_path)) == 2
+
+
+@pytest.mark.slow
+def test_train_patch_size_larger_than_the_records(tmp_path):
+    from train_helpers import write_records
+
+    records = write_records(str(tmp_path / "records"), count=2, size=20, shards=1)
+    run_dir = tmp_path / "run"
+    result = sritm("train", records, "--patch-size", 24, "--steps", 1, "--pretrain-steps", 1, "--batch-size", 1,
+                   "--channels", 4, "--m", 1, "--n", 1, "--run-dir", run_dir)
+    assert_one_error_line(result, "train", "--patch-size 24", "20x20", records)
+    assert not run_dir.exists()
+
+
+def test_export_savedmodel_onto_a_file(tmp_path):
+    target = tmp_path / "models"
+    target.write_text("not a folder")
+    result = sritm("export", "--format", "savedmodel", "-o", target)
+    assert_one_error_line(result, "export", target, "is a file")
+    assert target.read_text() == "not a folder" and list(tmp_path.iterdir()) == [target]

@@ -30,7 +30,17 @@ def register(subparsers):
     parser.add_argument("--crf", type=int, default=18, help="x265 constant rate factor for .mp4/.mkv (default 18)")
     parser.add_argument("--preset", default="medium", help="x265 preset for .mp4/.mkv (default medium)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, check=check)
+
+
+def check(args):
+    """The checks that need no TensorFlow (`sritm_tf.cli`)."""
+    from sritm_tf.convert import check_fps
+    from sritm_tf.sizes import parse_size
+
+    if args.size is not None:
+        parse_size(args.size, "--size")
+    check_fps(args.fps)
 
 
 def run(args):

@@ -22,7 +22,15 @@ def register(subparsers):
     p.add_argument("-o", "--output", required=True,
                    help="SavedModel: TF Serving base folder; TFLite: the .tflite file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args):
+    """The checks that need no TensorFlow (`sritm_tf.cli`)."""
+    from sritm_tf.errors import UserError
+
+    if args.format == "savedmodel" and os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise UserError(f"{args.output}: is a file; --format savedmodel writes a folder (TF Serving's base folder)")
 
 
 def run(args):
