@@ -179,3 +179,127 @@ def test_export_savedmodel_onto_a_file(tmp_path):
     result = sritm("export", "--format", "savedmodel", "-o", target)
     assert_one_error_line(result, "export", target, "is a file")
     assert target.read_text() == "not a folder" and list(tmp_path.iterdir()) == [target]
+
+
+# ---------------------------------------------------------------------------
+# 9: serve-client without the serving extra, against silent or foreign servers
+# ---------------------------------------------------------------------------
+@pytest.fixture
+def sdr_png(tmp_path):
+    import cv2
+
+    path = tmp_path / "sdr.png"
+    cv2.imwrite(str(path), np.full((4, 6, 3), 128, np.uint8))
+    return path
+
+
+@pytest.fixture
+def silent_server():
+    """(port, connect to it): a socket on 127.0.0.1 that takes connections (the
+    kernel's backlog) but never reads or answers; with one connection queued, its
+    backlog of 0 is full and further connections hang in the handshake."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    held = []
+
+    def fill_backlog():
+        try:
+            held.append(socket.create_connection(server.getsockname(), timeout=1))
+        except TimeoutError:
+            pass  # full already
+
+    yield server.getsockname()[1], fill_backlog
+    for sock in held + [server]:
+        sock.close()
+
+
+def test_serve_client_grpc_without_the_serving_extra(tmp_path, sdr_png):
+    block = ("import sys; sys.modules['grpc'] = sys.modules['tensorflow_serving'] = None; "
+             "from sritm_tf.cli import main; sys.exit(main(sys.argv[1:]))")
+    env = {**os.environ, "PYTHONPATH": REPO}
+    result = subprocess.run([sys.executable, "-c", block, "serve-client", str(sdr_png), "-o", str(tmp_path / "o.png"),
+                             "--protocol", "grpc", "--port", "1"], capture_output=True, text=True, env=env,
+                            timeout=120)
+    assert_one_error_line(result, "serve-client", "--protocol grpc", 'pip install "sritm_tf[serving]"')
+    assert sorted(os.listdir(tmp_path)) == ["sdr.png"]
+
+
+def test_serve_client_against_a_server_that_never_answers(tmp_path, sdr_png, silent_server):
+    import time
+
+    port, _ = silent_server
+    start = time.monotonic()
+    result = sritm("serve-client", sdr_png, "-o", tmp_path / "o.png", "--host", "127.0.0.1", "--port", port,
+                   "--timeout", 1, timeout=60)
+    assert_one_error_line(result, "serve-client", f"http://127.0.0.1:{port}/", "no answer within 1 s")
+    assert time.monotonic() - start < 30  # not the default 300 s
+    assert sorted(os.listdir(tmp_path)) == ["sdr.png"]
+
+
+def test_rest_and_grpc_connect_timeouts(silent_server):
+    import time
+
+    from sritm_tf.serving_client import grpc_predict, rest_predict, rest_url
+
+    port, fill_backlog = silent_server
+    batch = np.zeros((1, 4, 6, 3), np.uint8)
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"^http://127\.0\.0\.1:\d+/v1/models/sritm:predict: no answer within 0\.5 s$"):
+        rest_predict(batch, rest_url("127.0.0.1", port), "rgb8_to_pq16", timeout=0.5, connect_timeout=0.5)
+    fill_backlog()
+    with pytest.raises(RuntimeError, match=r"^http://127\.0\.0\.1:\d+/v1/models/sritm:predict: no connection within 0\.5 s$"):
+        rest_predict(batch, rest_url("127.0.0.1", port), "rgb8_to_pq16", timeout=60, connect_timeout=0.5)
+    with pytest.raises(RuntimeError, match=rf"^127\.0\.0\.1:{port}: no connection within 0\.5 s$"):
+        grpc_predict(batch, f"127.0.0.1:{port}", signature_name="rgb8_to_pq16", timeout=60, connect_timeout=0.5)
+    assert time.monotonic() - start < 10
+
+
+class _ForeignServer:
+    """An HTTP server on 127.0.0.1 that is not TF Serving: it answers every POST with
+    `status` and an HTML page."""
+
+    def __init__(self, status):
+        import threading
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                page = b"<html>\n<head><title>Bad Gateway</title></head>\n<body>\n<h1>nginx</h1>\n</body>\n</html>\n"
+                self.send_response(status)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_serve_client_against_an_html_error_page(tmp_path, sdr_png):
+    with _ForeignServer(502) as foreign:
+        result = sritm("serve-client", sdr_png, "-o", tmp_path / "o.png", "--host", "127.0.0.1",
+                       "--port", foreign.port, "--timeout", 30, timeout=60)
+    line = assert_one_error_line(result, "serve-client", f"127.0.0.1:{foreign.port}", "HTTP 502", "Bad Gateway")
+    assert "<" not in line and sorted(os.listdir(tmp_path)) == ["sdr.png"]
+
+    from sritm_tf.serving_client import rest_predict, rest_url
+
+    with _ForeignServer(200) as foreign:  # a 200 that is not JSON
+        with pytest.raises(RuntimeError, match="not a TF Serving predict answer"):
+            rest_predict(np.zeros((1, 4, 6, 3), np.uint8), rest_url("127.0.0.1", foreign.port), "rgb8_to_pq16")
