@@ -60,7 +60,11 @@ def build_parser():
 
 
 def main(argv=None):
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except KeyboardInterrupt:  # Ctrl-C while starting: no traceback
+        print("sritm: interrupted", file=sys.stderr)
+        return 130
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "pass_through", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -68,7 +72,7 @@ def main(argv=None):
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    try:
+    try:  # the checks, TensorFlow's start-up (SIGINT there too is one line) and the command
         if getattr(args, "check", None):
             args.check(args)
         quiet_tensorflow_start()

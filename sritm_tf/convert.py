@@ -57,6 +57,14 @@ def check_fps(fps):
     return Fraction(fps).limit_denominator(1001)
 
 
+def check_input(input):
+    """Fails early if `input` is not a file: a folder is named as one."""
+    if os.path.isdir(input):
+        raise IsADirectoryError(f"{input}: is a folder; give one image or video file")
+    if not os.path.isfile(input):
+        raise FileNotFoundError(f"{input}: no such file")
+
+
 def check_output(output, overwrite=False):
     """Fails early, before any work, if `output` cannot be written."""
     folder = os.path.dirname(os.path.abspath(output))
@@ -129,6 +137,7 @@ def convert_image(input, output, scale=2, weights=None, baseline=False, overwrit
     PQ, full range). `weights`: path or keras.Model (None: bundled weights).
     Returns the PQ R'G'B' written, float32 (sH, sW, 3)."""
     input, output = os.fspath(input), os.fspath(output)
+    check_input(input)
     rgb = imageio.read_sdr_image(input)
     if output_format(output) != "png":
         raise InputError(f"{output}: convert_image writes .png; use convert_video for .yuv/.mp4/.mkv")
@@ -142,8 +151,7 @@ def open_source(input, size=None, fps=None):
     """A frame source for `input`: raw .yuv (needs `size` "WxH" or (w, h)), a
     still image (one frame), or a video file (PyAV)."""
     input = os.fspath(input)
-    if not os.path.isfile(input):
-        raise FileNotFoundError(f"{input}: no such file")
+    check_input(input)
     if input.lower().endswith(".yuv"):
         if size is None:
             raise InputError(f"{input}: raw .yuv input needs its frame size (--size WxH)")
@@ -267,6 +275,7 @@ def convert_video(input, output, scale=2, weights=None, baseline=False, overwrit
 def convert(input, output, format=None, **kwargs):
     """`convert_image` for an image to .png, `convert_video` for everything else."""
     input, output = os.fspath(input), os.fspath(output)
+    check_input(input)
     if _is_image(input) and output_format(output, format) == "png":
         video_only = {"size", "fps", "progress", "crf", "preset"}
         convert_image(input, output, **{k: v for k, v in kwargs.items() if k not in video_only})

@@ -303,3 +303,53 @@ def test_serve_client_against_an_html_error_page(tmp_path, sdr_png):
     with _ForeignServer(200) as foreign:  # a 200 that is not JSON
         with pytest.raises(RuntimeError, match="not a TF Serving predict answer"):
             rest_predict(np.zeros((1, 4, 6, 3), np.uint8), rest_url("127.0.0.1", foreign.port), "rgb8_to_pq16")
+
+
+# ---------------------------------------------------------------------------
+# 10: checks before TensorFlow, SIGINT while starting, folders
+# ---------------------------------------------------------------------------
+def _sritm_reporting_tensorflow(*args, cwd=None):
+    """`sritm ARGS` in a fresh interpreter that prints, after main, whether TensorFlow was imported."""
+    code = ("import sys; from sritm_tf.cli import main; code = main(sys.argv[1:]); "
+            "print('tensorflow' in sys.modules); sys.exit(code)")
+    env = {**os.environ, "PYTHONPATH": REPO}
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=120)
+
+
+def test_argument_errors_come_before_tensorflow(tmp_path):
+    from sritm_tf.pretrained import sample_path
+
+    (tmp_path / "frames").mkdir()
+    cases = [(["convert", "missing.png", "-o", "x.png"], "convert", ["missing.png", "no such file"]),
+             (["convert", "frames", "-o", "x.png"], "convert", ["frames", "is a folder"]),
+             (["convert", sample_path(), "-o", "x.png", "--tile", "0"], "convert", ["--tile"]),
+             (["convert", sample_path(), "-o", "x.png", "--weights", "none.npz"], "convert", ["none.npz"]),
+             (["export", "--format", "tflite", "-o", "missing/x.tflite"], "export", ["missing", "does not exist"]),
+             (["export", "--format", "tflite", "-o", "x.tflite", "--input-size", "0x9"], "export", ["--input-size"]),
+             (["serve-client", sample_path(), "-o", "missing/x.png"], "serve-client", ["missing", "does not exist"])]
+    for args, command, names in cases:
+        result = _sritm_reporting_tensorflow(*args, cwd=tmp_path)
+        assert_one_error_line(result, command, *names)
+        assert result.stdout.strip() == "False", args  # TensorFlow was never imported
+    assert os.listdir(tmp_path) == ["frames"]
+
+
+@pytest.mark.slow
+def test_sigint_while_tensorflow_starts_is_one_line(tmp_path):
+    import signal
+    import time
+
+    from sritm_tf.pretrained import sample_path
+
+    env = {**os.environ, "PYTHONPATH": REPO}
+    process = subprocess.Popen([sys.executable, "-m", "sritm_tf.cli", "convert", sample_path(), "-o",
+                                str(tmp_path / "x.png"), "--quiet"], stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while "tensorflow" not in open(f"/proc/{process.pid}/maps").read():  # TensorFlow's libraries load
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and err.strip() == "sritm convert: interrupted", err
+    assert os.listdir(tmp_path) == []

@@ -1,4 +1,5 @@
 """`sritm convert`: SDR image or video -> HDR10 (BT.2020, PQ), `scale`x larger."""
+import os
 
 from sritm_tf.errors import UserError
 
@@ -34,13 +35,23 @@ def register(subparsers):
 
 
 def check(args):
-    """The checks that need no TensorFlow (`sritm_tf.cli`)."""
-    from sritm_tf.convert import check_fps
+    """The checks that need no TensorFlow, run before the CLI imports it: a mistyped argument fails at once."""
+    from sritm_tf.convert import check_fps, check_input, check_output, output_format
+    from sritm_tf.inference import parse_tile
     from sritm_tf.sizes import parse_size
 
+    parse_tile(args.tile, "--tile")  # option values first, then files
     if args.size is not None:
         parse_size(args.size, "--size")
     check_fps(args.fps)
+    try:
+        check_input(args.input)
+        output_format(args.output, args.format)
+        check_output(args.output, args.overwrite)
+    except (FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError, IsADirectoryError) as err:
+        raise UserError(str(err)) from None
+    if args.weights and not args.baseline and not os.path.isfile(args.weights):
+        raise UserError(f"{args.weights}: no such weights file")
 
 
 def run(args):

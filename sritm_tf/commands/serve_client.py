@@ -23,12 +23,18 @@ def register(subparsers):
 
 
 def check(args):
-    """The checks that need no TensorFlow (`sritm_tf.cli`)."""
+    """The checks that need no TensorFlow, run before the CLI imports it: a mistyped argument fails at once."""
+    from sritm_tf.convert import check_input, check_output
     from sritm_tf.errors import UserError
 
     for option, value in (("--timeout", args.timeout), ("--connect-timeout", args.connect_timeout)):
         if not value > 0:
             raise UserError(f"{option}: expected a positive number of seconds, got {value:g}")
+    try:
+        check_input(args.input)
+        check_output(args.output, args.overwrite)  # the folder must exist, as for convert
+    except OSError as err:
+        raise UserError(str(err)) from None
 
 
 def run(args):
