@@ -1,8 +1,9 @@
 """The `sritm` command line. Each subcommand lives in `sritm_tf/commands/<name>.py`.
 
 A command module exposes `register(subparsers)`, which adds its parser and sets
-`func=run` on it. Heavy imports (TensorFlow) happen inside `run`, so `sritm --help`
-stays fast.
+`func=run` on it, and optionally `check=check`: argument checks that need no
+TensorFlow, run before it is imported so that a mistyped value fails at once.
+Heavy imports (TensorFlow) happen inside `run`, so `sritm --help` stays fast.
 """
 import argparse
 import importlib
@@ -60,7 +61,11 @@ def build_parser():
 
 
 def main(argv=None):
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except KeyboardInterrupt:  # Ctrl-C while starting: no traceback
+        print("sritm: interrupted", file=sys.stderr)
+        return 130
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "pass_through", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -68,8 +73,10 @@ def main(argv=None):
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    quiet_tensorflow_start()
-    try:
+    try:  # the checks, TensorFlow's start-up (SIGINT there too is one line) and the command
+        if getattr(args, "check", None):
+            args.check(args)
+        quiet_tensorflow_start()
         return args.func(args) or 0
     except SritmError as err:
         print(f"sritm {args.command}: error: {err}", file=sys.stderr)

@@ -19,9 +19,12 @@ the bundled weights' training targets); the HDR10 metadata follows the frames.
 Outputs are written under a temporary name in the output folder and renamed at
 the end; an existing output is only replaced with `overwrite=True`.
 """
+import math
+import numbers
 import os
 import queue
 import threading
+from fractions import Fraction
 
 import numpy as np
 
@@ -42,6 +45,24 @@ def output_format(output, format=None):
         raise InputError(f"{output}: unknown output format {fmt!r}; use one of "
                          f"{', '.join('.' + f for f in OUTPUT_FORMATS)} or --format")
     return fmt
+
+
+def check_fps(fps):
+    """The frame rate of a raw .yuv or image input, a Fraction: `fps` (in (0, 1000]), or 25 when None.
+    A decimal rate is kept as the nearest fraction with a denominator up to 1001 (29.97 -> 2997/100)."""
+    if fps is None:
+        return Fraction(25)
+    if not (isinstance(fps, numbers.Real) and math.isfinite(fps) and 0 < fps <= 1000):
+        raise InputError(f"--fps: expected a frame rate in (0, 1000] such as 25 or 23.976, got {fps!r}")
+    return Fraction(fps).limit_denominator(1001)
+
+
+def check_input(input):
+    """Fails early if `input` is not a file: a folder is named as one."""
+    if os.path.isdir(input):
+        raise IsADirectoryError(f"{input}: is a folder; give one image or video file")
+    if not os.path.isfile(input):
+        raise FileNotFoundError(f"{input}: no such file")
 
 
 def check_output(output, overwrite=False):
@@ -117,6 +138,7 @@ def convert_image(input, output, scale=2, weights=None, baseline=False, overwrit
     PQ, full range). `weights`: path or keras.Model (None: bundled weights).
     Returns the PQ R'G'B' written, float32 (sH, sW, 3)."""
     input, output = os.fspath(input), os.fspath(output)
+    check_input(input)
     rgb = imageio.read_sdr_image(input)
     if output_format(output) != "png":
         raise InputError(f"{output}: convert_image writes .png; use convert_video for .yuv/.mp4/.mkv")
@@ -130,15 +152,14 @@ def open_source(input, size=None, fps=None):
     """A frame source for `input`: raw .yuv (needs `size` "WxH" or (w, h)), a
     still image (one frame), or a video file (PyAV)."""
     input = os.fspath(input)
-    if not os.path.isfile(input):
-        raise FileNotFoundError(f"{input}: no such file")
+    check_input(input)
     if input.lower().endswith(".yuv"):
         if size is None:
             raise InputError(f"{input}: raw .yuv input needs its frame size (--size WxH)")
         width, height = parse_size(size, "--size") if isinstance(size, str) else (int(v) for v in size)
-        return video.YuvSource(input, width, height, fps or 25)
+        return video.YuvSource(input, width, height, check_fps(fps))
     if _is_image(input):
-        return video.ImageSource(imageio.read_sdr_image(input), input, fps or 25)
+        return video.ImageSource(imageio.read_sdr_image(input), input, check_fps(fps))
     return video.VideoSource(input)
 
 
@@ -256,6 +277,7 @@ def convert_video(input, output, scale=2, weights=None, baseline=False, overwrit
 def convert(input, output, format=None, **kwargs):
     """`convert_image` for an image to .png, `convert_video` for everything else."""
     input, output = os.fspath(input), os.fspath(output)
+    check_input(input)
     if _is_image(input) and output_format(output, format) == "png":
         video_only = {"size", "fps", "progress", "crf", "preset"}
         convert_image(input, output, **{k: v for k, v in kwargs.items() if k not in video_only})

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from sritm_tf import colour
+from sritm_tf.layers import DetailLayer
 from sritm_tf.fileio import atomic_path
 from sritm_tf.sizes import parse_shape
 from sritm_tf.pretrained import sample_path
@@ -184,6 +185,39 @@ def int8_friendly_relus(model):
     return copy
 
 
+#: Least divisor of the detail layer in full-int8 TFLite files (see `int8_safe_detail`).
+INT8_DETAIL_FLOOR = 1.0 / 128.0
+
+
+class Int8SafeDetailLayer(DetailLayer):
+    """I / max(I_b, INT8_DETAIL_FLOOR): the detail layer of full-int8 TFLite files.
+
+    In int8 the `delta` of I / (I_b + delta) is far below one quantisation step,
+    so a black area (I_b = 0) makes the quantised divisor the zero point, and
+    TFLite's int8 DIV refuses to run (`div.cc: data[i] != zero_point`). The floor
+    is two int8 steps of a [0, 1] base layer, so it stays a non-zero code for a
+    base range up to about 4; black still maps to 0 as in float (0 / delta).
+    """
+
+    def call(self, inputs):
+        image, base = inputs
+        return image / keras.ops.maximum(base, INT8_DETAIL_FLOOR)
+
+
+def int8_safe_detail(model):
+    """A copy of `model` (same weights) whose `DetailLayer` divides by
+    max(I_b, INT8_DETAIL_FLOOR) (`Int8SafeDetailLayer`), for full-int8 TFLite;
+    float exports keep the network's own I / (I_b + delta)."""
+    def clone(layer):
+        if isinstance(layer, DetailLayer):
+            return Int8SafeDetailLayer.from_config(layer.get_config())
+        return layer.__class__.from_config(layer.get_config())
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def convert_tflite(model, quantize="none", input_size=DEFAULT_INPUT_SIZE, representative_data=None):
     """The TFLite flatbuffer (bytes) of `model` for a fixed [1, H, W, 3] float32
     input named `sdr_yuv` (the `serving_default` convention), built-in ops only.
@@ -193,12 +227,13 @@ def convert_tflite(model, quantize="none", input_size=DEFAULT_INPUT_SIZE, repres
     activations int8, calibrated on `representative_data`, an iterable of
     [H, W, 3] inputs, default `representative_frames(input_size)`; the model
     still takes and returns float32, with quantise / dequantise at its ends; its
-    stand-alone ReLUs become `int8_friendly_relus` so that XNNPACK runs them).
+    stand-alone ReLUs become `int8_friendly_relus` so that XNNPACK runs them, and
+    its detail layer `int8_safe_detail`, so that a black frame runs).
     """
     if quantize not in QUANTIZE_MODES:
         raise ValueError(f"quantize must be one of {QUANTIZE_MODES}, got {quantize!r}")
     if quantize == "int8":
-        model = int8_friendly_relus(model)
+        model = int8_safe_detail(int8_friendly_relus(model))
     if isinstance(input_size, str):
         input_size = parse_shape(input_size, "input_size")
     h, w = input_size

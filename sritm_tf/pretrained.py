@@ -9,9 +9,12 @@ the size of the package; they are cast back to float32 on load.
 import json
 import os
 import re
+import zipfile
+import zlib
 
 import numpy as np
 
+from sritm_tf.errors import InputError
 from sritm_tf.fileio import atomic_path
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
@@ -62,15 +65,32 @@ def save_weights_npz(model, path, dtype="float16"):
 def load_weights_npz(path, **overrides):
     """Builds the model described by the "config" entry of `path` (updated with
     `overrides`, e.g. white_nits=400) and fills its weights (cast to float32).
-    Raises ValueError if the file does not match."""
+    Raises ValueError if the file does not match (InputError, naming the file,
+    if it is no readable .npz: damaged, truncated, or another kind of file)."""
+    try:
+        return _load_weights_npz(path, overrides)
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:  # a damaged archive or member
+        raise InputError(f"{path}: not a readable .npz weights file ({err})") from None
+
+
+def _load_weights_npz(path, overrides):
     from sritm_tf.model import build_deep_sritm
 
-    with np.load(path, allow_pickle=False) as data:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except ValueError:  # numpy's "pickled data" message: neither .npy nor a zip archive
+        raise InputError(f"{path}: not a .npz weights file (not a zip archive)") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise InputError(f"{path}: a single .npy array, not a .npz weights file")
+    with data:
         if "config" not in data:
             raise ValueError(f"{path}: no 'config' entry; not a sritm_tf weights file")
-        config = json.loads(str(data["config"]))
-        config.setdefault("skip", "bicubic")  # files written before the classical skip existed
-        model = build_deep_sritm(**config, **overrides)
+        try:
+            config = json.loads(str(data["config"]))
+            config.setdefault("skip", "bicubic")  # files written before the classical skip existed
+            model = build_deep_sritm(**config, **overrides)
+        except (ValueError, TypeError, AttributeError) as err:
+            raise InputError(f"{path}: unusable 'config' entry ({err})") from None
         used = {"config"}
         for layer in model.layers:
             if not layer.weights:

@@ -12,7 +12,10 @@ Two protocols, one request each (signatures in `sritm_tf.export.SIGNATURES`):
 
     hdr_pq16 = rest_predict(sdr_rgb8[None], rest_url("localhost"), "rgb8_to_pq16")[0]
 """
+import functools
+import http.client
 import json
+import socket
 import urllib.request
 
 import numpy as np
@@ -49,25 +52,99 @@ def rest_body(inputs, signature_name="serving_default", columnar=False):
 def parse_rest_response(text, signature_name="serving_default"):
     """The output batch of a REST predict response, as the signature's dtype."""
     _, _, output_name, output_dtype = _signature(signature_name)
-    answer = json.loads(text)
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict) or not {"error", "predictions", "outputs"} & set(answer):
+        raise RuntimeError("not a TF Serving predict answer (no JSON predictions / outputs)")
     if "error" in answer:
-        raise RuntimeError(f"TF Serving: {answer['error']}")
+        raise RuntimeError(f"TF Serving: {one_line(answer['error'])}")
     values = answer["predictions"] if "predictions" in answer else answer["outputs"]
     if isinstance(values, dict):  # several outputs: pick ours
         values = values[output_name]
     return np.asarray(values).astype(output_dtype)
 
 
-def rest_predict(inputs, url, signature_name="serving_default", columnar=False, timeout=60.0):
-    """POSTs `inputs` [N, H, W, 3] to a REST predict `url`; returns the output batch."""
+def one_line(text, limit=300):
+    """`text` on one line (whitespace runs as one space), at most `limit` characters."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class ConnectTimeout(TimeoutError):
+    """No TCP connection to the server within the connect timeout."""
+
+
+class _Connection(http.client.HTTPConnection):
+    """An HTTPConnection with its own connect timeout; `timeout` then bounds each
+    send and each wait for the answer."""
+
+    def __init__(self, *args, connect_timeout=10.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.connect_timeout = connect_timeout
+
+    def connect(self):
+        timeout = self.timeout
+        self.timeout = self.connect_timeout
+        try:
+            super().connect()
+        except TimeoutError:
+            raise ConnectTimeout(f"no connection within {self.connect_timeout:g} s") from None
+        finally:
+            self.timeout = timeout
+        self.sock.settimeout(timeout)
+
+
+class _Handler(urllib.request.HTTPHandler):
+    def __init__(self, connect_timeout):
+        super().__init__()
+        self.connect_timeout = connect_timeout
+
+    def http_open(self, req):
+        return self.do_open(functools.partial(_Connection, connect_timeout=self.connect_timeout), req)
+
+
+def _http_error(err):
+    """One line for an HTTP error answer: TF Serving's JSON "error", else the status
+    (a proxy's or another server's HTML page is not shown)."""
+    body = err.read().decode(errors="replace")
+    try:
+        reason = json.loads(body)["error"]
+    except (ValueError, KeyError, TypeError):
+        content = (err.headers.get("Content-Type") or "no content type").split(";")[0]
+        reason = f"{err.reason} (a {content} answer, not TF Serving's)"
+    return f"HTTP {err.code}: {one_line(reason)}"
+
+
+def rest_predict(inputs, url, signature_name="serving_default", columnar=False, timeout=60.0,
+                 connect_timeout=10.0):
+    """POSTs `inputs` [N, H, W, 3] to a REST predict `url`; returns the output batch.
+    `connect_timeout` bounds the TCP connection, `timeout` the sending and each wait
+    for the answer (the server's inference time). Errors are RuntimeErrors (OSErrors
+    for a refused connection) whose message starts with `url`."""
     request = urllib.request.Request(
         url, data=rest_body(inputs, signature_name, columnar).encode(),
         headers={"Content-Type": "application/json"}, method="POST")
+    opener = urllib.request.build_opener(_Handler(connect_timeout))
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with opener.open(request, timeout=timeout) as response:
             return parse_rest_response(response.read(), signature_name)
     except urllib.error.HTTPError as err:  # TF Serving puts the reason in the body
-        raise RuntimeError(f"{url}: HTTP {err.code}: {err.read().decode(errors='replace')}") from None
+        raise RuntimeError(f"{url}: {_http_error(err)}") from None
+    except urllib.error.URLError as err:
+        if isinstance(err.reason, ConnectTimeout):
+            raise RuntimeError(f"{url}: {err.reason}") from None
+        if isinstance(err.reason, TimeoutError):
+            raise RuntimeError(f"{url}: the server took the connection but not the request "
+                               f"within {timeout:g} s") from None
+        raise RuntimeError(f"{url}: cannot connect ({err.reason})") from None
+    except (TimeoutError, socket.timeout):
+        raise RuntimeError(f"{url}: no answer within {timeout:g} s") from None
+    except (http.client.HTTPException, ConnectionError) as err:  # closed or not HTTP
+        raise RuntimeError(f"{url}: not an HTTP answer ({type(err).__name__}: {one_line(err)})") from None
+    except RuntimeError as err:
+        raise RuntimeError(f"{url}: {err}") from None
 
 
 def grpc_request(inputs, model_name="sritm", signature_name="serving_default", version=None):
@@ -96,8 +173,10 @@ def parse_grpc_response(response, signature_name="serving_default"):
 
 
 def grpc_predict(inputs, target="localhost:8500", model_name="sritm", signature_name="serving_default",
-                 version=None, timeout=60.0):
-    """Sends `inputs` [N, H, W, 3] to TF Serving's gRPC `target`; returns the output batch."""
+                 version=None, timeout=60.0, connect_timeout=10.0):
+    """Sends `inputs` [N, H, W, 3] to TF Serving's gRPC `target`; returns the output batch.
+    RuntimeError when no connection is ready within `connect_timeout` seconds;
+    `timeout` is the deadline of the call."""
     import grpc
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
@@ -105,5 +184,9 @@ def grpc_predict(inputs, target="localhost:8500", model_name="sritm", signature_
     size = 1 << 30  # frames are large; gRPC's default message cap is 4 MB
     options = [("grpc.max_send_message_length", size), ("grpc.max_receive_message_length", size)]
     with grpc.insecure_channel(target, options=options) as channel:
+        try:
+            grpc.channel_ready_future(channel).result(timeout=connect_timeout)
+        except grpc.FutureTimeoutError:
+            raise RuntimeError(f"{target}: no connection within {connect_timeout:g} s") from None
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         return parse_grpc_response(stub.Predict(request, timeout=timeout), signature_name)

@@ -142,6 +142,9 @@ def test_export_file_and_cli(model, tmp_path, capsys):
     out = tmp_path / "cli" / "fp16.tflite"
     args = ["export", "--format", "tflite", "--quantize", "fp16", "--input-size", "12x8",
             "--weights", str(weights), "-o", str(out)]
+    assert main(args) == 2  # the output's folder must exist, as for convert
+    assert "does not exist" in capsys.readouterr().err and not out.parent.exists()
+    out.parent.mkdir()
     assert main(args) == 0
     interpreter = tflite_interpreter(out)
     assert list(interpreter.get_output_details()[0]["shape"]) == [1, 16, 24, 3]

@@ -1,4 +1,5 @@
 """`sritm convert`: SDR image or video -> HDR10 (BT.2020, PQ), `scale`x larger."""
+import os
 
 from sritm_tf.errors import UserError
 
@@ -33,7 +34,27 @@ def register(subparsers):
     parser.add_argument("--crf", type=int, default=18, help="x265 constant rate factor for .mp4/.mkv (default 18)")
     parser.add_argument("--preset", default="medium", help="x265 preset for .mp4/.mkv (default medium)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, check=check)
+
+
+def check(args):
+    """The checks that need no TensorFlow, run before the CLI imports it: a mistyped argument fails at once."""
+    from sritm_tf.convert import check_fps, check_input, check_output, output_format
+    from sritm_tf.inference import parse_tile
+    from sritm_tf.sizes import parse_size
+
+    parse_tile(args.tile, "--tile")  # option values first, then files
+    if args.size is not None:
+        parse_size(args.size, "--size")
+    check_fps(args.fps)
+    try:
+        check_input(args.input)
+        output_format(args.output, args.format)
+        check_output(args.output, args.overwrite)
+    except (FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError, IsADirectoryError) as err:
+        raise UserError(str(err)) from None
+    if args.weights and not args.baseline and not os.path.isfile(args.weights):
+        raise UserError(f"{args.weights}: no such weights file")
 
 
 def run(args):

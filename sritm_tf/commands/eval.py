@@ -48,8 +48,13 @@ def run(args):
         raise UserError(f"{args.pairs_dir}: not a folder")
     if not evaluate.find_pairs(args.pairs_dir):
         raise UserError(f"{args.pairs_dir}: no <name>_sdr.* / <name>_hdr.* pairs or gain-map JPEGs")
-    if args.json and os.path.exists(args.json) and not args.overwrite:
-        raise UserError(f"{args.json}: exists (use --overwrite)")
+    if args.json:  # before any work: a missing folder or an existing file fails now, not after the metrics
+        from sritm_tf.convert import check_output
+
+        try:
+            check_output(args.json, args.overwrite)
+        except OSError as err:
+            raise UserError(f"--json {err}") from None
 
     predict = None
     if not args.baseline_only:

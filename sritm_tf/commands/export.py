@@ -25,10 +25,15 @@ def register(subparsers):
     p.add_argument("-o", "--output", required=True,
                    help="SavedModel: TF Serving base folder; TFLite: the .tflite file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
 
 
-def run(args):
+def check(args):
+    """The checks that need no TensorFlow, run before the CLI imports it: a mistyped argument fails at once.
+
+    Output folders follow convert's rule: the folder that holds a file output (the
+    .tflite) must exist; a folder output (the SavedModel's base folder, laid out as
+    <model-name>/<version>) is created."""
     from sritm_tf.errors import UserError
     from sritm_tf.sizes import parse_shape
 
@@ -39,8 +44,27 @@ def run(args):
             raise UserError("--input-size: applies to --format tflite only (the SavedModel takes any size)")
         if args.version < 1:
             raise UserError(f"--version: must be a positive integer, got {args.version}")
+        if os.path.exists(args.output) and not os.path.isdir(args.output):
+            raise UserError(f"{args.output}: is a file; --format savedmodel writes a folder (TF Serving's base folder)")
+    else:
+        from sritm_tf.convert import check_output
+
+        if args.input_size:
+            parse_shape(args.input_size, "--input-size")
+        try:
+            check_output(args.output, args.overwrite)
+        except OSError as err:
+            raise UserError(str(err)) from None
+    if args.weights and not os.path.isfile(args.weights):
+        raise UserError(f"{args.weights}: no such weights file")
     if args.calibration and args.quantize != "int8":
         raise UserError("--calibration: applies to --quantize int8 only")
+
+
+def run(args):
+    from sritm_tf.errors import UserError
+    from sritm_tf.sizes import parse_shape
+
     input_size = parse_shape(args.input_size, "--input-size") if args.input_size else None  # (h, w)
 
     from sritm_tf import export

@@ -92,6 +92,26 @@ def make_config(args):
     return cfg
 
 
+def check_patch_size(patch_size, shard):
+    """--patch-size fits the LR patches of the records (the first record of `shard`)."""
+    if patch_size is None:
+        return
+    if patch_size <= 0:
+        raise UserError(f"--patch-size: expected a positive number of LR pixels, got {patch_size}")
+    import tensorflow as tf
+
+    from sritm_tf.data.records import parse_example
+
+    try:
+        for serialized in tf.data.TFRecordDataset(shard).take(1):
+            height, width = parse_example(serialized)[0].shape[:2]
+            if patch_size > min(height, width):
+                raise UserError(f"--patch-size {patch_size}: larger than the {width}x{height} LR patches "
+                                f"of the records in {os.path.dirname(shard)}")
+    except tf.errors.OpError as err:
+        raise UserError(f"{shard}: not a readable record shard ({err.message})") from None
+
+
 def check_config(cfg, overwrite):
     from sritm_tf.pipeline import list_shards
 
@@ -104,9 +124,10 @@ def check_config(cfg, overwrite):
         raise UserError("give a folder of training records (or a config.yaml, or --init and --pairs)")
     else:
         try:
-            list_shards(cfg.data)
+            shards = list_shards(cfg.data)
         except FileNotFoundError as err:
             raise UserError(str(err)) from None
+        check_patch_size(cfg.patch_size, shards[0])
     if cfg.init and not os.path.exists(cfg.init):
         raise UserError(f"{cfg.init}: no such weights file")
     for folder in (cfg.val_pairs,):

@@ -1,0 +1,364 @@
+"""Fault injection: bad inputs, bad argument values and broken peers get one clear
+line naming the file or option, exit status 2, and leave no file behind (issue 13).
+
+CLI cases run `sritm` as a subprocess, as a user would.
+"""
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import threading
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from sritm_tf.errors import InputError
+from sritm_tf.export import QUANTIZE_MODES, convert_tflite, representative_frames, run_tflite, tflite_interpreter
+
+TFLITE_SIZE = (16, 24)  # (h, w): small, so that full-int8 calibration stays fast
+
+
+@pytest.fixture(scope="module")
+def bundled_model():
+    from sritm_tf.pretrained import load_model
+
+    return load_model(2)
+
+
+# ---------------------------------------------------------------------------
+# 0: every exported TFLite variant runs on black, white, flat grey and a real frame
+# ---------------------------------------------------------------------------
+def _check_tflite_on_test_frames(model, mode, tolerance):
+    calibration = representative_frames(TFLITE_SIZE, count=2)
+    interpreter = tflite_interpreter(convert_tflite(model, mode, TFLITE_SIZE, calibration))
+    flat = lambda y: np.broadcast_to(np.array([y, 0.5, 0.5], np.float32), TFLITE_SIZE + (3,))
+    frames = {"black": flat(0.0), "white": flat(1.0), "grey": flat(0.5),
+              "black, saturated chroma": np.broadcast_to(np.float32([0.0, 0.0, 1.0]), TFLITE_SIZE + (3,)),
+              "real": representative_frames(TFLITE_SIZE, count=1, seed=123)[0]}
+    for name, frame in frames.items():
+        got = run_tflite(interpreter, frame)  # full int8 used to fail on black: DIV by a quantised zero
+        want = model(frame[None]).numpy()[0]
+        assert np.isfinite(got).all(), name
+        assert np.abs(got - want).max() <= tolerance, (name, np.abs(got - want).max())
+
+
+@pytest.mark.parametrize("mode", QUANTIZE_MODES)
+def test_tflite_runs_on_black_white_grey_and_real_frames(mode):
+    import keras
+
+    from sritm_tf import build_deep_sritm
+
+    keras.utils.set_random_seed(0)
+    tolerance = {"none": 1e-5, "fp16": 2e-3, "dynamic": 0.01, "int8": 0.2}[mode]
+    _check_tflite_on_test_frames(build_deep_sritm(scale=2, channels=8, m=1, n=1), mode, tolerance)
+
+
+@pytest.mark.slow
+def test_shipped_int8_tflite_runs_on_black_white_grey_and_real_frames(bundled_model):
+    _check_tflite_on_test_frames(bundled_model, "int8", 0.25)
+
+
+# ---------------------------------------------------------------------------
+# The command line as a subprocess
+# ---------------------------------------------------------------------------
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def sritm(*args, timeout=120, env=None, cwd=None):
+    """Runs `sritm ARGS` in a fresh interpreter; returns the CompletedProcess."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])),
+           **(env or {})}
+    return subprocess.run([sys.executable, "-m", "sritm_tf.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, env=env, cwd=cwd)
+
+
+def assert_one_error_line(result, command, *names):
+    """Exit status 2 and a single stderr line `sritm COMMAND: error: ...` naming each of `names`."""
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"sritm {command}: error: "), lines[0]
+    for name in names:
+        assert str(name) in lines[0], (name, lines[0])
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def pairs_dir(tmp_path_factory):
+    """A folder with one SDR/HDR10 pair (the bundled sample and its classical conversion)."""
+    import cv2
+
+    from sritm_tf import colour
+    from sritm_tf.pretrained import sample_path
+
+    folder = tmp_path_factory.mktemp("pairs")
+    sdr8 = cv2.imread(sample_path(), cv2.IMREAD_COLOR)[:64, :96]
+    hdr = colour.sdr_to_hdr10_baseline(sdr8[..., ::-1] / 255.0)
+    cv2.imwrite(str(folder / "a_sdr.png"), sdr8)
+    cv2.imwrite(str(folder / "a_hdr.png"), colour.quantize(hdr, 16)[..., ::-1])
+    return folder
+
+
+# ---------------------------------------------------------------------------
+# 5: a damaged weights .npz, or another file named .npz
+# ---------------------------------------------------------------------------
+@pytest.mark.slow
+def test_corrupt_weights_npz_is_one_line_in_convert_eval_and_export(tmp_path, pairs_dir):
+    from sritm_tf.pretrained import bundled_weights_path, load_model, sample_path
+
+    good = open(bundled_weights_path(2), "rb").read()
+    bad = {"zip_garbage.npz": good[:4] + bytes(range(256)) * 8,  # the zip magic, then garbage
+           "truncated.npz": good[: len(good) // 2],
+           "text.npz": b"these are not weights\n"}
+    for name, content in bad.items():
+        (tmp_path / name).write_bytes(content)
+    out = tmp_path / "out"
+    out.mkdir()
+    runs = {"convert": ["convert", sample_path(), "-o", out / "x.png"],
+            "eval": ["eval", pairs_dir, "--json", out / "x.json"],
+            "export": ["export", "--format", "tflite", "--input-size", "24x16", "-o", out / "x.tflite"]}
+    for (command, args), name in zip(runs.items(), bad):  # each command with another kind of damage
+        line = assert_one_error_line(sritm(*args, "--weights", tmp_path / name), command, tmp_path / name)
+        assert ".npz" in line
+    assert list(out.iterdir()) == []
+    for name in bad:  # every kind, in every command's loader
+        with pytest.raises(InputError, match=f"^{re.escape(str(tmp_path / name))}: not a .*npz weights file"):
+            load_model(2, tmp_path / name)
+
+
+# ---------------------------------------------------------------------------
+# 7: eval --json into a missing folder fails before any metric is computed
+# ---------------------------------------------------------------------------
+def test_eval_json_into_a_missing_folder_fails_first(tmp_path, pairs_dir):
+    target = tmp_path / "missing" / "result.json"
+    result = sritm("eval", pairs_dir, "--baseline-only", "--json", target)
+    assert_one_error_line(result, "eval", "--json", target, "does not exist")
+    assert not result.stdout  # no pair was evaluated
+    assert list(tmp_path.iterdir()) == [] and sorted(os.listdir(pairs_dir)) == ["a_hdr.png", "a_sdr.png"]
+
+
+# ---------------------------------------------------------------------------
+# 8: argument values
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("values, option", [
+    (["--size", "0x0"], "--size"), (["--size", "abc"], "--size"),
+    (["--size", "16x8", "--fps", "-5"], "--fps"), (["--size", "16x8", "--fps", "0"], "--fps"),
+    (["--size", "16x8", "--fps", "nan"], "--fps"), (["--size", "16x8", "--fps", "5000"], "--fps")])
+def test_bad_size_and_fps_values_are_one_line(tmp_path, values, option):
+    raw = tmp_path / "in.yuv"
+    raw.write_bytes(bytes(16 * 8 * 3 // 2 * 2))  # two 16x8 yuv420p frames
+    out = tmp_path / "out"
+    out.mkdir()
+    result = sritm("convert", raw, "-o", out / "o.mp4", "--quiet", *values)
+    assert_one_error_line(result, "convert", option, values[-1])
+    assert list(out.iterdir()) == []
+
+
+def test_fps_zero_is_refused_by_the_api_too(tmp_path):
+    from sritm_tf.convert import open_source
+
+    raw = tmp_path / "in.yuv"
+    raw.write_bytes(bytes(16 * 8 * 3 // 2))
+    with pytest.raises(InputError, match="--fps"):
+        open_source(raw, "16x8", 0)
+    assert open_source(raw, "16x8", 24).frame_rate == 24
+    assert open_source(raw, "16x8", 29.97).frame_rate == Fraction(2997, 100)  # not 2**-48 steps
+
+
+def test_decimal_fps_converts(tmp_path):
+    raw = tmp_path / "in.yuv"
+    raw.write_bytes(bytes(16 * 8 * 3 // 2 * 2))
+    result = sritm("convert", raw, "-o", tmp_path / "o.yuv", "--size", "16x8", "--fps", "29.97", "--baseline",
+                   "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "o.yuv").stat().st_size == 2 * 32 * 16 * 3 // 2 * 2 and len(os.listdir(tmp_path)) == 2
+
+
+@pytest.mark.slow
+def test_train_patch_size_larger_than_the_records(tmp_path):
+    from train_helpers import write_records
+
+    records = write_records(str(tmp_path / "records"), count=2, size=20, shards=1)
+    run_dir = tmp_path / "run"
+    result = sritm("train", records, "--patch-size", 24, "--steps", 1, "--pretrain-steps", 1, "--batch-size", 1,
+                   "--channels", 4, "--m", 1, "--n", 1, "--run-dir", run_dir)
+    assert_one_error_line(result, "train", "--patch-size 24", "20x20", records)
+    assert not run_dir.exists()
+
+
+def test_export_savedmodel_onto_a_file(tmp_path):
+    target = tmp_path / "models"
+    target.write_text("not a folder")
+    result = sritm("export", "--format", "savedmodel", "-o", target)
+    assert_one_error_line(result, "export", target, "is a file")
+    assert target.read_text() == "not a folder" and list(tmp_path.iterdir()) == [target]
+
+
+# ---------------------------------------------------------------------------
+# 9: serve-client without the serving extra, against silent or foreign servers
+# ---------------------------------------------------------------------------
+@pytest.fixture
+def sdr_png(tmp_path):
+    import cv2
+
+    path = tmp_path / "sdr.png"
+    cv2.imwrite(str(path), np.full((4, 6, 3), 128, np.uint8))
+    return path
+
+
+@pytest.fixture
+def silent_server():
+    """(port, connect to it): a socket on 127.0.0.1 that takes connections (the
+    kernel's backlog) but never reads or answers; with one connection queued, its
+    backlog of 0 is full and further connections hang in the handshake."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    held = []
+
+    def fill_backlog():
+        try:
+            held.append(socket.create_connection(server.getsockname(), timeout=1))
+        except TimeoutError:
+            pass  # full already
+
+    yield server.getsockname()[1], fill_backlog
+    for sock in held + [server]:
+        sock.close()
+
+
+def test_serve_client_grpc_without_the_serving_extra(tmp_path, sdr_png):
+    block = ("import sys; sys.modules['grpc'] = sys.modules['tensorflow_serving'] = None; "
+             "from sritm_tf.cli import main; sys.exit(main(sys.argv[1:]))")
+    env = {**os.environ, "PYTHONPATH": REPO}
+    result = subprocess.run([sys.executable, "-c", block, "serve-client", str(sdr_png), "-o", str(tmp_path / "o.png"),
+                             "--protocol", "grpc", "--port", "1"], capture_output=True, text=True, env=env,
+                            timeout=120)
+    assert_one_error_line(result, "serve-client", "--protocol grpc", 'pip install "sritm_tf[serving]"')
+    assert sorted(os.listdir(tmp_path)) == ["sdr.png"]
+
+
+def test_serve_client_against_a_server_that_never_answers(tmp_path, sdr_png, silent_server):
+    import time
+
+    port, _ = silent_server
+    start = time.monotonic()
+    result = sritm("serve-client", sdr_png, "-o", tmp_path / "o.png", "--host", "127.0.0.1", "--port", port,
+                   "--timeout", 1, timeout=60)
+    assert_one_error_line(result, "serve-client", f"http://127.0.0.1:{port}/", "no answer within 1 s")
+    assert time.monotonic() - start < 30  # not the default 300 s
+    assert sorted(os.listdir(tmp_path)) == ["sdr.png"]
+
+
+def test_rest_and_grpc_connect_timeouts(silent_server):
+    import time
+
+    from sritm_tf.serving_client import grpc_predict, rest_predict, rest_url
+
+    port, fill_backlog = silent_server
+    batch = np.zeros((1, 4, 6, 3), np.uint8)
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"^http://127\.0\.0\.1:\d+/v1/models/sritm:predict: no answer within 0\.5 s$"):
+        rest_predict(batch, rest_url("127.0.0.1", port), "rgb8_to_pq16", timeout=0.5, connect_timeout=0.5)
+    fill_backlog()
+    with pytest.raises(RuntimeError, match=r"^http://127\.0\.0\.1:\d+/v1/models/sritm:predict: no connection within 0\.5 s$"):
+        rest_predict(batch, rest_url("127.0.0.1", port), "rgb8_to_pq16", timeout=60, connect_timeout=0.5)
+    with pytest.raises(RuntimeError, match=rf"^127\.0\.0\.1:{port}: no connection within 0\.5 s$"):
+        grpc_predict(batch, f"127.0.0.1:{port}", signature_name="rgb8_to_pq16", timeout=60, connect_timeout=0.5)
+    assert time.monotonic() - start < 10
+
+
+@contextlib.contextmanager
+def foreign_server(status):
+    """The port of an HTTP server on 127.0.0.1 that is not TF Serving: every POST gets
+    `status` and an HTML page, as from a proxy."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    page = b"<html>\n<head><title>Bad Gateway</title></head>\n<body>\n<h1>nginx</h1>\n</body>\n</html>\n"
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(status)
+            for key, value in (("Content-Type", "text/html; charset=utf-8"), ("Content-Length", len(page))):
+                self.send_header(key, str(value))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args):
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            yield server.server_address[1]
+        finally:
+            server.shutdown()
+
+
+def test_serve_client_against_an_html_error_page(tmp_path, sdr_png):
+    with foreign_server(502) as port:
+        result = sritm("serve-client", sdr_png, "-o", tmp_path / "o.png", "--host", "127.0.0.1",
+                       "--port", port, "--timeout", 30, timeout=60)
+    line = assert_one_error_line(result, "serve-client", f"127.0.0.1:{port}", "HTTP 502", "Bad Gateway")
+    assert "<" not in line and sorted(os.listdir(tmp_path)) == ["sdr.png"]
+
+    from sritm_tf.serving_client import rest_predict, rest_url
+
+    with foreign_server(200) as port:  # a 200 that is not JSON
+        with pytest.raises(RuntimeError, match="not a TF Serving predict answer"):
+            rest_predict(np.zeros((1, 4, 6, 3), np.uint8), rest_url("127.0.0.1", port), "rgb8_to_pq16")
+
+
+# ---------------------------------------------------------------------------
+# 10: checks before TensorFlow, SIGINT while starting, folders
+# ---------------------------------------------------------------------------
+def _sritm_reporting_tensorflow(*args, cwd=None):
+    """`sritm ARGS` in a fresh interpreter that prints, after main, whether TensorFlow was imported."""
+    code = ("import sys; from sritm_tf.cli import main; code = main(sys.argv[1:]); "
+            "print('tensorflow' in sys.modules); sys.exit(code)")
+    env = {**os.environ, "PYTHONPATH": REPO}
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=120)
+
+
+def test_argument_errors_come_before_tensorflow(tmp_path):
+    from sritm_tf.pretrained import sample_path
+
+    (tmp_path / "frames").mkdir()
+    cases = [(["convert", "missing.png", "-o", "x.png"], "convert", ["missing.png", "no such file"]),
+             (["convert", "frames", "-o", "x.png"], "convert", ["frames", "is a folder"]),
+             (["convert", sample_path(), "-o", "x.png", "--tile", "0"], "convert", ["--tile"]),
+             (["convert", sample_path(), "-o", "x.png", "--weights", "none.npz"], "convert", ["none.npz"]),
+             (["export", "--format", "tflite", "-o", "missing/x.tflite"], "export", ["missing", "does not exist"]),
+             (["export", "--format", "tflite", "-o", "x.tflite", "--input-size", "0x9"], "export", ["--input-size"]),
+             (["serve-client", sample_path(), "-o", "missing/x.png"], "serve-client", ["missing", "does not exist"])]
+    for args, command, names in cases:
+        result = _sritm_reporting_tensorflow(*args, cwd=tmp_path)
+        assert_one_error_line(result, command, *names)
+        assert result.stdout.strip() == "False", args  # TensorFlow was never imported
+    assert os.listdir(tmp_path) == ["frames"]
+
+
+@pytest.mark.slow
+def test_sigint_while_tensorflow_starts_is_one_line(tmp_path):
+    import signal
+    import time
+
+    from sritm_tf.pretrained import sample_path
+
+    env = {**os.environ, "PYTHONPATH": REPO}
+    process = subprocess.Popen([sys.executable, "-m", "sritm_tf.cli", "convert", sample_path(), "-o",
+                                str(tmp_path / "x.png"), "--quiet"], stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while "tensorflow" not in open(f"/proc/{process.pid}/maps").read():  # TensorFlow's libraries load
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and err.strip() == "sritm convert: interrupted", err
+    assert os.listdir(tmp_path) == []
