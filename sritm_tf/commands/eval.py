@@ -65,11 +65,11 @@ def run(args):
         from sritm_tf.precision import resolve
 
         chosen, why = resolve(args.precision)
-        print(f"precision: {chosen} ({why})", file=sys.stderr)
         try:
             model = load_model(args.scale, args.weights, precision=chosen)
         except (FileNotFoundError, ValueError) as err:
             raise UserError(str(err)) from None
+        print(f"network in {chosen} ({why})", file=sys.stderr)
         predict = evaluate.model_predictor(model, tile)
 
     try:
