@@ -8,6 +8,7 @@ frame: a single model call.
 
     python benchmarks/bench_memory.py            # LR 480x270 -> 960x540: whole, tiles 240x135 and 160x90
     python benchmarks/bench_memory.py --full     # LR 1920x1080 -> 3840x2160: whole, tiles 960x540, 640x360, 480x270
+    python benchmarks/bench_memory.py --full --precision bf16 --tiles 960x540 640x360
 
 Prints a markdown table: case, tile, peak RSS, RSS before the call (model,
 frame, TensorFlow), and the difference, in MiB.
@@ -22,14 +23,14 @@ import sys
 from sritm_tf.sizes import parse_shape
 
 
-def measure(frame, tile, scale):
+def measure(frame, tile, scale, precision="fp32"):
     """Runs in the child: (rss before the call, peak rss) in MiB."""
     import numpy as np
 
     from sritm_tf import build_deep_sritm
     from sritm_tf.inference import TiledPredictor
 
-    model = build_deep_sritm(scale=scale)
+    model = build_deep_sritm(scale=scale, skip="classical", precision=precision)
     image = np.random.default_rng(0).random(tuple(frame) + (3,), dtype=np.float32)
     predictor = TiledPredictor(model, tile=tuple(tile))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
@@ -42,6 +43,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="a 1920x1080 LR frame (3840x2160 out)")
     parser.add_argument("--scale", type=int, choices=(2, 4), default=2)
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--tiles", nargs="+", metavar="WxH",
                         help="LR tiles to try (default: 960x540 640x360 480x270 with --full, else 240x135 160x90)")
     args = parser.parse_args(argv)
@@ -49,14 +51,15 @@ def main(argv=None):
     tiles = [(540, 960), (360, 640), (270, 480)] if args.full else [(135, 240), (90, 160)]
     if args.tiles:
         tiles = [parse_shape(t, "--tiles") for t in args.tiles]  # (h, w)
-    cases = [("whole", frame)] + [("tiled", t) for t in tiles]
+    cases = [("tiled", t) for t in tiles] if args.tiles else [("whole", frame)] + [("tiled", t) for t in tiles]
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    print(f"x{args.scale}, LR {frame[1]}x{frame[0]} -> HR {frame[1] * args.scale}x{frame[0] * args.scale}")
+    print(f"x{args.scale}, LR {frame[1]}x{frame[0]} -> HR {frame[1] * args.scale}x{frame[0] * args.scale}, "
+          f"{args.precision}")
     print("| case | tile (LR WxH) | peak RSS MiB | before call MiB | call adds MiB |")
     print("|---|---|---|---|---|")
     for name, tile in cases:
-        job = json.dumps({"frame": frame, "tile": tile, "scale": args.scale})
+        job = json.dumps({"frame": frame, "tile": tile, "scale": args.scale, "precision": args.precision})
         proc = subprocess.run([sys.executable, __file__, "--child", job], env=env, capture_output=True, text=True)
         if proc.returncode:
             print(f"| {name} | {tile[1]}x{tile[0]} | failed (exit {proc.returncode}) | | |")
@@ -70,6 +73,6 @@ def main(argv=None):
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--child":
         job = json.loads(sys.argv[2])
-        print(json.dumps(measure(job["frame"], job["tile"], job["scale"])))
+        print(json.dumps(measure(job["frame"], job["tile"], job["scale"], job.get("precision", "fp32"))))
     else:
         sys.exit(main())

@@ -30,7 +30,7 @@ import numpy as np
 
 from sritm_tf import colour, fileio, imageio, video
 from sritm_tf.errors import InputError
-from sritm_tf.inference import DEFAULT_TILE, TiledPredictor
+from sritm_tf.inference import DEFAULT_TILES, TiledPredictor
 from sritm_tf.sizes import parse_size
 
 OUTPUT_FORMATS = ("png", "yuv", "mp4", "mkv")
@@ -97,10 +97,10 @@ class FrameConverter:
 
     `weights`: path of weights or a loaded keras.Model (see
     `pretrained.load_model`); `precision`: "fp32" or "bf16" (`sritm_tf.precision`);
-    `tile`: LR tile size (N, "WxH" or (height, width)).
+    `tile`: LR tile size (N, "WxH" or (height, width)); None: `inference.DEFAULT_TILES[precision]`.
     """
 
-    def __init__(self, scale=2, weights=None, baseline=False, tile=DEFAULT_TILE, white_nits=203.0,
+    def __init__(self, scale=2, weights=None, baseline=False, tile=None, white_nits=203.0,
                  peak_nits=PEAK_NITS, precision="fp32"):
         if scale not in (2, 4):
             raise InputError(f"scale must be 2 or 4, got {scale}")
@@ -115,7 +115,7 @@ class FrameConverter:
                 model = pretrained.load_model(scale, weights, white_nits=white_nits, precision=precision)
             except ValueError as err:
                 raise InputError(str(err)) from err
-            self.predict = TiledPredictor(model, tile)
+            self.predict = TiledPredictor(model, tile or DEFAULT_TILES[precision])
 
     def __call__(self, rgb):
         rgb = np.asarray(rgb)
@@ -133,7 +133,7 @@ def _is_image(path):
 
 
 def convert_image(input, output, scale=2, weights=None, baseline=False, overwrite=False,
-                  tile=DEFAULT_TILE, white_nits=203.0, peak_nits=PEAK_NITS, precision="fp32"):
+                  tile=None, white_nits=203.0, peak_nits=PEAK_NITS, precision="fp32"):
     """Converts an 8-bit SDR image to a `scale`x larger 16-bit HDR10 PNG (BT.2020,
     PQ, full range). `weights`: path or keras.Model (None: bundled weights).
     Returns the PQ R'G'B' written, float32 (sH, sW, 3)."""
@@ -230,7 +230,7 @@ def _run_pipeline(source, convert, write, progress=True, desc=None):
 
 
 def convert_video(input, output, scale=2, weights=None, baseline=False, overwrite=False,
-                  tile=DEFAULT_TILE, format=None, size=None, fps=None, white_nits=203.0, peak_nits=PEAK_NITS,
+                  tile=None, format=None, size=None, fps=None, white_nits=203.0, peak_nits=PEAK_NITS,
                   precision="fp32",
                   progress=True, crf=18, preset="medium"):
     """Converts an SDR video (any format ffmpeg decodes), a raw 8-bit yuv420p

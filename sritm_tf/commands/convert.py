@@ -28,9 +28,9 @@ def register(subparsers):
     parser.add_argument("--format", choices=("png", "yuv", "mp4", "mkv"), help="output format (default: from extension)")
     parser.add_argument("--size", metavar="WxH", help="frame size WxH of a raw .yuv input")
     parser.add_argument("--fps", type=float, help="frame rate of a raw .yuv or image input (default 25)")
-    parser.add_argument("--tile", default="640x360", metavar="N|WxH",
-                        help="LR tile size N or WxH for inference (default 640x360: a 1080p frame in 3x3 "
-                             "tiles, under 3 GiB); smaller uses less memory")
+    parser.add_argument("--tile", metavar="N|WxH",
+                        help="LR tile size N or WxH for inference (default 640x360 in fp32, 960x540 in bf16: "
+                             "a 1080p frame under 3 GiB either way); smaller uses less memory")
     parser.add_argument("--crf", type=int, default=18, help="x265 constant rate factor for .mp4/.mkv (default 18)")
     parser.add_argument("--preset", default="medium", help="x265 preset for .mp4/.mkv (default medium)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -43,7 +43,8 @@ def check(args):
     from sritm_tf.inference import parse_tile
     from sritm_tf.sizes import parse_size
 
-    parse_tile(args.tile, "--tile")  # option values first, then files
+    if args.tile:
+        parse_tile(args.tile, "--tile")  # option values first, then files
     if args.size is not None:
         parse_size(args.size, "--size")
     check_fps(args.fps)
@@ -61,7 +62,7 @@ def run(args):
     from sritm_tf.convert import convert
     from sritm_tf.inference import parse_tile
 
-    tile = parse_tile(args.tile, "--tile")
+    tile = parse_tile(args.tile, "--tile") if args.tile else None  # None: the precision's default
     chosen = "fp32"
     if not args.baseline:
         from sritm_tf.precision import resolve
