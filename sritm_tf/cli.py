@@ -66,10 +66,7 @@ def main(argv=None):
     except KeyboardInterrupt:  # Ctrl-C while starting: no traceback
         print("sritm: interrupted", file=sys.stderr)
         return 130
-    args, extra = parser.parse_known_args(argv)
-    if extra and not getattr(args, "pass_through", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    args.extra_args = extra  # the arguments of a benchmark script (`sritm bench memory ...`)
+    args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

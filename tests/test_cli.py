@@ -1,4 +1,5 @@
 """The `sritm` console script."""
+import os
 import subprocess
 import sys
 
@@ -22,11 +23,27 @@ def test_info_tiny_pretrain(capsys):
     assert "modulation=off" in line and "scale x4" in line
 
 
-def test_bench_runs_the_benchmark_scripts_with_their_arguments(capsys):
-    assert main(["bench", "memory", "--help"]) == 0
-    assert "usage: bench_memory.py" in capsys.readouterr().out
-    assert main(["bench", "tflite", "--help"]) == 0
-    assert "usage: bench_tflite.py" in capsys.readouterr().out
+def test_bench_commands_are_the_benchmark_modules(capsys):
+    """`sritm bench NAME` and benchmarks/bench_NAME.py run sritm_tf.benchmarks.NAME with the same options."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    from sritm_tf.benchmarks import tflite
+    from sritm_tf.export import QUANTIZE_MODES
+
+    for name, option in (("memory", "--precision"), ("tflite", "--pairs"), ("speed", "--engines"),
+                         ("train", "--pipeline-batches"), ("pipeline", "--patch-size")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["bench", name, "--help"])
+        assert exit_.value.code == 0
+        out = capsys.readouterr().out
+        assert f"usage: sritm bench {name}" in out and option in out
+    script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "bench_memory.py")
+    out = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, timeout=60).stdout
+    assert "usage: bench_memory.py" in out and "--precision" in out
+    assert tflite.QUANTIZE_MODES == QUANTIZE_MODES
 
 
 def test_unknown_option_is_an_error(capsys):

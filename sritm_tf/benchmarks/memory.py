@@ -1,0 +1,86 @@
+"""Peak memory (RSS) of one x2 conversion: tiled inference against one whole-frame call.
+
+Each case runs in a fresh Python process, which builds the full-size network
+(random weights: memory does not depend on them), makes a random LR Y'CbCr frame,
+records its resident set, runs `sritm_tf.inference.TiledPredictor` once and
+reports `ru_maxrss` (the process's peak RSS). "whole" is a tile as large as the
+frame: a single model call.
+
+    sritm bench memory            # LR 480x270 -> 960x540: whole, tiles 240x135 and 160x90
+    sritm bench memory --full     # LR 1920x1080 -> 3840x2160: whole, tiles 960x540, 640x360, 480x270
+    sritm bench memory --full --precision bf16 --tiles 960x540 640x360
+
+Prints a markdown table: case, tile, peak RSS, RSS before the call (model,
+frame, TensorFlow), and the difference, in MiB.
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+
+from sritm_tf.sizes import parse_shape
+
+
+def measure(frame, tile, scale, precision="fp32"):
+    """Runs in the child: (rss before the call, peak rss) in MiB."""
+    import numpy as np
+
+    from sritm_tf import build_deep_sritm
+    from sritm_tf.inference import TiledPredictor
+
+    model = build_deep_sritm(scale=scale, skip="classical", precision=precision)
+    image = np.random.default_rng(0).random(tuple(frame) + (3,), dtype=np.float32)
+    predictor = TiledPredictor(model, tile=tuple(tile))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    output = predictor(image)
+    assert output.shape == (frame[0] * scale, frame[1] * scale, 3)
+    return before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def add_arguments(parser):
+    parser.add_argument("--full", action="store_true", help="a 1920x1080 LR frame (3840x2160 out)")
+    parser.add_argument("--scale", type=int, choices=(2, 4), default=2)
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--tiles", nargs="+", metavar="WxH",
+                        help="LR tiles to try (default: 960x540 640x360 480x270 with --full, else 240x135 160x90)")
+
+
+def run(args):
+    frame = (1080, 1920) if args.full else (270, 480)
+    tiles = [(540, 960), (360, 640), (270, 480)] if args.full else [(135, 240), (90, 160)]
+    if args.tiles:
+        tiles = [parse_shape(t, "--tiles") for t in args.tiles]  # (h, w)
+    cases = [("tiled", t) for t in tiles] if args.tiles else [("whole", frame)] + [("tiled", t) for t in tiles]
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    print(f"x{args.scale}, LR {frame[1]}x{frame[0]} -> HR {frame[1] * args.scale}x{frame[0] * args.scale}, "
+          f"{args.precision}")
+    print("| case | tile (LR WxH) | peak RSS MiB | before call MiB | call adds MiB |")
+    print("|---|---|---|---|---|")
+    for name, tile in cases:
+        job = json.dumps({"frame": frame, "tile": tile, "scale": args.scale, "precision": args.precision})
+        proc = subprocess.run([sys.executable, "-m", "sritm_tf.benchmarks.memory", "--child", job], env=env, capture_output=True, text=True)
+        if proc.returncode:
+            print(f"| {name} | {tile[1]}x{tile[0]} | failed (exit {proc.returncode}) | | |")
+            print(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "", file=sys.stderr)
+            continue
+        before, peak = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"| {name} | {tile[1]}x{tile[0]} | {peak:.0f} | {before:.0f} | {peak - before:.0f} |", flush=True)
+    return 0
+
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="bench_memory.py", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        job = json.loads(sys.argv[2])
+        print(json.dumps(measure(job["frame"], job["tile"], job["scale"], job.get("precision", "fp32"))))
+    else:
+        sys.exit(main())
