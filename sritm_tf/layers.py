@@ -163,11 +163,18 @@ def _pointwise(x, matrix):
 
 
 def pq_inverse_eotf(nits):
-    """PQ inverse EOTF (SMPTE ST 2084 / BT.2100-2 Table 4) in `keras.ops`: cd/m2 -> E'."""
+    """PQ inverse EOTF (SMPTE ST 2084 / BT.2100-2 Table 4) in `keras.ops`: cd/m2 -> E'.
+
+    Written with constants that float16 holds exactly, so a float16-weight TFLite
+    export keeps the curve: c2 = 2413/128 as 18 + 109/128, m2 = 2523/32 as the
+    product of the powers 64 and 475/32, and Y = L / 10000 by division
+    (m1 = 1305/8192, c1 = 107/128 and c3 = 299/16 are exact already).
+    """
     from sritm_tf import colour
 
     y = ops.power(ops.maximum(nits, 0.0) / colour.PQ_PEAK, colour.PQ_M1)
-    return ops.power((colour.PQ_C1 + colour.PQ_C2 * y) / (1.0 + colour.PQ_C3 * y), colour.PQ_M2)
+    base = (colour.PQ_C1 + (18.0 * y + (109 / 128) * y)) / (1.0 + colour.PQ_C3 * y)
+    return ops.power(base, 64.0) * ops.power(base, 475 / 32)
 
 
 @keras.saving.register_keras_serializable(package="sritm_tf")

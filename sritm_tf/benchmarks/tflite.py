@@ -103,7 +103,10 @@ def run(args):
         print(f"bench_tflite: {graded} is missing (the graded pairs are needed)", file=sys.stderr)
         return 2
     tile = parse_shape(args.tile, "--tile")  # (h, w)
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    except RuntimeError:  # TensorFlow already started (`sritm bench`): the Keras row keeps its threads
+        pass
     model = load_model(args.scale, args.weights)
     stems = sorted(p.name[:-len("_sdr.png")] for p in graded.glob("*_sdr.png"))
     pairs = {stem: load_pair(graded, stem, args.scale) for stem in stems}
