@@ -105,3 +105,17 @@ def test_eval_reads_gain_map_pairs_and_compares_at_the_same_white(tmp_path):
     assert set(k for k in by["model"] if k.startswith("de_") and k != "de_itp") == {
         f"de_{h}" for h in evaluate.HUE_SECTORS}
     assert "| seine | model |" in evaluate.format_table(rows)
+
+
+def test_float16_tflite_keeps_the_classical_pq_curve():
+    """fp16 TFLite stores constants as float16: the skip's PQ constants must survive it
+    (38 dB against Keras before they were written as float16-exact parts)."""
+    pytest.importorskip("ai_edge_litert")
+    from sritm_tf import export
+
+    model = build_deep_sritm(2, channels=8, m=1, n=1, skip="classical")
+    x = colour.sdr_rgb_to_model_yuv(np.random.default_rng(6).random((1, 32, 32, 3))).astype(np.float32)
+    ref = colour.model_yuv_to_pq2020_rgb(model.predict(x, verbose=0)[0])
+    out = export.run_tflite(export.tflite_interpreter(export.convert_tflite(model, "fp16", (32, 32))), x[0])
+    psnr = 10 * np.log10(1 / np.mean((colour.model_yuv_to_pq2020_rgb(out) - ref) ** 2))
+    assert psnr > 65, psnr
