@@ -239,6 +239,7 @@ def convert_video(input, output, scale=2, weights=None, baseline=False, overwrit
     `preset`), `scale`x larger, keeping the source frame rate, timestamps and
     audio. Returns a dict: frames, width, height, max_cll, max_fall (cd/m2)."""
     input, output = os.fspath(input), os.fspath(output)
+    video.check_encoder(crf, preset)  # before any frame is decoded
     source = open_source(input, size, fps)
     fmt = output_format(output, format)
     if fmt == "png":
@@ -266,7 +267,8 @@ def convert_video(input, output, scale=2, weights=None, baseline=False, overwrit
             if fmt != "yuv":
                 video.encode_hdr10(intermediate, tmp, CONTAINERS[fmt], levels,
                                    source=input if source.has_audio else None, crf=crf, preset=preset,
-                                   video_offset=source.start_offset, audio_codecs=source.audio_codecs)
+                                   video_offset=source.start_offset, audio_codecs=source.audio_codecs,
+                                   name=output)
         finally:
             if intermediate != tmp:
                 fileio.remove(intermediate)

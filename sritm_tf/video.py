@@ -8,6 +8,7 @@ HDR10 static metadata (SMPTE ST 2086 mastering display, CTA-861.3 MaxCLL /
 MaxFALL) is written into the HEVC stream by x265 (`hdr10=1`).
 """
 import math
+import numbers
 import os
 import shutil
 import subprocess
@@ -279,17 +280,36 @@ def master_display(peak=MASTERING_PEAKS_NITS[0], minimum=MASTERING_MIN_NITS):
             f"L({round(peak * 10000)},{round(minimum * 10000)})")
 
 
+#: x265's presets, fastest first, and its constant rate factor range (x265 --crf <0..51.0>).
+X265_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
+X265_CRF_RANGE = (0, 51)
+
+
+def check_encoder(crf=18, preset="medium"):
+    """Refuses an x265 setting that the encoder would reject: called before any frame is converted."""
+    if preset not in X265_PRESETS:
+        raise InputError(f"--preset: x265 has no preset {preset!r}; use one of {', '.join(X265_PRESETS)}")
+    low, high = X265_CRF_RANGE
+    if isinstance(crf, bool) or not isinstance(crf, numbers.Real) or not low <= crf <= high:
+        raise InputError(f"--crf: expected an x265 constant rate factor in [{low}, {high}], got {crf!r}")
+
+
 # Audio codecs an MP4 file can carry as they are; others are re-encoded to AAC.
 MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}
 
 
 def encode_hdr10(intermediate, output, container, levels, source=None, crf=18, preset="medium",
-                 video_offset=0.0, audio_codecs=()):
+                 video_offset=0.0, audio_codecs=(), name=None):
     """Encodes the NUT `intermediate` to HEVC Main10 HDR10 in `container`
     ("mp4" or "matroska") at `output` with ffmpeg/libx265: BT.2020 / PQ /
     BT.2020 NCL tags, limited range, mastering display and MaxCLL/MaxFALL from
-    `levels`; audio streams of `source` (if given) are muxed in, copied."""
+    `levels`; audio streams of `source` (if given) are muxed in, copied.
+    `name`: the file an error names (default `output`), the destination when
+    `output` and `intermediate` are temporary names."""
     _require("ffmpeg")
+    check_encoder(crf, preset)
+    name = name or output
     x265_params = ":".join([
         "hdr10=1", "repeat-headers=1", "log-level=error",
         "colorprim=bt2020", "transfer=smpte2084", "colormatrix=bt2020nc", "range=limited", "chromaloc=1",
@@ -312,4 +332,6 @@ def encode_hdr10(intermediate, output, container, levels, source=None, crf=18, p
     cmd += ["-f", container, output]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
-        raise ToolError(f"ffmpeg failed to encode {output}: {result.stderr.strip()[-2000:]}")
+        lines = [line.strip() for line in result.stderr.replace(intermediate, name).replace(output, name).splitlines()]
+        detail = "; ".join(line for line in lines if line)[-2000:]
+        raise ToolError(f"{name}: ffmpeg failed to encode it: {detail}")

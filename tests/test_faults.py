@@ -129,6 +129,64 @@ def test_corrupt_weights_npz_is_one_line_in_convert_eval_and_export(tmp_path, pa
 
 
 # ---------------------------------------------------------------------------
+# Videos (cases 1, 2, 3, 4, 6): small synthetic clips made with ffmpeg
+# ---------------------------------------------------------------------------
+def ffmpeg(*args):
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *map(str, args)], check=True)
+
+
+def make_clip(path, frames=8, size="64x36", rate=25, *extra):
+    """`frames` frames of testsrc, H.264 8-bit yuv420p, no audio; `extra`: more ffmpeg output options."""
+    ffmpeg("-f", "lavfi", "-i", f"testsrc=size={size}:rate={rate}", "-frames:v", frames, "-c:v", "libx264",
+           "-pix_fmt", "yuv420p", *extra, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return make_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
+
+
+# ---------------------------------------------------------------------------
+# 6: encoder settings are checked before the first frame; encoder errors name the output
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("values, option", [
+    (["--preset", "fastest"], "--preset"), (["--crf", "52"], "--crf"), (["--crf", "-1"], "--crf")])
+def test_bad_encoder_settings_fail_before_any_frame(tmp_path, clip, values, option):
+    result = _sritm_reporting_tensorflow("convert", clip, "-o", tmp_path / "o.mp4", "--quiet", *values)
+    assert_one_error_line(result, "convert", option, values[-1])
+    assert result.stdout.strip() == "False"  # refused before TensorFlow started, let alone a frame
+    assert os.listdir(tmp_path) == []
+
+
+def test_encoder_settings_are_checked_before_decoding_in_the_api(tmp_path, clip, monkeypatch):
+    from sritm_tf import convert, video
+
+    def no_decoding(self):
+        raise AssertionError("decoded before the encoder settings were checked")
+
+    monkeypatch.setattr(video.VideoSource, "__iter__", no_decoding)
+    for settings, option in (({"preset": "fastest"}, "--preset"), ({"crf": 99}, "--crf"),
+                             ({"crf": float("nan")}, "--crf")):
+        with pytest.raises(InputError, match=f"^{option}: "):
+            convert.convert_video(clip, tmp_path / "o.mkv", baseline=True, progress=False, **settings)
+    assert os.listdir(tmp_path) == []
+
+
+def test_encoder_error_names_the_output_not_the_temporary(tmp_path, clip, monkeypatch):
+    from sritm_tf import convert, video
+    from sritm_tf.errors import ToolError
+
+    monkeypatch.setattr(video, "check_encoder", lambda *args: None)  # as if x265 dropped a preset we list
+    output = tmp_path / "o.mp4"
+    with pytest.raises(ToolError) as raised:
+        convert.convert_video(clip, output, baseline=True, progress=False, preset="fastest")
+    message = str(raised.value)
+    assert message.startswith(f"{output}: ffmpeg failed") and ".part" not in message and "\n" not in message
+    assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------
 # 7: eval --json into a missing folder fails before any metric is computed
 # ---------------------------------------------------------------------------
 def test_eval_json_into_a_missing_folder_fails_first(tmp_path, pairs_dir):

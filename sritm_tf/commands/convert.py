@@ -42,12 +42,14 @@ def check(args):
     from sritm_tf.convert import check_fps, check_input, check_output, output_format
     from sritm_tf.inference import parse_tile
     from sritm_tf.sizes import parse_size
+    from sritm_tf.video import check_encoder
 
     if args.tile:
         parse_tile(args.tile, "--tile")  # option values first, then files
     if args.size is not None:
         parse_size(args.size, "--size")
     check_fps(args.fps)
+    check_encoder(args.crf, args.preset)
     try:
         check_input(args.input)
         output_format(args.output, args.format)
