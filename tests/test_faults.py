@@ -187,6 +187,59 @@ def test_encoder_error_names_the_output_not_the_temporary(tmp_path, clip, monkey
 
 
 # ---------------------------------------------------------------------------
+# 2: SIGTERM cleans up like SIGINT; a re-run removes what SIGKILL left
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    return make_clip(tmp_path_factory.mktemp("long") / "long.mp4", 300)
+
+
+def _start_and_signal(source, output, signum):
+    """Starts `sritm convert SOURCE -o OUTPUT` (the network, fp32), sends `signum` once frames are
+    being written to its intermediate, and returns (exit status, stderr)."""
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": REPO}
+    process = subprocess.Popen([sys.executable, "-m", "sritm_tf.cli", "convert", str(source), "-o", str(output),
+                                "--quiet", "--precision", "fp32"], stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 90
+    intermediate = f".part-{process.pid}-{output.name}.nut"
+    while not (os.path.exists(output.parent / intermediate) and os.path.getsize(output.parent / intermediate)):
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=60)
+    assert signum != signal.SIGKILL or process.returncode == -signal.SIGKILL
+    return process.returncode, err
+
+
+def test_sigterm_mid_run_is_one_line_and_leaves_nothing(tmp_path, long_clip):
+    import signal
+
+    code, err = _start_and_signal(long_clip, tmp_path / "o.mp4", signal.SIGTERM)
+    assert code == 143 and err.strip() == "sritm convert: terminated", err
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_rerun_removes_what_sigkill_left(tmp_path, long_clip, clip):
+    import signal
+
+    from sritm_tf import fileio
+
+    output = tmp_path / "o.mp4"
+    _start_and_signal(long_clip, output, signal.SIGKILL)
+    left = os.listdir(tmp_path)
+    assert left and all(fileio.is_temporary(name) for name in left), left
+    alive = tmp_path / f".part-{os.getpid()}-o.mp4.nut"  # a running process's: kept
+    alive.write_bytes(b"in use")
+    result = sritm("convert", clip, "-o", output, "--baseline", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(tmp_path)) == sorted([alive.name, "o.mp4"])
+
+
+# ---------------------------------------------------------------------------
 # 7: eval --json into a missing folder fails before any metric is computed
 # ---------------------------------------------------------------------------
 def test_eval_json_into_a_missing_folder_fails_first(tmp_path, pairs_dir):
