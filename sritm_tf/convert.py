@@ -19,6 +19,8 @@ the bundled weights' training targets); the HDR10 metadata follows the frames.
 Outputs are written under a temporary name in the output folder and renamed at
 the end; an existing output is only replaced with `overwrite=True`.
 """
+import contextlib
+import errno
 import math
 import numbers
 import os
@@ -29,7 +31,7 @@ from fractions import Fraction
 import numpy as np
 
 from sritm_tf import colour, fileio, imageio, video
-from sritm_tf.errors import InputError
+from sritm_tf.errors import InputError, SritmError
 from sritm_tf.inference import DEFAULT_TILES, TiledPredictor
 from sritm_tf.sizes import parse_size
 
@@ -80,6 +82,18 @@ def check_output(output, overwrite=False):
         os.remove(probe)
     except OSError as err:
         raise PermissionError(f"{output}: cannot write in folder {folder} ({err.strerror})") from None
+
+
+@contextlib.contextmanager
+def disk_full_is_one_line(output):
+    """A full disk while writing `output` (or its temporaries) is the SritmError
+    "<output>: no space left on device"; the writers have removed what they wrote."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        raise SritmError(f"{output}: no space left on device") from None
 
 
 def bicubic_upscale(rgb, scale):
@@ -144,7 +158,8 @@ def convert_image(input, output, scale=2, weights=None, baseline=False, overwrit
         raise InputError(f"{output}: convert_image writes .png; use convert_video for .yuv/.mp4/.mkv")
     check_output(output, overwrite)
     pq = FrameConverter(scale, weights, baseline, tile, white_nits, peak_nits, precision)(rgb)
-    imageio.write_hdr_png(output, pq)
+    with disk_full_is_one_line(output):
+        imageio.write_hdr_png(output, pq)
     return pq
 
 
@@ -249,7 +264,7 @@ def convert_video(input, output, scale=2, weights=None, baseline=False, overwrit
     width, height = source.width * scale, source.height * scale
     levels = video.LightLevels()
     writer_class = video.Yuv420p10Writer if fmt == "yuv" else video.NutWriter
-    with fileio.atomic_path(output) as tmp:
+    with disk_full_is_one_line(output), fileio.atomic_path(output) as tmp:
         intermediate = tmp if fmt == "yuv" else tmp + ".nut"
         writer = writer_class(intermediate, width, height, source.frame_rate, source.time_base)
 

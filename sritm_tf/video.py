@@ -7,6 +7,7 @@ centre-sited chroma (2x2 box average; signalled as chroma sample location 1).
 HDR10 static metadata (SMPTE ST 2086 mastering display, CTA-861.3 MaxCLL /
 MaxFALL) is written into the HEVC stream by x265 (`hdr10=1`).
 """
+import errno
 import math
 import numbers
 import os
@@ -331,6 +332,8 @@ def encode_hdr10(intermediate, output, container, levels, source=None, crf=18, p
         cmd += ["-tag:v", "hvc1", "-movflags", "+faststart"]
     cmd += ["-f", container, output]
     result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0 and "No space left on device" in result.stderr:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), name)
     if result.returncode != 0:
         lines = [line.strip() for line in result.stderr.replace(intermediate, name).replace(output, name).splitlines()]
         detail = "; ".join(line for line in lines if line)[-2000:]

@@ -240,6 +240,33 @@ def test_a_rerun_removes_what_sigkill_left(tmp_path, long_clip, clip):
 
 
 # ---------------------------------------------------------------------------
+# 3: a full disk is one line naming the output, and leaves nothing
+# ---------------------------------------------------------------------------
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 KiB tmpfs (a real ENOSPC from every writer: Python, PyAV, ffmpeg); skips where mounting is not
+    allowed (not root, or no CAP_SYS_ADMIN in a container)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+@pytest.mark.parametrize("name", ["o.png", "o.mp4", "o.yuv"])
+def test_full_disk_is_one_line_and_leaves_nothing(full_disk, clip, name):
+    from sritm_tf.pretrained import sample_path
+
+    source = sample_path() if name.endswith(".png") else clip  # 480x272 PNG, 8 frames of 128x72: > 64 KiB
+    result = sritm("convert", source, "-o", full_disk / name, "--baseline", "--quiet")
+    line = assert_one_error_line(result, "convert", full_disk / name)
+    assert line.endswith(f"{full_disk / name}: no space left on device")
+    assert os.listdir(full_disk) == []
+
+
+# ---------------------------------------------------------------------------
 # 7: eval --json into a missing folder fails before any metric is computed
 # ---------------------------------------------------------------------------
 def test_eval_json_into_a_missing_folder_fails_first(tmp_path, pairs_dir):
