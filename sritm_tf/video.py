@@ -250,7 +250,9 @@ class NutWriter:
         self.stream = self.container.add_stream("rawvideo", rate=frame_rate)
         self.stream.width, self.stream.height = width, height
         self.stream.pix_fmt = "yuv420p10le"
-        self.stream.time_base = time_base
+        # The source's time base for the stream and the encoder both: a variable frame rate's timestamps
+        # are kept exactly (in 1/average-rate units they would round and collide).
+        self.stream.time_base = self.stream.codec_context.time_base = time_base
         self.time_base = time_base
 
     def write(self, pq_rgb, pts):
@@ -327,7 +329,8 @@ def encode_hdr10(intermediate, output, container, levels, source=None, crf=18, p
     cmd += ["-c:v", "libx265", "-pix_fmt", "yuv420p10le", "-profile:v", "main10",
             "-preset", preset, "-crf", str(crf), "-x265-params", x265_params,
             "-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc",
-            "-color_range", "tv", "-chroma_sample_location", "center", "-fps_mode", "passthrough"]
+            "-color_range", "tv", "-chroma_sample_location", "center", "-fps_mode", "passthrough",
+            "-enc_time_base", "-1"]  # the intermediate's time base (the source's): timestamps kept
     if container == "mp4":
         cmd += ["-tag:v", "hvc1", "-movflags", "+faststart"]
     cmd += ["-f", container, output]

@@ -267,6 +267,34 @@ def test_full_disk_is_one_line_and_leaves_nothing(full_disk, clip, name):
 
 
 # ---------------------------------------------------------------------------
+# 1: a variable frame rate keeps its timestamps
+# ---------------------------------------------------------------------------
+def packet_times(path):
+    """(presentation times of the video packets in seconds, sorted, as Fractions; the stream's time base)."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                          "stream=time_base:packet=pts", "-of", "csv=p=0", str(path)],
+                         capture_output=True, text=True, check=True).stdout.split()
+    time_base = Fraction(next(v for v in out if "/" in v))
+    return sorted(int(v) * time_base for v in out if "/" not in v), time_base
+
+
+@pytest.mark.parametrize("container", ["mp4", "mkv"])
+def test_variable_frame_rate_keeps_source_timestamps(tmp_path, container):
+    source = make_clip(tmp_path / "cfr.mp4", 60)
+    vfr = tmp_path / f"vfr.{container}"  # the issue's recipe: gaps of 3 frames, then runs of single ones
+    ffmpeg("-i", source, "-an", "-vf", r"select='not(mod(n\,3))+eq(n\,10)+eq(n\,11)+between(n\,40\,50)'",
+           "-fps_mode", "vfr", "-c:v", "libx264", vfr)
+    output = tmp_path / f"o.{container}"
+    result = sritm("convert", vfr, "-o", output, "--baseline", "--quiet")
+    assert result.returncode == 0, result.stderr
+    want, _ = packet_times(vfr)
+    got, tick = packet_times(output)
+    assert len(want) == 30 and len(got) == len(want)
+    assert max(abs(g - w) for g, w in zip(got, want)) <= tick, (got, want)
+    assert sorted(os.listdir(tmp_path)) == sorted(["cfr.mp4", vfr.name, output.name])
+
+
+# ---------------------------------------------------------------------------
 # 7: eval --json into a missing folder fails before any metric is computed
 # ---------------------------------------------------------------------------
 def test_eval_json_into_a_missing_folder_fails_first(tmp_path, pairs_dir):
