@@ -163,9 +163,9 @@ def convert_image(input, output, scale=2, weights=None, baseline=False, overwrit
     return pq
 
 
-def open_source(input, size=None, fps=None):
+def open_source(input, size=None, fps=None, allow_truncated=False):
     """A frame source for `input`: raw .yuv (needs `size` "WxH" or (w, h)), a
-    still image (one frame), or a video file (PyAV)."""
+    still image (one frame), or a video file (PyAV; `video.VideoSource` for `allow_truncated`)."""
     input = os.fspath(input)
     check_input(input)
     if input.lower().endswith(".yuv"):
@@ -175,7 +175,7 @@ def open_source(input, size=None, fps=None):
         return video.YuvSource(input, width, height, check_fps(fps))
     if _is_image(input):
         return video.ImageSource(imageio.read_sdr_image(input), input, check_fps(fps))
-    return video.VideoSource(input)
+    return video.VideoSource(input, allow_truncated)
 
 
 def _put(q, item, stop):
@@ -247,15 +247,17 @@ def _run_pipeline(source, convert, write, progress=True, desc=None):
 def convert_video(input, output, scale=2, weights=None, baseline=False, overwrite=False,
                   tile=None, format=None, size=None, fps=None, white_nits=203.0, peak_nits=PEAK_NITS,
                   precision="fp32",
-                  progress=True, crf=18, preset="medium"):
+                  progress=True, crf=18, preset="medium", allow_truncated=False):
     """Converts an SDR video (any format ffmpeg decodes), a raw 8-bit yuv420p
     file (`size` "WxH", `fps`), or a still image to HDR10 `.yuv` (raw
     yuv420p10le, limited range) or `.mp4` / `.mkv` (HEVC Main10, x265 `crf` and
     `preset`), `scale`x larger, keeping the source frame rate, timestamps and
-    audio. Returns a dict: frames, width, height, max_cll, max_fall (cd/m2)."""
+    audio. A damaged or truncated video fails, unless `allow_truncated`: its frames that
+    decode are converted. Returns a dict: frames, width, height, max_cll, max_fall
+    (cd/m2), and truncated (frames decoded, frames the container lists) if it was."""
     input, output = os.fspath(input), os.fspath(output)
     video.check_encoder(crf, preset)  # before any frame is decoded
-    source = open_source(input, size, fps)
+    source = open_source(input, size, fps, allow_truncated)
     fmt = output_format(output, format)
     if fmt == "png":
         raise InputError(f"{output}: a video is converted to .yuv, .mp4 or .mkv, not .png")
@@ -287,8 +289,11 @@ def convert_video(input, output, scale=2, weights=None, baseline=False, overwrit
         finally:
             if intermediate != tmp:
                 fileio.remove(intermediate)
-    return {"frames": frames, "width": width, "height": height,
-            "max_cll": levels.max_cll, "max_fall": levels.max_fall}
+    result = {"frames": frames, "width": width, "height": height,
+              "max_cll": levels.max_cll, "max_fall": levels.max_fall}
+    if getattr(source, "truncated", None):
+        result["truncated"] = source.truncated
+    return result
 
 
 def convert(input, output, format=None, **kwargs):
@@ -296,7 +301,7 @@ def convert(input, output, format=None, **kwargs):
     input, output = os.fspath(input), os.fspath(output)
     check_input(input)
     if _is_image(input) and output_format(output, format) == "png":
-        video_only = {"size", "fps", "progress", "crf", "preset"}
+        video_only = {"size", "fps", "progress", "crf", "preset", "allow_truncated"}
         convert_image(input, output, **{k: v for k, v in kwargs.items() if k not in video_only})
         return {"frames": 1}
     return convert_video(input, output, format=format, **kwargs)

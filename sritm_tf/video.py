@@ -76,6 +76,7 @@ def probe(path):
             "frame_rate": frame_rate, "time_base": time_base,
             "start_offset": max(0.0, start - file_start),
             "frame_count": stream.frames or (round(duration * frame_rate) or None),
+            "container_frames": stream.frames or None,
             "transfer": context.color_trc,
             "bits": max((c.bits for c in context.format.components), default=8) if context.format else 8,
             "audio_codecs": [a.codec_context.name for a in container.streams.audio],
@@ -101,10 +102,12 @@ class VideoSource:
     Attributes: width, height, frame_rate (Fraction), time_base (Fraction),
     start_offset (seconds from the file start to the first video frame),
     frame_count (estimate, for progress), has_audio, audio_codecs, path.
-    Iterating yields (rgb, pts) with pts in `time_base` units.
+    Iterating yields (rgb, pts) with pts in `time_base` units. Decoding errors, or
+    fewer frames than the container lists, raise InputError at the end, unless
+    `allow_truncated`: then `truncated` is (frames decoded, frames listed or None).
     """
 
-    def __init__(self, path):
+    def __init__(self, path, allow_truncated=False):
         info = probe(path)
         check_sdr_stream(info, path)
         self.path = path
@@ -115,6 +118,7 @@ class VideoSource:
         self.audio_codecs = info["audio_codecs"]
         self.has_audio = bool(self.audio_codecs)
         self._stream_index = info["index"]
+        self._container_frames, self.allow_truncated, self.truncated = info["container_frames"], allow_truncated, None
 
     def __iter__(self):
         import av
@@ -123,7 +127,16 @@ class VideoSource:
         with av.open(self.path) as container:
             stream = container.streams[self._stream_index]
             stream.thread_type = "AUTO"
-            for frame in container.decode(stream):
+            count, damage = 0, None
+            frames = container.decode(stream)
+            while True:
+                try:
+                    frame = next(frames)
+                except StopIteration:
+                    break
+                except av.error.FFmpegError as err:
+                    damage = err.strerror or str(err)
+                    break
                 # Untagged streams: BT.709 for HD, BT.601 for SD (as players assume).
                 space = frame.colorspace if frame.colorspace in (1, 5, 6, 9) else (
                     Colorspace.ITU709 if frame.height >= 720 else Colorspace.ITU601)
@@ -131,7 +144,15 @@ class VideoSource:
                 rgb = frame.reformat(format="rgb24", src_colorspace=space, dst_colorspace=space,
                                      src_color_range=ColorRange.JPEG if full else ColorRange.MPEG,
                                      dst_color_range=ColorRange.JPEG).to_ndarray()
+                count += 1
                 yield rgb, frame.pts
+        listed = self._container_frames
+        if damage or (listed and count < listed):
+            what = (f"{self.path}: truncated or damaged video: {count} of {listed or 'unknown'} frames decoded"
+                    + (f" ({damage})" if damage else ""))
+            if not self.allow_truncated:
+                raise InputError(f"{what}; --allow-truncated converts the frames that decode")
+            self.truncated = (count, listed)
 
 
 def yuv420_frame_bytes(width, height, bytes_per_sample=1):

@@ -295,6 +295,26 @@ def test_variable_frame_rate_keeps_source_timestamps(tmp_path, container):
 
 
 # ---------------------------------------------------------------------------
+# 4: a truncated MP4 is refused, or converted as far as it decodes with --allow-truncated
+# ---------------------------------------------------------------------------
+def test_truncated_mp4_is_refused_unless_allowed(tmp_path):
+    whole = make_clip(tmp_path / "whole.mp4", 75, "64x36", 25, "-movflags", "+faststart")
+    half = tmp_path / "half.mp4"
+    half.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    out = tmp_path / "out"
+    out.mkdir()
+    result = sritm("convert", half, "-o", out / "o.mp4", "--baseline", "--quiet")
+    line = assert_one_error_line(result, "convert", half, "truncated", "of 75 frames decoded", "--allow-truncated")
+    decoded = int(re.search(r"(\d+) of 75", line).group(1))
+    assert 0 < decoded < 75 and os.listdir(out) == []
+    result = sritm("convert", half, "-o", out / "o.mp4", "--baseline", "--quiet", "--allow-truncated")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == (f"sritm convert: warning: {half}: truncated or damaged; converted the "
+                                     f"{decoded} of 75 frames that decode")
+    assert len(packet_times(out / "o.mp4")[0]) == decoded and os.listdir(out) == ["o.mp4"]
+
+
+# ---------------------------------------------------------------------------
 # 7: eval --json into a missing folder fails before any metric is computed
 # ---------------------------------------------------------------------------
 def test_eval_json_into_a_missing_folder_fails_first(tmp_path, pairs_dir):
