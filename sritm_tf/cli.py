@@ -8,7 +8,9 @@ Heavy imports (TensorFlow) happen inside `run`, so `sritm --help` stays fast.
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 
 from sritm_tf.errors import SritmError
 
@@ -49,6 +51,15 @@ def quiet_tensorflow_start():
         os.close(devnull)
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread like KeyboardInterrupt so that the same cleanup runs."""
+
+
+def _terminate(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the cleanup is not interrupted by a second one
+    raise Terminated()
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="sritm",
@@ -61,6 +72,22 @@ def build_parser():
 
 
 def main(argv=None):
+    """Runs `sritm ARGV`; SIGTERM is handled like Ctrl-C (cleanup, one line), exit status 143."""
+    previous = signal.getsignal(signal.SIGTERM)
+    handle = previous is not None and threading.current_thread() is threading.main_thread()
+    if handle:
+        signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(argv)
+    except Terminated:
+        print("sritm: terminated", file=sys.stderr)
+        return 143
+    finally:
+        if handle:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv):
     try:
         parser = build_parser()
     except KeyboardInterrupt:  # Ctrl-C while starting: no traceback
@@ -81,6 +108,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"sritm {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"sritm {args.command}: terminated", file=sys.stderr)
+        return 143
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ the bundled weights' training targets); the HDR10 metadata follows the frames.
 Outputs are written under a temporary name in the output folder and renamed at
 the end; an existing output is only replaced with `overwrite=True`.
 """
+import contextlib
+import errno
 import math
 import numbers
 import os
@@ -29,7 +31,7 @@ from fractions import Fraction
 import numpy as np
 
 from sritm_tf import colour, fileio, imageio, video
-from sritm_tf.errors import InputError
+from sritm_tf.errors import InputError, SritmError
 from sritm_tf.inference import DEFAULT_TILES, TiledPredictor
 from sritm_tf.sizes import parse_size
 
@@ -80,6 +82,18 @@ def check_output(output, overwrite=False):
         os.remove(probe)
     except OSError as err:
         raise PermissionError(f"{output}: cannot write in folder {folder} ({err.strerror})") from None
+
+
+@contextlib.contextmanager
+def disk_full_is_one_line(output):
+    """A full disk while writing `output` (or its temporaries) is the SritmError
+    "<output>: no space left on device"; the writers have removed what they wrote."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        raise SritmError(f"{output}: no space left on device") from None
 
 
 def bicubic_upscale(rgb, scale):
@@ -144,13 +158,14 @@ def convert_image(input, output, scale=2, weights=None, baseline=False, overwrit
         raise InputError(f"{output}: convert_image writes .png; use convert_video for .yuv/.mp4/.mkv")
     check_output(output, overwrite)
     pq = FrameConverter(scale, weights, baseline, tile, white_nits, peak_nits, precision)(rgb)
-    imageio.write_hdr_png(output, pq)
+    with disk_full_is_one_line(output):
+        imageio.write_hdr_png(output, pq)
     return pq
 
 
-def open_source(input, size=None, fps=None):
+def open_source(input, size=None, fps=None, allow_truncated=False):
     """A frame source for `input`: raw .yuv (needs `size` "WxH" or (w, h)), a
-    still image (one frame), or a video file (PyAV)."""
+    still image (one frame), or a video file (PyAV; `video.VideoSource` for `allow_truncated`)."""
     input = os.fspath(input)
     check_input(input)
     if input.lower().endswith(".yuv"):
@@ -160,7 +175,7 @@ def open_source(input, size=None, fps=None):
         return video.YuvSource(input, width, height, check_fps(fps))
     if _is_image(input):
         return video.ImageSource(imageio.read_sdr_image(input), input, check_fps(fps))
-    return video.VideoSource(input)
+    return video.VideoSource(input, allow_truncated)
 
 
 def _put(q, item, stop):
@@ -232,14 +247,17 @@ def _run_pipeline(source, convert, write, progress=True, desc=None):
 def convert_video(input, output, scale=2, weights=None, baseline=False, overwrite=False,
                   tile=None, format=None, size=None, fps=None, white_nits=203.0, peak_nits=PEAK_NITS,
                   precision="fp32",
-                  progress=True, crf=18, preset="medium"):
+                  progress=True, crf=18, preset="medium", allow_truncated=False):
     """Converts an SDR video (any format ffmpeg decodes), a raw 8-bit yuv420p
     file (`size` "WxH", `fps`), or a still image to HDR10 `.yuv` (raw
     yuv420p10le, limited range) or `.mp4` / `.mkv` (HEVC Main10, x265 `crf` and
     `preset`), `scale`x larger, keeping the source frame rate, timestamps and
-    audio. Returns a dict: frames, width, height, max_cll, max_fall (cd/m2)."""
+    audio. A damaged or truncated video fails, unless `allow_truncated`: its frames that
+    decode are converted. Returns a dict: frames, width, height, max_cll, max_fall
+    (cd/m2), and truncated (frames decoded, frames the container lists) if it was."""
     input, output = os.fspath(input), os.fspath(output)
-    source = open_source(input, size, fps)
+    video.check_encoder(crf, preset)  # before any frame is decoded
+    source = open_source(input, size, fps, allow_truncated)
     fmt = output_format(output, format)
     if fmt == "png":
         raise InputError(f"{output}: a video is converted to .yuv, .mp4 or .mkv, not .png")
@@ -248,7 +266,7 @@ def convert_video(input, output, scale=2, weights=None, baseline=False, overwrit
     width, height = source.width * scale, source.height * scale
     levels = video.LightLevels()
     writer_class = video.Yuv420p10Writer if fmt == "yuv" else video.NutWriter
-    with fileio.atomic_path(output) as tmp:
+    with disk_full_is_one_line(output), fileio.atomic_path(output) as tmp:
         intermediate = tmp if fmt == "yuv" else tmp + ".nut"
         writer = writer_class(intermediate, width, height, source.frame_rate, source.time_base)
 
@@ -266,12 +284,16 @@ def convert_video(input, output, scale=2, weights=None, baseline=False, overwrit
             if fmt != "yuv":
                 video.encode_hdr10(intermediate, tmp, CONTAINERS[fmt], levels,
                                    source=input if source.has_audio else None, crf=crf, preset=preset,
-                                   video_offset=source.start_offset, audio_codecs=source.audio_codecs)
+                                   video_offset=source.start_offset, audio_codecs=source.audio_codecs,
+                                   name=output)
         finally:
             if intermediate != tmp:
                 fileio.remove(intermediate)
-    return {"frames": frames, "width": width, "height": height,
-            "max_cll": levels.max_cll, "max_fall": levels.max_fall}
+    result = {"frames": frames, "width": width, "height": height,
+              "max_cll": levels.max_cll, "max_fall": levels.max_fall}
+    if getattr(source, "truncated", None):
+        result["truncated"] = source.truncated
+    return result
 
 
 def convert(input, output, format=None, **kwargs):
@@ -279,7 +301,7 @@ def convert(input, output, format=None, **kwargs):
     input, output = os.fspath(input), os.fspath(output)
     check_input(input)
     if _is_image(input) and output_format(output, format) == "png":
-        video_only = {"size", "fps", "progress", "crf", "preset"}
+        video_only = {"size", "fps", "progress", "crf", "preset", "allow_truncated"}
         convert_image(input, output, **{k: v for k, v in kwargs.items() if k not in video_only})
         return {"frames": 1}
     return convert_video(input, output, format=format, **kwargs)

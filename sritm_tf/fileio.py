@@ -25,6 +25,33 @@ def is_temporary(name):
     return re.match(r"\.(part|old)-\d+-.", os.path.basename(name)) is not None
 
 
+def _running(pid):
+    """True if process `pid` exists (this process included)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
+
+
+def remove_stale(path):
+    """Removes the temporaries of `path` that processes no longer running left behind
+    (killed by SIGKILL or a power cut): `.part-<pid>-<name>` and `.old-<pid>-<name>`,
+    and names that extend them by one extension (a writer's intermediate, `<tmp>.nut`)."""
+    folder, name = os.path.split(os.path.abspath(os.fspath(path)))
+    pattern = re.compile(rf"\.(?:part|old)-(\d+)-{re.escape(name)}(?:\.[^.]+)?")
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.fullmatch(entry)
+        if match and not _running(int(match.group(1))):
+            remove(os.path.join(folder, entry))
+
+
 def remove(path):
     """Removes a file or folder if it is there."""
     if os.path.isdir(path) and not os.path.islink(path):
@@ -38,7 +65,8 @@ def atomic_path(path, overwrite=True):
     """Yields a temporary name beside `path` (a `Path` if `path` is one) to write a
     file or a folder to. When the block ends normally the temporary is renamed to
     `path`, replacing what was there (a folder is swapped in whole); when it raises,
-    the temporary is removed and `path` is left as it was.
+    the temporary is removed and `path` is left as it was. Temporaries of `path` that
+    dead processes left are removed first (`remove_stale`).
 
     Args:
         path: the destination file or folder; its folder must exist.
@@ -47,6 +75,7 @@ def atomic_path(path, overwrite=True):
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
     tmp, old = temporary_path(path), temporary_path(path, "old")
+    remove_stale(path)
     remove(tmp)
     try:
         yield Path(tmp) if isinstance(path, Path) else tmp

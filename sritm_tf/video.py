@@ -7,7 +7,9 @@ centre-sited chroma (2x2 box average; signalled as chroma sample location 1).
 HDR10 static metadata (SMPTE ST 2086 mastering display, CTA-861.3 MaxCLL /
 MaxFALL) is written into the HEVC stream by x265 (`hdr10=1`).
 """
+import errno
 import math
+import numbers
 import os
 import shutil
 import subprocess
@@ -74,6 +76,7 @@ def probe(path):
             "frame_rate": frame_rate, "time_base": time_base,
             "start_offset": max(0.0, start - file_start),
             "frame_count": stream.frames or (round(duration * frame_rate) or None),
+            "container_frames": stream.frames or None,
             "transfer": context.color_trc,
             "bits": max((c.bits for c in context.format.components), default=8) if context.format else 8,
             "audio_codecs": [a.codec_context.name for a in container.streams.audio],
@@ -99,10 +102,12 @@ class VideoSource:
     Attributes: width, height, frame_rate (Fraction), time_base (Fraction),
     start_offset (seconds from the file start to the first video frame),
     frame_count (estimate, for progress), has_audio, audio_codecs, path.
-    Iterating yields (rgb, pts) with pts in `time_base` units.
+    Iterating yields (rgb, pts) with pts in `time_base` units. Decoding errors, or
+    fewer frames than the container lists, raise InputError at the end, unless
+    `allow_truncated`: then `truncated` is (frames decoded, frames listed or None).
     """
 
-    def __init__(self, path):
+    def __init__(self, path, allow_truncated=False):
         info = probe(path)
         check_sdr_stream(info, path)
         self.path = path
@@ -113,6 +118,7 @@ class VideoSource:
         self.audio_codecs = info["audio_codecs"]
         self.has_audio = bool(self.audio_codecs)
         self._stream_index = info["index"]
+        self._container_frames, self.allow_truncated, self.truncated = info["container_frames"], allow_truncated, None
 
     def __iter__(self):
         import av
@@ -121,7 +127,16 @@ class VideoSource:
         with av.open(self.path) as container:
             stream = container.streams[self._stream_index]
             stream.thread_type = "AUTO"
-            for frame in container.decode(stream):
+            count, damage = 0, None
+            frames = container.decode(stream)
+            while True:
+                try:
+                    frame = next(frames)
+                except StopIteration:
+                    break
+                except av.error.FFmpegError as err:
+                    damage = err.strerror or str(err)
+                    break
                 # Untagged streams: BT.709 for HD, BT.601 for SD (as players assume).
                 space = frame.colorspace if frame.colorspace in (1, 5, 6, 9) else (
                     Colorspace.ITU709 if frame.height >= 720 else Colorspace.ITU601)
@@ -129,7 +144,15 @@ class VideoSource:
                 rgb = frame.reformat(format="rgb24", src_colorspace=space, dst_colorspace=space,
                                      src_color_range=ColorRange.JPEG if full else ColorRange.MPEG,
                                      dst_color_range=ColorRange.JPEG).to_ndarray()
+                count += 1
                 yield rgb, frame.pts
+        listed = self._container_frames
+        if damage or (listed and count < listed):
+            what = (f"{self.path}: truncated or damaged video: {count} of {listed or 'unknown'} frames decoded"
+                    + (f" ({damage})" if damage else ""))
+            if not self.allow_truncated:
+                raise InputError(f"{what}; --allow-truncated converts the frames that decode")
+            self.truncated = (count, listed)
 
 
 def yuv420_frame_bytes(width, height, bytes_per_sample=1):
@@ -248,7 +271,9 @@ class NutWriter:
         self.stream = self.container.add_stream("rawvideo", rate=frame_rate)
         self.stream.width, self.stream.height = width, height
         self.stream.pix_fmt = "yuv420p10le"
-        self.stream.time_base = time_base
+        # The source's time base for the stream and the encoder both: a variable frame rate's timestamps
+        # are kept exactly (in 1/average-rate units they would round and collide).
+        self.stream.time_base = self.stream.codec_context.time_base = time_base
         self.time_base = time_base
 
     def write(self, pq_rgb, pts):
@@ -279,17 +304,36 @@ def master_display(peak=MASTERING_PEAKS_NITS[0], minimum=MASTERING_MIN_NITS):
             f"L({round(peak * 10000)},{round(minimum * 10000)})")
 
 
+#: x265's presets, fastest first, and its constant rate factor range (x265 --crf <0..51.0>).
+X265_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
+X265_CRF_RANGE = (0, 51)
+
+
+def check_encoder(crf=18, preset="medium"):
+    """Refuses an x265 setting that the encoder would reject: called before any frame is converted."""
+    if preset not in X265_PRESETS:
+        raise InputError(f"--preset: x265 has no preset {preset!r}; use one of {', '.join(X265_PRESETS)}")
+    low, high = X265_CRF_RANGE
+    if isinstance(crf, bool) or not isinstance(crf, numbers.Real) or not low <= crf <= high:
+        raise InputError(f"--crf: expected an x265 constant rate factor in [{low}, {high}], got {crf!r}")
+
+
 # Audio codecs an MP4 file can carry as they are; others are re-encoded to AAC.
 MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}
 
 
 def encode_hdr10(intermediate, output, container, levels, source=None, crf=18, preset="medium",
-                 video_offset=0.0, audio_codecs=()):
+                 video_offset=0.0, audio_codecs=(), name=None):
     """Encodes the NUT `intermediate` to HEVC Main10 HDR10 in `container`
     ("mp4" or "matroska") at `output` with ffmpeg/libx265: BT.2020 / PQ /
     BT.2020 NCL tags, limited range, mastering display and MaxCLL/MaxFALL from
-    `levels`; audio streams of `source` (if given) are muxed in, copied."""
+    `levels`; audio streams of `source` (if given) are muxed in, copied.
+    `name`: the file an error names (default `output`), the destination when
+    `output` and `intermediate` are temporary names."""
     _require("ffmpeg")
+    check_encoder(crf, preset)
+    name = name or output
     x265_params = ":".join([
         "hdr10=1", "repeat-headers=1", "log-level=error",
         "colorprim=bt2020", "transfer=smpte2084", "colormatrix=bt2020nc", "range=limited", "chromaloc=1",
@@ -306,10 +350,15 @@ def encode_hdr10(intermediate, output, container, levels, source=None, crf=18, p
     cmd += ["-c:v", "libx265", "-pix_fmt", "yuv420p10le", "-profile:v", "main10",
             "-preset", preset, "-crf", str(crf), "-x265-params", x265_params,
             "-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc",
-            "-color_range", "tv", "-chroma_sample_location", "center", "-fps_mode", "passthrough"]
+            "-color_range", "tv", "-chroma_sample_location", "center", "-fps_mode", "passthrough",
+            "-enc_time_base", "-1"]  # the intermediate's time base (the source's): timestamps kept
     if container == "mp4":
         cmd += ["-tag:v", "hvc1", "-movflags", "+faststart"]
     cmd += ["-f", container, output]
     result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0 and "No space left on device" in result.stderr:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), name)
     if result.returncode != 0:
-        raise ToolError(f"ffmpeg failed to encode {output}: {result.stderr.strip()[-2000:]}")
+        lines = [line.strip() for line in result.stderr.replace(intermediate, name).replace(output, name).splitlines()]
+        detail = "; ".join(line for line in lines if line)[-2000:]
+        raise ToolError(f"{name}: ffmpeg failed to encode it: {detail}")

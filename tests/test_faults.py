@@ -129,6 +129,192 @@ def test_corrupt_weights_npz_is_one_line_in_convert_eval_and_export(tmp_path, pa
 
 
 # ---------------------------------------------------------------------------
+# Videos (cases 1, 2, 3, 4, 6): small synthetic clips made with ffmpeg
+# ---------------------------------------------------------------------------
+def ffmpeg(*args):
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *map(str, args)], check=True)
+
+
+def make_clip(path, frames=8, size="64x36", rate=25, *extra):
+    """`frames` frames of testsrc, H.264 8-bit yuv420p, no audio; `extra`: more ffmpeg output options."""
+    ffmpeg("-f", "lavfi", "-i", f"testsrc=size={size}:rate={rate}", "-frames:v", frames, "-c:v", "libx264",
+           "-pix_fmt", "yuv420p", *extra, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return make_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
+
+
+# ---------------------------------------------------------------------------
+# 6: encoder settings are checked before the first frame; encoder errors name the output
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("values, option", [
+    (["--preset", "fastest"], "--preset"), (["--crf", "52"], "--crf"), (["--crf", "-1"], "--crf")])
+def test_bad_encoder_settings_fail_before_any_frame(tmp_path, clip, values, option):
+    result = _sritm_reporting_tensorflow("convert", clip, "-o", tmp_path / "o.mp4", "--quiet", *values)
+    assert_one_error_line(result, "convert", option, values[-1])
+    assert result.stdout.strip() == "False"  # refused before TensorFlow started, let alone a frame
+    assert os.listdir(tmp_path) == []
+
+
+def test_encoder_settings_are_checked_before_decoding_in_the_api(tmp_path, clip, monkeypatch):
+    from sritm_tf import convert, video
+
+    def no_decoding(self):
+        raise AssertionError("decoded before the encoder settings were checked")
+
+    monkeypatch.setattr(video.VideoSource, "__iter__", no_decoding)
+    for settings, option in (({"preset": "fastest"}, "--preset"), ({"crf": 99}, "--crf"),
+                             ({"crf": float("nan")}, "--crf")):
+        with pytest.raises(InputError, match=f"^{option}: "):
+            convert.convert_video(clip, tmp_path / "o.mkv", baseline=True, progress=False, **settings)
+    assert os.listdir(tmp_path) == []
+
+
+def test_encoder_error_names_the_output_not_the_temporary(tmp_path, clip, monkeypatch):
+    from sritm_tf import convert, video
+    from sritm_tf.errors import ToolError
+
+    monkeypatch.setattr(video, "check_encoder", lambda *args: None)  # as if x265 dropped a preset we list
+    output = tmp_path / "o.mp4"
+    with pytest.raises(ToolError) as raised:
+        convert.convert_video(clip, output, baseline=True, progress=False, preset="fastest")
+    message = str(raised.value)
+    assert message.startswith(f"{output}: ffmpeg failed") and ".part" not in message and "\n" not in message
+    assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------
+# 2: SIGTERM cleans up like SIGINT; a re-run removes what SIGKILL left
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    return make_clip(tmp_path_factory.mktemp("long") / "long.mp4", 300)
+
+
+def _start_and_signal(source, output, signum):
+    """Starts `sritm convert SOURCE -o OUTPUT` (the network, fp32), sends `signum` once frames are
+    being written to its intermediate, and returns (exit status, stderr)."""
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": REPO}
+    process = subprocess.Popen([sys.executable, "-m", "sritm_tf.cli", "convert", str(source), "-o", str(output),
+                                "--quiet", "--precision", "fp32"], stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 90
+    intermediate = f".part-{process.pid}-{output.name}.nut"
+    while not (os.path.exists(output.parent / intermediate) and os.path.getsize(output.parent / intermediate)):
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=60)
+    assert signum != signal.SIGKILL or process.returncode == -signal.SIGKILL
+    return process.returncode, err
+
+
+def test_sigterm_mid_run_is_one_line_and_leaves_nothing(tmp_path, long_clip):
+    import signal
+
+    code, err = _start_and_signal(long_clip, tmp_path / "o.mp4", signal.SIGTERM)
+    assert code == 143 and err.strip() == "sritm convert: terminated", err
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_rerun_removes_what_sigkill_left(tmp_path, long_clip, clip):
+    import signal
+
+    from sritm_tf import fileio
+
+    output = tmp_path / "o.mp4"
+    _start_and_signal(long_clip, output, signal.SIGKILL)
+    left = os.listdir(tmp_path)
+    assert left and all(fileio.is_temporary(name) for name in left), left
+    alive = tmp_path / f".part-{os.getpid()}-o.mp4.nut"  # a running process's: kept
+    alive.write_bytes(b"in use")
+    result = sritm("convert", clip, "-o", output, "--baseline", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(tmp_path)) == sorted([alive.name, "o.mp4"])
+
+
+# ---------------------------------------------------------------------------
+# 3: a full disk is one line naming the output, and leaves nothing
+# ---------------------------------------------------------------------------
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 KiB tmpfs (a real ENOSPC from every writer: Python, PyAV, ffmpeg); skips where mounting is not
+    allowed (not root, or no CAP_SYS_ADMIN in a container)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+@pytest.mark.parametrize("name", ["o.png", "o.mp4", "o.yuv"])
+def test_full_disk_is_one_line_and_leaves_nothing(full_disk, clip, name):
+    from sritm_tf.pretrained import sample_path
+
+    source = sample_path() if name.endswith(".png") else clip  # 480x272 PNG, 8 frames of 128x72: > 64 KiB
+    result = sritm("convert", source, "-o", full_disk / name, "--baseline", "--quiet")
+    line = assert_one_error_line(result, "convert", full_disk / name)
+    assert line.endswith(f"{full_disk / name}: no space left on device")
+    assert os.listdir(full_disk) == []
+
+
+# ---------------------------------------------------------------------------
+# 1: a variable frame rate keeps its timestamps
+# ---------------------------------------------------------------------------
+def packet_times(path):
+    """(presentation times of the video packets in seconds, sorted, as Fractions; the stream's time base)."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                          "stream=time_base:packet=pts", "-of", "csv=p=0", str(path)],
+                         capture_output=True, text=True, check=True).stdout.split()
+    time_base = Fraction(next(v for v in out if "/" in v))
+    return sorted(int(v) * time_base for v in out if "/" not in v), time_base
+
+
+@pytest.mark.parametrize("container", ["mp4", "mkv"])
+def test_variable_frame_rate_keeps_source_timestamps(tmp_path, container):
+    source = make_clip(tmp_path / "cfr.mp4", 60)
+    vfr = tmp_path / f"vfr.{container}"  # the issue's recipe: gaps of 3 frames, then runs of single ones
+    ffmpeg("-i", source, "-an", "-vf", r"select='not(mod(n\,3))+eq(n\,10)+eq(n\,11)+between(n\,40\,50)'",
+           "-fps_mode", "vfr", "-c:v", "libx264", vfr)
+    output = tmp_path / f"o.{container}"
+    result = sritm("convert", vfr, "-o", output, "--baseline", "--quiet")
+    assert result.returncode == 0, result.stderr
+    want, _ = packet_times(vfr)
+    got, tick = packet_times(output)
+    assert len(want) == 30 and len(got) == len(want)
+    assert max(abs(g - w) for g, w in zip(got, want)) <= tick, (got, want)
+    assert sorted(os.listdir(tmp_path)) == sorted(["cfr.mp4", vfr.name, output.name])
+
+
+# ---------------------------------------------------------------------------
+# 4: a truncated MP4 is refused, or converted as far as it decodes with --allow-truncated
+# ---------------------------------------------------------------------------
+def test_truncated_mp4_is_refused_unless_allowed(tmp_path):
+    whole = make_clip(tmp_path / "whole.mp4", 75, "64x36", 25, "-movflags", "+faststart")
+    half = tmp_path / "half.mp4"
+    half.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    out = tmp_path / "out"
+    out.mkdir()
+    result = sritm("convert", half, "-o", out / "o.mp4", "--baseline", "--quiet")
+    line = assert_one_error_line(result, "convert", half, "truncated", "of 75 frames decoded", "--allow-truncated")
+    decoded = int(re.search(r"(\d+) of 75", line).group(1))
+    assert 0 < decoded < 75 and os.listdir(out) == []
+    result = sritm("convert", half, "-o", out / "o.mp4", "--baseline", "--quiet", "--allow-truncated")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == (f"sritm convert: warning: {half}: truncated or damaged; converted the "
+                                     f"{decoded} of 75 frames that decode")
+    assert len(packet_times(out / "o.mp4")[0]) == decoded and os.listdir(out) == ["o.mp4"]
+
+
+# ---------------------------------------------------------------------------
 # 7: eval --json into a missing folder fails before any metric is computed
 # ---------------------------------------------------------------------------
 def test_eval_json_into_a_missing_folder_fails_first(tmp_path, pairs_dir):

@@ -1,5 +1,6 @@
 """`sritm convert`: SDR image or video -> HDR10 (BT.2020, PQ), `scale`x larger."""
 import os
+import sys
 
 from sritm_tf.errors import UserError
 
@@ -33,6 +34,8 @@ def register(subparsers):
                              "a 1080p frame under 3 GiB either way); smaller uses less memory")
     parser.add_argument("--crf", type=int, default=18, help="x265 constant rate factor for .mp4/.mkv (default 18)")
     parser.add_argument("--preset", default="medium", help="x265 preset for .mp4/.mkv (default medium)")
+    parser.add_argument("--allow-truncated", action="store_true",
+                        help="convert the frames of a truncated or damaged video that decode (default: refuse it)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run, check=check)
 
@@ -42,12 +45,14 @@ def check(args):
     from sritm_tf.convert import check_fps, check_input, check_output, output_format
     from sritm_tf.inference import parse_tile
     from sritm_tf.sizes import parse_size
+    from sritm_tf.video import check_encoder
 
     if args.tile:
         parse_tile(args.tile, "--tile")  # option values first, then files
     if args.size is not None:
         parse_size(args.size, "--size")
     check_fps(args.fps)
+    check_encoder(args.crf, args.preset)
     try:
         check_input(args.input)
         output_format(args.output, args.format)
@@ -72,10 +77,14 @@ def run(args):
         result = convert(args.input, args.output, format=args.format, scale=args.scale, weights=args.weights,
                          baseline=args.baseline, overwrite=args.overwrite, tile=tile, size=args.size,
                          fps=args.fps, white_nits=args.white_nits, peak_nits=args.peak_nits, progress=not args.quiet,
-                         crf=args.crf, preset=args.preset, precision=chosen)
+                         crf=args.crf, preset=args.preset, precision=chosen, allow_truncated=args.allow_truncated)
     except (FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
             IsADirectoryError) as err:  # InputError / ToolError: reported by the CLI
         raise UserError(str(err)) from None
+    if "truncated" in result:
+        decoded, listed = result["truncated"]
+        print(f"sritm convert: warning: {args.input}: truncated or damaged; converted the {decoded} of "
+              f"{listed or 'unknown'} frames that decode", file=sys.stderr)
     if not args.quiet:
         extra = "".join(f", {k} {result[k]}" for k in ("max_cll", "max_fall") if k in result)
         used = "classical conversion" if args.baseline else f"network in {chosen}: {why}"
