@@ -9,7 +9,7 @@ the top-level README.md.
 """
 import sys
 
-from sritm_tf.benchmarks.speed import main
+from sritm_tf.benchmarks import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main("speed"))

@@ -27,7 +27,6 @@ import numpy as np
 from sritm_tf import colour, imageio, metrics
 from sritm_tf.data.resize import downscale, imresize
 from sritm_tf.data.sources import find_pairs
-from sritm_tf.sizes import parse_shape
 
 METRICS = ("psnr_pq", "psnr_ycbcr", "ssim", "ms_ssim", "mpsnr", "de_itp")
 ORACLE_WHITES = np.arange(100.0, 1001.0, 10.0)  # cd/m2; graded SDR white can sit well above 203

@@ -13,7 +13,6 @@ frame: a single model call.
 Prints a markdown table: case, tile, peak RSS, RSS before the call (model,
 frame, TensorFlow), and the difference, in MiB.
 """
-import argparse
 import json
 import os
 import resource
@@ -72,15 +71,11 @@ def run(args):
 
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="bench_memory.py", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
 if __name__ == "__main__":
+    from sritm_tf.benchmarks import main
+
     if len(sys.argv) == 3 and sys.argv[1] == "--child":
         job = json.loads(sys.argv[2])
         print(json.dumps(measure(job["frame"], job["tile"], job["scale"], job.get("precision", "fp32"))))
     else:
-        sys.exit(main())
+        sys.exit(main("memory"))

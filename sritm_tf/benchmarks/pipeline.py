@@ -4,7 +4,6 @@ batches at least 5x faster than the model consumes them.
     sritm bench pipeline RECORDS_DIR [--batch-size 16] [--patch-size 48]
         [--channels 64 --m 3 --n 10] [--steps 20]
 """
-import argparse
 import time
 
 
@@ -58,11 +57,7 @@ def run(args):
 
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="bench_pipeline.py", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from sritm_tf.benchmarks import main
+
+    raise SystemExit(main("pipeline"))

@@ -237,17 +237,10 @@ def run(args):
     return 0
 
 
-def main(argv=None):
-    """Entry point of benchmarks/bench_speed.py: the same as `sritm bench speed`."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="bench_speed.py", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
 if __name__ == "__main__":
+    from sritm_tf.benchmarks import main
+
     if len(sys.argv) == 3 and sys.argv[1] == "--worker":
         print(json.dumps(worker(json.loads(sys.argv[2]))))
     else:
-        sys.exit(main())
+        sys.exit(main("speed"))

@@ -16,7 +16,6 @@ uses the bundled sample image, never the graded pairs.
 a multiple of the tile). Latency: median of --runs invocations on one tile,
 --threads CPU threads (default: all cores), after one warm-up call.
 """
-import argparse
 import os
 import sys
 import time
@@ -155,11 +154,7 @@ def run(args):
 
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="bench_tflite.py", description="TFLite variants of Deep SR-ITM: PSNR and CPU latency.")
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from sritm_tf.benchmarks import main
+
+    sys.exit(main("tflite"))

@@ -14,7 +14,6 @@ bundled sample image, HDR by the BT.2408 mapping) read by `make_dataset`
 with the training settings (shuffle, 80x80 crop, flips, rotations, batch),
 repeated; batches per second after the first, times the batch size.
 """
-import argparse
 import os
 import tempfile
 import time
@@ -112,11 +111,7 @@ def run(args):
 
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="bench_train.py", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from sritm_tf.benchmarks import main
+
+    raise SystemExit(main("train"))
