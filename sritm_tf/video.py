@@ -53,7 +53,7 @@ def probe(path):
     import av
 
     try:
-        container = av.open(os.fspath(path))
+        container = av.open(os.fspath(path), metadata_errors="replace")  # damaged tags do not stop us
     except (av.error.FFmpegError, OSError) as err:
         reason = getattr(err, "strerror", None) or str(err) or "cannot open"
         raise InputError(f"{path}: not a readable video or image ({reason})") from None
@@ -62,6 +62,8 @@ def probe(path):
             raise InputError(f"{path}: no video stream")
         stream = container.streams.video[0]
         context = stream.codec_context
+        if not context or not context.width or not context.height:  # a damaged header
+            raise InputError(f"{path}: not a readable video (no frame size in its video stream)")
         frame_rate = next((Fraction(r) for r in (stream.average_rate, stream.base_rate) if r), Fraction(25))
         time_base = Fraction(stream.time_base) if stream.time_base else Fraction(1, 90000)
         start = float(stream.start_time * time_base) if stream.start_time is not None else 0.0
@@ -124,7 +126,7 @@ class VideoSource:
         import av
         from av.video.reformatter import ColorRange, Colorspace
 
-        with av.open(self.path) as container:
+        with av.open(self.path, metadata_errors="replace") as container:
             stream = container.streams[self._stream_index]
             stream.thread_type = "AUTO"
             count, damage = 0, None
@@ -147,6 +149,8 @@ class VideoSource:
                 count += 1
                 yield rgb, frame.pts
         listed = self._container_frames
+        if count == 0:
+            raise InputError(f"{self.path}: no frame decodes" + (f" ({damage})" if damage else ""))
         if damage or (listed and count < listed):
             what = (f"{self.path}: truncated or damaged video: {count} of {listed or 'unknown'} frames decoded"
                     + (f" ({damage})" if damage else ""))

@@ -338,7 +338,7 @@ def iter_video(path, stride=30, max_frames=None):
     import av
 
     try:
-        container = av.open(path)
+        container = av.open(path, metadata_errors="replace")
     except Exception as err:
         raise SourceError(f"{path}: cannot open as video ({err})") from None
     with container:
