@@ -148,9 +148,23 @@ def _is_image(path):
 
 def convert_image(input, output, scale=2, weights=None, baseline=False, overwrite=False,
                   tile=None, white_nits=203.0, peak_nits=PEAK_NITS, precision="fp32"):
-    """Converts an 8-bit SDR image to a `scale`x larger 16-bit HDR10 PNG (BT.2020,
-    PQ, full range). `weights`: path or keras.Model (None: bundled weights).
-    Returns the PQ R'G'B' written, float32 (sH, sW, 3)."""
+    """Converts an 8-bit SDR image to a `scale`x larger 16-bit HDR10 PNG.
+
+    Args:
+        input: an 8-bit PNG, JPEG or TIFF (RGB, RGBA with alpha dropped, grey).
+        output: the .png to write: 16-bit R'G'B', BT.2020, PQ, full range.
+        scale: 2 or 4.
+        weights: path (.npz, .keras, .weights.h5) or keras.Model; None: the bundled weights.
+        baseline: the classical conversion (bicubic + BT.2408) instead of the network.
+        overwrite: replace an existing `output`.
+        tile: LR tile (N, "WxH" or (height, width)); None: the precision's default.
+        white_nits: SDR reference white, cd/m2 (the classical skip's and the baseline's).
+        peak_nits: no output pixel brighter, cd/m2.
+        precision: "fp32" or "bf16" (`sritm_tf.precision`).
+
+    Returns:
+        The PQ BT.2020 R'G'B' written, float32 (sH, sW, 3).
+    """
     input, output = os.fspath(input), os.fspath(output)
     check_input(input)
     rgb = imageio.read_sdr_image(input)
@@ -248,13 +262,27 @@ def convert_video(input, output, scale=2, weights=None, baseline=False, overwrit
                   tile=None, format=None, size=None, fps=None, white_nits=203.0, peak_nits=PEAK_NITS,
                   precision="fp32",
                   progress=True, crf=18, preset="medium", allow_truncated=False):
-    """Converts an SDR video (any format ffmpeg decodes), a raw 8-bit yuv420p
-    file (`size` "WxH", `fps`), or a still image to HDR10 `.yuv` (raw
-    yuv420p10le, limited range) or `.mp4` / `.mkv` (HEVC Main10, x265 `crf` and
-    `preset`), `scale`x larger, keeping the source frame rate, timestamps and
-    audio. A damaged or truncated video fails, unless `allow_truncated`: its frames that
-    decode are converted. Returns a dict: frames, width, height, max_cll, max_fall
-    (cd/m2), and truncated (frames decoded, frames the container lists) if it was."""
+    """Converts an SDR video to HDR10, `scale`x larger, keeping the source frame rate,
+    timestamps and audio.
+
+    Args:
+        input: any SDR video ffmpeg decodes, a raw 8-bit yuv420p file (with `size`
+            "WxH" and `fps`), or a still image.
+        output: `.yuv` (raw yuv420p10le, BT.2020 NCL, limited range) or `.mp4` /
+            `.mkv` (HEVC Main10 through x265, HDR10 signalling, ST 2086, MaxCLL/MaxFALL).
+        scale, weights, baseline, overwrite, tile, white_nits, peak_nits, precision:
+            as `convert_image`.
+        format: the output format when `output` has no telling extension.
+        size, fps: of a raw .yuv input.
+        progress: show a progress bar.
+        crf, preset: x265's (checked before any frame is decoded).
+        allow_truncated: convert the frames of a damaged or truncated video that
+            decode, instead of failing.
+
+    Returns:
+        A dict: frames, width, height, max_cll, max_fall (cd/m2), and truncated
+        (frames decoded, frames the container lists) if it was.
+    """
     input, output = os.fspath(input), os.fspath(output)
     video.check_encoder(crf, preset)  # before any frame is decoded
     source = open_source(input, size, fps, allow_truncated)

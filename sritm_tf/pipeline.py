@@ -80,13 +80,23 @@ def augment_pair(sdr, hdr, seed):
 
 def make_dataset(pattern_or_dir, batch_size, scale, training=True, shuffle_buffer=2048, seed=None,
                  patch_size=None, repeat=None):
-    """Batches of (sdr_yuv float32 [b, h, w, 3], hdr_yuv float32 [b, s*h, s*w, 3]).
+    """The tf.data input pipeline of `sritm prepare`'s records.
 
-    training: repeat forever, shuffle shards and records, random crop (when
-    `patch_size`, in LR pixels), flips and rotations, drop the last partial
-    batch. Otherwise one pass in file order, no augmentation.
-    seed: with a seed, the stream of batches is the same on every run.
-    Records must all have the same size unless `patch_size` crops them.
+    Args:
+        pattern_or_dir: a folder of `shard-*.tfrecord`, a glob pattern or one file.
+        batch_size: pairs per batch.
+        scale: 2 or 4 (HR patches are `scale`x the LR ones).
+        training: repeat forever, shuffle shards and records, random crop (when
+            `patch_size`), flips and rotations, drop the last partial batch;
+            otherwise one pass in file order, no augmentation.
+        shuffle_buffer: records in the shuffle buffer.
+        seed: with a seed, the stream of batches is the same on every run.
+        patch_size: LR crop side; records must all have the same size without it.
+        repeat: override the repetition (default: forever when training).
+
+    Returns:
+        A tf.data.Dataset of (sdr_yuv float32 [b, h, w, 3], hdr_yuv float32
+        [b, s*h, s*w, 3]) in the network's Y'CbCr convention.
     """
     files = list_shards(pattern_or_dir)
     repeat = training if repeat is None else repeat
