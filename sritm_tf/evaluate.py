@@ -105,12 +105,11 @@ def white_search(sdr_up, hdr):
 HUE_SECTORS = ("red", "yellow", "green", "cyan", "blue", "magenta")
 
 
-def hue_errors(reference, candidate, min_chroma=0.02):
-    """Mean dE_ITP (BT.2124) of `candidate` per hue sector of the reference: pixels
-    whose ICtCp chroma exceeds `min_chroma`, binned by hue angle into six 60-degree
-    sectors named after the hue at their centre (measured on BT.2020 primaries
-    and secondaries). Sectors with no such pixel are NaN."""
-    de = metrics.delta_e_itp_map(reference, candidate)
+def hue_errors(reference, de_map, min_chroma=0.02):
+    """Mean of the per-pixel dE_ITP `de_map` (`metrics.delta_e_itp_map`) per hue
+    sector of the reference: pixels whose ICtCp chroma exceeds `min_chroma`, binned
+    by hue angle into six 60-degree sectors named after the hue at their centre
+    (measured on BT.2020 primaries and secondaries). Sectors with no such pixel are NaN."""
     ictcp = colour.rgb2020_to_ictcp(colour.pq_eotf(reference))
     chroma = np.hypot(ictcp[..., 1], ictcp[..., 2])
     centres = np.arctan2(*colour.rgb2020_to_ictcp(100.0 * _PRIMARIES)[:, [2, 1]].T)
@@ -119,7 +118,7 @@ def hue_errors(reference, candidate, min_chroma=0.02):
     out = {}
     for i, name in enumerate(HUE_SECTORS):
         mask = (chroma > min_chroma) & (nearest == i)
-        out[name] = float(de[mask].mean()) if mask.any() else float("nan")
+        out[name] = float(de_map[mask].mean()) if mask.any() else float("nan")
     return out
 
 
@@ -127,7 +126,9 @@ _PRIMARIES = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 1, 1], [0, 0, 1], [1
 
 
 def quality(reference, candidate):
-    """All metrics of a PQ BT.2020 R'G'B' `candidate` against `reference` (H, W, 3)."""
+    """All metrics of a PQ BT.2020 R'G'B' `candidate` against `reference` (H, W, 3),
+    with the mean dE_ITP per hue sector as "de_<hue>" (`hue_errors`)."""
+    de = metrics.delta_e_itp_map(reference, candidate)
     ref_yuv, cand_yuv = colour.pq2020_rgb_to_model_yuv(reference), colour.pq2020_rgb_to_model_yuv(candidate)
     large = min(reference.shape[:2]) >= MS_SSIM_MIN_SIDE
     return {
@@ -137,7 +138,8 @@ def quality(reference, candidate):
         "ms_ssim": metrics.ms_ssim(reference, candidate) if large else float("nan"),
         "mpsnr": metrics.mpsnr(colour.pq_eotf(reference) / colour.PQ_PEAK,
                                colour.pq_eotf(candidate) / colour.PQ_PEAK),
-        "de_itp": metrics.delta_e_itp(reference, candidate),
+        "de_itp": float(np.mean(de)),
+        **{f"de_{hue}": value for hue, value in hue_errors(reference, de).items()},
     }
 
 
@@ -159,10 +161,7 @@ def evaluate_pair(sdr, hdr, scale, predict=None, white_nits=203.0):
         candidates["model"] = predict(lr, used)
     candidates["bt2408"] = colour.sdr_to_hdr10_baseline(sdr_up, used, 2.4)
     candidates["oracle"] = colour.sdr_to_hdr10_baseline(sdr_up, white, gamma)
-    results = {}
-    for method, image in candidates.items():
-        image = to_hdr10(image)
-        results[method] = {**quality(hdr, image), **{f"de_{k}": v for k, v in hue_errors(hdr, image).items()}}
+    results = {method: quality(hdr, to_hdr10(image)) for method, image in candidates.items()}
     return results, {"white": white, "gamma": gamma}, used
 
 

@@ -77,7 +77,7 @@ def test_training_pairs_are_mastered_and_sized():
     rng = np.random.default_rng(5)
     scene = np.exp(rng.normal(size=(120, 120, 3))) * 0.3
     scene[:10, :10] = 500.0  # a sun
-    peaks = [augment.source_peak(scene, 1.0)]
+    peaks = [augment.source_peak(scene)]
     x, white, y = augment.sample_batch([scene], peaks, rng, 12, 16, 2)
     assert x.shape == (12, 16, 16, 3) and y.shape == (12, 32, 32, 3) and white.shape == (12, 1)
     assert np.all((white >= augment.WHITE_RANGE[0]) & (white <= augment.WHITE_RANGE[1]))

@@ -42,7 +42,7 @@ def _worker_init(folder):
     _SCENES = _load_scenes(folder)
     from sritm_tf.data import augment
 
-    _SCENES = (_SCENES, [augment.source_peak(s, 1.0) for s in _SCENES])
+    _SCENES = (_SCENES, [augment.source_peak(s) for s in _SCENES])
 
 
 def _make_batch(job):

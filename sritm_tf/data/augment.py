@@ -16,9 +16,9 @@ becomes one training pair per draw:
      (`sdr_synthesis.knee`, random knee, on luminance or per channel), MATLAB-style
      bicubic downscale (`resize.downscale`), 8 bits.
 
-Numpy only (no TensorFlow), so it feeds any Keras backend: `PairSequence` is a
-`keras.utils.PyDataset` of ({"sdr_yuv", "white_nits"}, hdr_yuv) batches for the
-network built with `white_input=True`.
+Numpy only (no TensorFlow), so it feeds any Keras backend: `sample_batch` gives
+({"sdr_yuv", "white_nits"}-ready arrays, hdr_yuv) for the network built with
+`white_input=True` (training/train_synthetic.py runs it in worker processes).
 """
 import numpy as np
 
@@ -43,11 +43,10 @@ def rotate_hue(nits2020, degrees=0.0, saturation=1.0):
     return np.maximum(colour.ictcp_to_rgb2020(rot), 0.0)
 
 
-def source_peak(scene709, white_nits):
-    """Brightest level of a scene at diffuse white `white_nits` (99.99th percentile of
-    max(R, G, B), at most 10000 cd/m2): the L_W of the mastering EETF."""
-    m = np.max(scene709, axis=-1)
-    return float(min(np.percentile(m, 99.99) * white_nits, colour.PQ_PEAK))
+def source_peak(scene709):
+    """Brightest level of a scene relative to its diffuse white (99.99th percentile of
+    max(R, G, B)): with the white level, the L_W of the mastering EETF."""
+    return float(np.percentile(np.max(scene709, axis=-1), 99.99))
 
 
 def random_geometry(patch, rng):
@@ -113,30 +112,3 @@ def decode_scene(codes):
     """Inverse of `encode_scene` (codes of 0 decode to 0)."""
     log = codes.astype(np.float32) / SCENE_STEPS_PER_STOP - 24
     return np.where(codes > 0, 2.0**log, 0.0).astype(np.float32)
-
-
-try:  # keras is a dependency, but this module stays importable without it
-    import keras
-
-    class PairSequence(keras.utils.PyDataset):
-        """Endless batches of `sample_batch`, `steps` per epoch, each batch from its
-        own seed (workers and resumed runs draw distinct, reproducible batches)."""
-
-        def __init__(self, scenes, scale, lr_patch=48, batch_size=16, steps=1000, seed=0, **kwargs):
-            super().__init__(**kwargs)
-            self.scenes, self.scale, self.lr_patch = scenes, scale, lr_patch
-            self.batch_size, self.steps, self.seed, self.epoch = batch_size, steps, seed, 0
-            self.peaks = [source_peak(s, 1.0) for s in scenes]
-
-        def __len__(self):
-            return self.steps
-
-        def on_epoch_end(self):
-            self.epoch += 1
-
-        def __getitem__(self, index):
-            rng = np.random.default_rng([self.seed, self.epoch, index])
-            x, w, y = sample_batch(self.scenes, self.peaks, rng, self.batch_size, self.lr_patch, self.scale)
-            return {"sdr_yuv": x, "white_nits": w}, y
-except ImportError:  # pragma: no cover
-    pass
