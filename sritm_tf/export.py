@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from sritm_tf import colour
-from sritm_tf.layers import DetailLayer
+from sritm_tf.layers import DetailLayer, YCbCrConverter
 from sritm_tf.fileio import atomic_path
 from sritm_tf.sizes import parse_shape
 from sritm_tf.pretrained import sample_path
@@ -36,30 +36,6 @@ DEFAULT_INPUT_SIZE = (540, 960)  # (height, width)
 QUANTIZE_MODES = ("none", "fp16", "dynamic", "int8")
 SAMPLE_IMAGE = Path(sample_path())
 
-# The colour maths of sritm_tf.colour as row-vector matrices: f(I) = I @ M.T = M.T
-# for a linear f, so `x @ f(I)` equals `f(x)`.
-_RGB709_TO_YUV = colour.rgb_to_ycbcr(np.eye(3), "bt709").astype(np.float32)
-_YUV2020_TO_RGB = colour.ycbcr_to_rgb(np.eye(3), "bt2020").astype(np.float32)
-_CHROMA_OFFSET = colour.sdr_rgb_to_model_yuv(np.zeros(3)).astype(np.float32)  # [0, .5, .5]
-_PQ16_SCALE = float(2**16 - 1)
-
-
-def rgb8_to_model_yuv(rgb8):
-    """uint8 BT.709 R'G'B' -> network input: Y'CbCr (BT.709-6 items 3.2-3.3), chroma + 0.5.
-    TF twin of `colour.sdr_rgb_to_model_yuv(rgb8 / 255)`."""
-    rgb = tf.cast(rgb8, tf.float32) / 255.0
-    return tf.tensordot(rgb, _RGB709_TO_YUV, 1) + _CHROMA_OFFSET
-
-
-def model_yuv_to_pq16(yuv):
-    """Network output -> uint16 PQ BT.2020 R'G'B' codes. TF twin of
-    `colour.quantize(colour.model_yuv_to_pq2020_rgb(yuv), 16)`: inverse BT.2020 NCL
-    matrix (BT.2020-2 Table 4), clip to [0, 1], D = floor(65535 E' + 0.5)."""
-    rgb = tf.tensordot(yuv - _CHROMA_OFFSET, _YUV2020_TO_RGB, 1)
-    codes = tf.floor(tf.clip_by_value(rgb, 0.0, 1.0) * _PQ16_SCALE + 0.5)
-    return tf.cast(codes, tf.uint16)
-
-
 def serving_functions(model, input_shape=(None, None, None, 3)):
     """The two signatures as `tf.function`s: {name: function}."""
     yuv_in, _, yuv_out, _ = SIGNATURES["serving_default"]
@@ -69,10 +45,15 @@ def serving_functions(model, input_shape=(None, None, None, 3)):
     def serving_default(sdr_yuv):
         return {yuv_out: model(sdr_yuv, training=False)}
 
+    # The colour convention, once (`layers.YCbCrConverter`): uint8 BT.709 R'G'B' in;
+    # out, the inverse BT.2020 NCL matrix, clip, D = floor(65535 E' + 0.5).
+    to_yuv = YCbCrConverter("bt709", scale=1 / 255, name="rgb8_to_yuv")
+    to_pq16 = YCbCrConverter("bt2020", inverse=True, clip=True, scale=2**16 - 1, round_codes=True, name="yuv_to_pq16")
+
     @tf.function(input_signature=[tf.TensorSpec(input_shape, tf.uint8, name=rgb_in)])
     def rgb8_to_pq16(sdr_rgb8):
-        hdr_yuv = model(rgb8_to_model_yuv(sdr_rgb8), training=False)
-        return {pq_out: model_yuv_to_pq16(hdr_yuv)}
+        hdr_yuv = model(to_yuv(sdr_rgb8), training=False)
+        return {pq_out: tf.cast(to_pq16(hdr_yuv), tf.uint16)}
 
     return {"serving_default": serving_default, "rgb8_to_pq16": rgb8_to_pq16}
 

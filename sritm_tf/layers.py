@@ -162,6 +162,61 @@ def _pointwise(x, matrix):
     return ops.conv(x, kernel, strides=1, padding="valid")
 
 
+@keras.saving.register_keras_serializable(package="sritm_tf")
+class YCbCrConverter(keras.layers.Rescaling):
+    """The network's colour convention as one preprocessing layer (the role of
+    keras-hub's `ImageConverter`), used by the tf.data pipeline, the SavedModel
+    signatures and `ClassicalMapping`; `sritm_tf.colour` is its numpy oracle.
+
+    Forward (`inverse=False`): R'G'B' x `scale` (e.g. 1/255 for uint8 codes) ->
+    full-range Y'CbCr with Cb, Cr + 0.5, by the matrix of `standard` (BT.709-6
+    items 3.2-3.3, or BT.2020-2 Table 4 NCL). Inverse: Y'CbCr with chroma + 0.5 ->
+    R'G'B', clipped to [0, 1] when `clip`, x `scale`, and rounded to integer
+    codes D = floor(scale E' + 0.5) when `round_codes` (BT.2100-2 Table 9).
+
+    A `keras.layers.Rescaling` underneath, so it runs inside `tf.data` on any
+    backend. Rank-4 inputs use a 1x1 convolution (a TFLite CONV_2D), others a
+    tensordot (per-image tf.data elements). Holds no weights.
+    """
+
+    def __init__(self, standard="bt709", inverse=False, scale=1.0, clip=False, round_codes=False, **kwargs):
+        super().__init__(scale=float(scale), offset=0.0, **kwargs)
+        from sritm_tf import colour
+
+        self.standard, self.inverse, self.clip, self.round_codes = standard, bool(inverse), bool(clip), bool(round_codes)
+        matrix = colour._ycbcr_matrix(standard)
+        self.matrix = (np.linalg.inv(matrix) if self.inverse else matrix).astype(np.float32)
+
+    def _apply_matrix(self, x):
+        b = self.backend
+        matrix = b.cast(self.matrix.T, x.dtype)
+        if len(x.shape) == 4:
+            return b.nn.conv(x, b.numpy.reshape(matrix, (1, 1, 3, 3)), strides=1, padding="valid")
+        return b.numpy.tensordot(x, matrix, 1)
+
+    def call(self, inputs):
+        b = self.backend
+        x = b.cast(inputs, self.compute_dtype)
+        offset = b.cast(np.array([0.0, 0.5, 0.5], np.float32), x.dtype)
+        if not self.inverse:
+            return self._apply_matrix(x * self.scale) + offset
+        x = self._apply_matrix(x - offset)
+        if self.clip:
+            x = b.numpy.clip(x, 0.0, 1.0)
+        x = x * self.scale
+        return b.numpy.floor(x + 0.5) if self.round_codes else x
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("offset")
+        return {**config, "standard": self.standard, "inverse": self.inverse, "clip": self.clip,
+                "round_codes": self.round_codes}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
 def pq_inverse_eotf(nits):
     """PQ inverse EOTF (SMPTE ST 2084 / BT.2100-2 Table 4) in `keras.ops`: cd/m2 -> E'.
 
@@ -197,6 +252,8 @@ class ClassicalMapping(keras.layers.Layer):
         super().__init__(**kwargs)
         self.white_nits = float(white_nits)
         self.gamma = float(gamma)
+        self.to_rgb = YCbCrConverter("bt709", inverse=True, clip=True, dtype=self.dtype_policy, name="to_rgb709")
+        self.to_yuv = YCbCrConverter("bt2020", dtype=self.dtype_policy, name="to_yuv2020")
 
     def call(self, inputs):
         from sritm_tf import colour
@@ -206,11 +263,8 @@ class ClassicalMapping(keras.layers.Layer):
             white = ops.reshape(ops.cast(white, x.dtype), (-1, 1, 1, 1))
         else:
             x, white = inputs, self.white_nits
-        offset = ops.convert_to_tensor(np.array([0.0, 0.5, 0.5], np.float32), dtype=x.dtype)
-        rgb = ops.clip(_pointwise(x - offset, np.linalg.inv(colour._ycbcr_matrix("bt709"))), 0.0, 1.0)
-        linear = ops.power(rgb, self.gamma) * white
-        pq = pq_inverse_eotf(_pointwise(linear, colour.BT709_TO_BT2020))
-        return _pointwise(pq, colour._ycbcr_matrix("bt2020")) + offset
+        linear = ops.power(self.to_rgb(x), self.gamma) * white
+        return self.to_yuv(pq_inverse_eotf(_pointwise(linear, colour.BT709_TO_BT2020)))
 
     def compute_output_shape(self, input_shape):
         return input_shape[0] if isinstance(input_shape, (list, tuple)) and isinstance(input_shape[0], (list, tuple)) else input_shape

@@ -14,36 +14,19 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from sritm_tf import colour
 from sritm_tf.data.records import parse_example
 
 AUTOTUNE = tf.data.AUTOTUNE
 
-# colour.rgb_to_ycbcr(I) = I @ M.T = M.T: the matrices in row vector form. Kept as numpy
-# arrays: a tf.constant at import would start the TF runtime, after which
-# MultiWorkerMirroredStrategy can no longer configure its collective ops.
-_RGB_TO_YUV_709 = colour.rgb_to_ycbcr(np.eye(3), "bt709").astype(np.float32)
-_RGB_TO_YUV_2020 = colour.rgb_to_ycbcr(np.eye(3), "bt2020").astype(np.float32)
-_CHROMA_OFFSET = np.array([0.0, 0.5, 0.5], np.float32)
-
-
-def sdr_rgb_to_model_yuv(rgb):
-    """TF twin of `colour.sdr_rgb_to_model_yuv`: BT.709 R'G'B' [0, 1] -> Y'CbCr
-    (BT.709-6 items 3.2-3.3), chroma + 0.5."""
-    return tf.tensordot(tf.cast(rgb, tf.float32), _RGB_TO_YUV_709, 1) + _CHROMA_OFFSET
-
-
-def pq2020_rgb_to_model_yuv(rgb):
-    """TF twin of `colour.pq2020_rgb_to_model_yuv`: BT.2020 PQ R'G'B' [0, 1] ->
-    BT.2020 NCL Y'CbCr (BT.2020-2 Table 4), chroma + 0.5."""
-    return tf.tensordot(tf.cast(rgb, tf.float32), _RGB_TO_YUV_2020, 1) + _CHROMA_OFFSET
-
 
 def to_model_pair(sdr_rgb8, hdr_rgb16):
-    """uint8 SDR R'G'B' and uint16 HDR10 R'G'B' -> float32 model-convention Y'CbCr."""
-    sdr = tf.cast(sdr_rgb8, tf.float32) / 255.0
-    hdr = tf.cast(hdr_rgb16, tf.float32) / 65535.0
-    return sdr_rgb_to_model_yuv(sdr), pq2020_rgb_to_model_yuv(hdr)
+    """uint8 SDR R'G'B' and uint16 HDR10 R'G'B' -> float32 model-convention Y'CbCr,
+    by `layers.YCbCrConverter` (BT.709 for the input, BT.2020 NCL for the target)."""
+    from sritm_tf.layers import YCbCrConverter
+
+    sdr = YCbCrConverter("bt709", scale=1 / 255, name="sdr_to_yuv")(sdr_rgb8)
+    hdr = YCbCrConverter("bt2020", scale=1 / 65535, name="hdr_to_yuv")(hdr_rgb16)
+    return sdr, hdr
 
 
 def list_shards(pattern_or_dir):

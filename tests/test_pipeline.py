@@ -16,12 +16,16 @@ from sritm_tf.data.records import encode_example  # noqa: E402
 
 
 def test_tf_colour_matches_numpy():
-    rgb = np.random.default_rng(0).random((4, 5, 7, 3))
-    np.testing.assert_allclose(pipeline.sdr_rgb_to_model_yuv(rgb).numpy(), colour.sdr_rgb_to_model_yuv(rgb), atol=1e-6)
-    np.testing.assert_allclose(pipeline.pq2020_rgb_to_model_yuv(rgb).numpy(),
-                               colour.pq2020_rgb_to_model_yuv(rgb), atol=1e-6)
+    rng = np.random.default_rng(0)
+    sdr8 = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    hdr16 = rng.integers(0, 65536, (10, 14, 3), dtype=np.uint16)
+    sdr, hdr = pipeline.to_model_pair(tf.constant(sdr8), tf.constant(hdr16))
+    np.testing.assert_allclose(sdr.numpy(), colour.sdr_rgb_to_model_yuv(sdr8 / 255), atol=1e-6)
+    np.testing.assert_allclose(hdr.numpy(), colour.pq2020_rgb_to_model_yuv(hdr16 / 65535), atol=1e-6)
     # White stays white with neutral chroma in both conventions.
-    np.testing.assert_allclose(pipeline.pq2020_rgb_to_model_yuv(np.ones(3)).numpy(), [1.0, 0.5, 0.5], atol=1e-6)
+    white = pipeline.to_model_pair(tf.fill([1, 1, 3], tf.constant(255, tf.uint8)), tf.fill([2, 2, 3], tf.constant(65535, tf.uint16)))
+    for yuv in white:
+        np.testing.assert_allclose(yuv.numpy().reshape(-1, 3), np.tile([1.0, 0.5, 0.5], (yuv.shape[0] * yuv.shape[1], 1)), atol=1e-6)
 
 
 def _asymmetric_pair(size=6, scale=2):
@@ -94,3 +98,22 @@ def test_evaluation_dataset_is_one_ordered_pass(tmp_path):
 def test_missing_shards_raise(tmp_path):
     with pytest.raises(FileNotFoundError, match="no TFRecord shards"):
         pipeline.make_dataset(str(tmp_path), batch_size=1, scale=2)
+
+
+def test_ycbcr_converter_inverse_and_rank4_match_numpy():
+    """The one colour layer: rank-4 (1x1 conv) and per-image (tensordot) paths agree
+    with `sritm_tf.colour`, and the inverse with 16-bit rounding equals colour.quantize."""
+    from sritm_tf.layers import YCbCrConverter
+
+    yuv = np.random.default_rng(1).random((2, 4, 6, 3)).astype(np.float32)
+    forward = YCbCrConverter("bt2020")
+    inverse = YCbCrConverter("bt2020", inverse=True, clip=True, scale=65535, round_codes=True)
+    np.testing.assert_allclose(np.asarray(forward(yuv)), colour.pq2020_rgb_to_model_yuv(yuv), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(forward(yuv[0])), colour.pq2020_rgb_to_model_yuv(yuv[0]), atol=1e-6)
+    codes = np.asarray(inverse(yuv))
+    expected = colour.quantize(colour.model_yuv_to_pq2020_rgb(yuv), 16)
+    assert np.abs(codes - expected).max() <= 1 and np.mean(codes == expected) > 0.999
+    assert codes.min() >= 0 and codes.max() <= 65535
+    config = inverse.get_config()
+    clone = YCbCrConverter.from_config(config)
+    np.testing.assert_array_equal(np.asarray(clone(yuv)), codes)
