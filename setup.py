@@ -35,6 +35,7 @@ setup(
             "tensorflow-serving-api>=2.16",
         ],
         "litert": ["ai-edge-litert>=1.2"],
+        "openvino": ["openvino>=2024.4"],  # sritm convert --engine openvino
         "serving": ["tensorflow-serving-api>=2.16"],  # the gRPC client; REST needs nothing more
         "jax": ["jax>=0.4.30"],
     },

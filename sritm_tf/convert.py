@@ -32,7 +32,7 @@ import numpy as np
 
 from sritm_tf import colour, fileio, imageio, video
 from sritm_tf.errors import InputError, SritmError
-from sritm_tf.inference import DEFAULT_TILES, TiledPredictor
+from sritm_tf.inference import DEFAULT_TILES, TiledPredictor, parse_tile
 from sritm_tf.sizes import parse_size
 
 OUTPUT_FORMATS = ("png", "yuv", "mp4", "mkv")
@@ -110,12 +110,14 @@ class FrameConverter:
     R'G'B' float32 in [0, 1], `scale`x larger.
 
     `weights`: path of weights or a loaded keras.Model (see
-    `pretrained.load_model`); `precision`: "fp32" or "bf16" (`sritm_tf.precision`);
-    `tile`: LR tile size (N, "WxH" or (height, width)); None: `inference.DEFAULT_TILES[precision]`.
+    `pretrained.load_model`); `precision`: "fp32", "bf16" (`sritm_tf.precision`)
+    or "int8" (LiteRT); `engine`: "tf", "openvino", "litert" or "auto"
+    (`sritm_tf.engines`); `tile`: LR tile size (N, "WxH" or (height, width));
+    None: `inference.DEFAULT_TILES[precision]`.
     """
 
     def __init__(self, scale=2, weights=None, baseline=False, tile=None, white_nits=203.0,
-                 peak_nits=PEAK_NITS, precision="fp32"):
+                 peak_nits=PEAK_NITS, precision="fp32", engine="tf"):
         if scale not in (2, 4):
             raise InputError(f"scale must be 2 or 4, got {scale}")
         if not 0 < white_nits <= colour.PQ_PEAK or not 0 < peak_nits <= colour.PQ_PEAK:
@@ -125,11 +127,16 @@ class FrameConverter:
         if not baseline:
             from sritm_tf import pretrained
 
-            try:
-                model = pretrained.load_model(scale, weights, white_nits=white_nits, precision=precision)
+            from sritm_tf import engines
+
+            engine, _ = engines.resolve(engine, precision)
+            tile = parse_tile(tile or DEFAULT_TILES[precision])
+            try:  # OpenVINO and LiteRT take the float32 network and lower its precision themselves
+                model = pretrained.load_model(scale, weights, white_nits=white_nits,
+                                              precision=precision if engine == "tf" else "fp32")
             except ValueError as err:
                 raise InputError(str(err)) from err
-            self.predict = TiledPredictor(model, tile or DEFAULT_TILES[precision])
+            self.predict = TiledPredictor(model, tile, run=engines.runner(model, engine, precision, tile))
 
     def __call__(self, rgb):
         rgb = np.asarray(rgb)
@@ -147,7 +154,7 @@ def _is_image(path):
 
 
 def convert_image(input, output, scale=2, weights=None, baseline=False, overwrite=False,
-                  tile=None, white_nits=203.0, peak_nits=PEAK_NITS, precision="fp32"):
+                  tile=None, white_nits=203.0, peak_nits=PEAK_NITS, precision="fp32", engine="tf"):
     """Converts an 8-bit SDR image to a `scale`x larger 16-bit HDR10 PNG.
 
     Args:
@@ -160,7 +167,8 @@ def convert_image(input, output, scale=2, weights=None, baseline=False, overwrit
         tile: LR tile (N, "WxH" or (height, width)); None: the precision's default.
         white_nits: SDR reference white, cd/m2 (the classical skip's and the baseline's).
         peak_nits: no output pixel brighter, cd/m2.
-        precision: "fp32" or "bf16" (`sritm_tf.precision`).
+        precision: "fp32" or "bf16" (`sritm_tf.precision`), or "int8" (LiteRT).
+        engine: "tf", "openvino", "litert" or "auto" (`sritm_tf.engines`).
 
     Returns:
         The PQ BT.2020 R'G'B' written, float32 (sH, sW, 3).
@@ -171,7 +179,7 @@ def convert_image(input, output, scale=2, weights=None, baseline=False, overwrit
     if output_format(output) != "png":
         raise InputError(f"{output}: convert_image writes .png; use convert_video for .yuv/.mp4/.mkv")
     check_output(output, overwrite)
-    pq = FrameConverter(scale, weights, baseline, tile, white_nits, peak_nits, precision)(rgb)
+    pq = FrameConverter(scale, weights, baseline, tile, white_nits, peak_nits, precision, engine)(rgb)
     with disk_full_is_one_line(output):
         imageio.write_hdr_png(output, pq)
     return pq
@@ -260,7 +268,7 @@ def _run_pipeline(source, convert, write, progress=True, desc=None):
 
 def convert_video(input, output, scale=2, weights=None, baseline=False, overwrite=False,
                   tile=None, format=None, size=None, fps=None, white_nits=203.0, peak_nits=PEAK_NITS,
-                  precision="fp32",
+                  precision="fp32", engine="tf",
                   progress=True, crf=18, preset="medium", allow_truncated=False):
     """Converts an SDR video to HDR10, `scale`x larger, keeping the source frame rate,
     timestamps and audio.
@@ -270,8 +278,8 @@ def convert_video(input, output, scale=2, weights=None, baseline=False, overwrit
             "WxH" and `fps`), or a still image.
         output: `.yuv` (raw yuv420p10le, BT.2020 NCL, limited range) or `.mp4` /
             `.mkv` (HEVC Main10 through x265, HDR10 signalling, ST 2086, MaxCLL/MaxFALL).
-        scale, weights, baseline, overwrite, tile, white_nits, peak_nits, precision:
-            as `convert_image`.
+        scale, weights, baseline, overwrite, tile, white_nits, peak_nits, precision,
+            engine: as `convert_image`.
         format: the output format when `output` has no telling extension.
         size, fps: of a raw .yuv input.
         progress: show a progress bar.
@@ -290,7 +298,7 @@ def convert_video(input, output, scale=2, weights=None, baseline=False, overwrit
     if fmt == "png":
         raise InputError(f"{output}: a video is converted to .yuv, .mp4 or .mkv, not .png")
     check_output(output, overwrite)
-    convert = FrameConverter(scale, weights, baseline, tile, white_nits, peak_nits, precision)
+    convert = FrameConverter(scale, weights, baseline, tile, white_nits, peak_nits, precision, engine)
     width, height = source.width * scale, source.height * scale
     levels = video.LightLevels()
     writer_class = video.Yuv420p10Writer if fmt == "yuv" else video.NutWriter

@@ -199,9 +199,11 @@ def int8_safe_detail(model):
     return copy
 
 
-def convert_tflite(model, quantize="none", input_size=DEFAULT_INPUT_SIZE, representative_data=None):
+def convert_tflite(model, quantize="none", input_size=DEFAULT_INPUT_SIZE, representative_data=None, any_size=False):
     """The TFLite flatbuffer (bytes) of `model` for a fixed [1, H, W, 3] float32
-    input named `sdr_yuv` (the `serving_default` convention), built-in ops only.
+    input named `sdr_yuv` (the `serving_default` convention), built-in ops only;
+    with `any_size`, [1, None, None, 3] (resize it with `resize_tensor_input`;
+    `input_size` is then only the calibration size).
 
     quantize: "none" (float32), "fp16" (float16 weights), "dynamic" (int8
     weights, dynamic-range activations), "int8" (full integer: weights and
@@ -224,7 +226,8 @@ def convert_tflite(model, quantize="none", input_size=DEFAULT_INPUT_SIZE, repres
     with tempfile.TemporaryDirectory() as tmp:
         archive = keras.export.ExportArchive()
         archive.track(model)
-        archive.add_endpoint("serving_default", serving_functions(model, (1, h, w, 3))["serving_default"])
+        shape = (1, None, None, 3) if any_size else (1, h, w, 3)
+        archive.add_endpoint("serving_default", serving_functions(model, shape)["serving_default"])
         archive.write_out(tmp, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -305,10 +308,11 @@ def tflite_interpreter(model_content_or_path, num_threads=None):
     return interpreter
 
 
-def run_tflite(interpreter, x):
-    """Runs a single-input, single-output interpreter on `x` ([H, W, 3] or [1, H, W, 3])."""
-    x = np.asarray(x, np.float32)
-    batched = x.ndim == 4
+def run_tflite(interpreter, x, dtype=np.float32):
+    """Runs a single-input, single-output interpreter on `x` ([H, W, 3] or [1, H, W, 3]
+    of `dtype`; other ranks are passed as they are)."""
+    x = np.asarray(x, dtype)
+    batched = x.ndim != 3
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     interpreter.set_tensor(inp["index"], x if batched else x[None])
     interpreter.invoke()

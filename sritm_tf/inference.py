@@ -32,7 +32,7 @@ from sritm_tf.sizes import parse_shape
 DEFAULT_TILE = (360, 640)
 # bf16 halves the activations: 960x540 tiles (2x2 for 1080p) stay under 3 GiB too (2.7 GiB measured) and
 # run 11% faster than 640x360 (`sritm bench speed --full`). Per precision, (height, width):
-DEFAULT_TILES = {"fp32": DEFAULT_TILE, "bf16": (540, 960)}
+DEFAULT_TILES = {"fp32": DEFAULT_TILE, "bf16": (540, 960), "int8": DEFAULT_TILE}
 
 # Layers that mix no neighbouring pixels.
 _POINTWISE = {"InputLayer", "ReLU", "Activation", "Add", "Subtract", "Multiply", "Concatenate",
@@ -100,9 +100,9 @@ class TiledPredictor:
         model: a keras.Model (the network).
         tile: core size, "WxH", N or (height, width), in LR pixels.
         margin: real pixels added around each core; default `receptive_margin(model)`.
-        run: callable NHWC float32 batch -> output array, e.g. a compiled
-            `model.predict_on_batch` or another engine; default: the model in a
-            TensorFlow `tf.function` traced for any spatial size (on the JAX
+        run: callable NHWC float32 batch -> output array, e.g. another
+            engine's (`sritm_tf.engines.runner`); default: `engines.tf_runner`,
+            the model in a `tf.function` traced for any spatial size (on the JAX
             backend, the model called directly).
     """
 
@@ -111,15 +111,9 @@ class TiledPredictor:
         self.tile = parse_tile(tile)
         self.margin = receptive_margin(model) if margin is None else int(margin)
         if run is None:
-            import keras
+            from sritm_tf.engines import tf_runner
 
-            if keras.backend.backend() == "tensorflow":
-                import tensorflow as tf
-
-                spec = tf.TensorSpec((1, None, None, model.inputs[0].shape[-1]), tf.float32)
-                run = tf.function(lambda x: model(x, training=False), input_signature=[spec])
-            else:
-                run = lambda x: model(x, training=False)  # noqa: E731
+            run = tf_runner(model)
         self._run = run
 
     def __call__(self, image):

@@ -12,7 +12,7 @@ In one run it prints:
               else the frequency /proc/cpuinfo reports (in a VM often the base clock,
               so a measured peak at turbo clocks can exceed the nominal figure);
    measured = a large matrix product in that precision through the engine (oneDNN
-              under TensorFlow): the practical ceiling. int8 has no engine here yet.
+              under TensorFlow): the practical ceiling. int8 (LiteRT) has no measured peak yet.
 2. per engine and precision: achieved GFLOP/s of the whole tiled frame (guided
    filter, skips and tile margins included; GFLOP counted for the useful output,
    `sritm_tf.flops`), its ratio to the matching measured peak, and seconds per
@@ -37,6 +37,11 @@ ENGINES = {
     "tf-xla-fp32": ({"KERAS_BACKEND": "tensorflow", "TF_ENABLE_ONEDNN_OPTS": "1"}, "fp32", "xla"),
     "jax-fp32": ({"KERAS_BACKEND": "jax"}, "fp32", "xla"),
     "jax-bf16": ({"KERAS_BACKEND": "jax"}, "bf16", "xla"),
+    # sritm_tf.engines (sritm convert --engine): the float32 network, lowered by the engine itself
+    "openvino-fp32": ({"KERAS_BACKEND": "tensorflow"}, "fp32", "openvino"),
+    "openvino-bf16": ({"KERAS_BACKEND": "tensorflow"}, "bf16", "openvino"),
+    "litert-fp32": ({"KERAS_BACKEND": "tensorflow"}, "fp32", "litert"),
+    "litert-int8": ({"KERAS_BACKEND": "tensorflow"}, "int8", "litert"),
 }
 DEFAULT_ENGINES = ["tf-fp32", "tf-bf16"]
 UHD = (2160, 3840)
@@ -100,7 +105,38 @@ def measured_peaks(size=4096, repeats=3):
         matmul(a).numpy()
         best = min(_timed(lambda: matmul(a).numpy()) for _ in range(repeats))
         out[name] = 2 * size**3 / best / 1e9
+    int8 = measured_int8_peak(size // 2, repeats)
+    if int8:
+        out["int8"] = int8
     return out
+
+
+def measured_int8_peak(size=2048, repeats=3):
+    """GOP/s of a size^3 int8 matrix product through LiteRT (XNNPACK), the engine
+    that runs int8 here: a Dense layer quantised to int8, batch `size`. None
+    without ai-edge-litert."""
+    import importlib.util
+
+    if importlib.util.find_spec("ai_edge_litert") is None:
+        return None
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from sritm_tf.export import run_tflite, tflite_interpreter
+
+    x = np.random.default_rng(0).random((size, size), np.float32)
+    dense = keras.Sequential([keras.Input((size,), batch_size=size), keras.layers.Dense(size, use_bias=False)])
+    converter = tf.lite.TFLiteConverter.from_keras_model(dense)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([x] for _ in range(2))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    interpreter = tflite_interpreter(converter.convert(), num_threads=os.cpu_count())
+    codes = np.random.default_rng(1).integers(-128, 128, (size, size), dtype=np.int8)
+    run = lambda: run_tflite(interpreter, codes, dtype=np.int8)  # noqa: E731
+    run()
+    return 2 * size**3 / min(_timed(run) for _ in range(repeats)) / 1e9
 
 
 def _timed(fn):
@@ -112,10 +148,14 @@ def _timed(fn):
 # ---------------------------------------------------------------------------
 # Worker: one engine, one scale, in a fresh process
 # ---------------------------------------------------------------------------
-def _runner(model, mode):
+def _runner(model, mode, precision, tile):
     """A function NHWC float32 batch -> output array."""
     if mode == "tiled":
         return None  # TiledPredictor's own tf.function
+    if mode in ("openvino", "litert"):
+        from sritm_tf import engines
+
+        return engines.runner(model, mode, precision, tile)
     model.compile(jit_compile=True)
     return model.predict_on_batch
 
@@ -131,12 +171,13 @@ def worker(job):
         return measured_peaks()
     _, precision, mode = ENGINES[job["engine"]]
     scale, frame, repeats = job["scale"], tuple(job["frame"]), job["repeats"]
-    model = build_deep_sritm(scale=scale, skip="classical", precision=precision)
+    model = build_deep_sritm(scale=scale, skip="classical",
+                             precision=precision if mode in ("tiled", "xla") else "fp32")
     image = np.random.default_rng(0).random(frame + (3,), dtype=np.float32)
     rows = []
     for tile in job["tiles"]:
         tile = (min(tile[0], frame[0]), min(tile[1], frame[1]))
-        predictor = TiledPredictor(model, tile=tile, run=_runner(model, mode))
+        predictor = TiledPredictor(model, tile=tile, run=_runner(model, mode, precision, tile))
         t0 = time.perf_counter()
         predictor(image)
         first = time.perf_counter() - t0
@@ -172,7 +213,7 @@ def format_peaks(nominal, measured):
              "|---|---|---|---|---|"]
     for name, (value, formula) in nominal.items():
         m = measured.get(name)
-        cells = (name, f"{value:.0f}", formula, f"{m:.0f}" if m else "n/a (no int8 engine yet)",
+        cells = (name, f"{value:.0f}", formula, f"{m:.0f}" if m else "n/a (not measured)",
                  f"{m / value:.2f}" if m else "")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -20,9 +20,12 @@ def register(subparsers):
     parser.add_argument("--white-nits", type=float, default=203.0,
                         help="SDR reference white in cd/m2 (default 203, BT.2408): where SDR 100%% lands in HDR, "
                              "for the network's classical skip and for --baseline; graded HDR often sits at 300-500")
-    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32", "int8"], default="auto",
                         help="network compute precision (default auto: bf16 on CPUs with AVX512-BF16 or AMX, "
-                             "and on GPUs; the choice is printed)")
+                             "and on GPUs; the choice is printed); int8 runs on --engine litert")
+    parser.add_argument("--engine", choices=["auto", "tf", "openvino", "litert"], default="auto",
+                        help="what runs the network (default auto: OpenVINO for bf16 when it is installed and the CPU has AMX, "
+                             "pip install \"sritm_tf[openvino]\", else TensorFlow); litert runs the TFLite model")
     parser.add_argument("--peak-nits", type=float, default=1000.0,
                         help="no output pixel brighter than this, cd/m2 (default 1000, the mastering peak; 10000: no limit)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
@@ -53,6 +56,8 @@ def check(args):
         parse_size(args.size, "--size")
     check_fps(args.fps)
     check_encoder(args.crf, args.preset)
+    if not args.baseline:
+        network_setup(args)
     try:
         check_input(args.input)
         output_format(args.output, args.format)
@@ -63,21 +68,28 @@ def check(args):
         raise UserError(f"{args.weights}: no such weights file")
 
 
+def network_setup(args):
+    """(precision, engine, why the precision) from --precision and --engine; InputError
+    for an engine that is not installed or does not run that precision."""
+    from sritm_tf import engines
+    from sritm_tf.precision import resolve
+
+    chosen, why = ("int8", "as asked") if args.precision == "int8" else resolve(args.precision)
+    return chosen, engines.resolve(args.engine, chosen)[0], why
+
+
 def run(args):
     from sritm_tf.convert import convert
     from sritm_tf.inference import parse_tile
 
     tile = parse_tile(args.tile, "--tile") if args.tile else None  # None: the precision's default
-    chosen = "fp32"
-    if not args.baseline:
-        from sritm_tf.precision import resolve
-
-        chosen, why = resolve(args.precision)
+    chosen, engine, why = ("fp32", "tf", "") if args.baseline else network_setup(args)
     try:
         result = convert(args.input, args.output, format=args.format, scale=args.scale, weights=args.weights,
                          baseline=args.baseline, overwrite=args.overwrite, tile=tile, size=args.size,
                          fps=args.fps, white_nits=args.white_nits, peak_nits=args.peak_nits, progress=not args.quiet,
-                         crf=args.crf, preset=args.preset, precision=chosen, allow_truncated=args.allow_truncated)
+                         crf=args.crf, preset=args.preset, precision=chosen, engine=engine,
+                         allow_truncated=args.allow_truncated)
     except (FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
             IsADirectoryError) as err:  # InputError / ToolError: reported by the CLI
         raise UserError(str(err)) from None
@@ -87,6 +99,6 @@ def run(args):
               f"{listed or 'unknown'} frames that decode", file=sys.stderr)
     if not args.quiet:
         extra = "".join(f", {k} {result[k]}" for k in ("max_cll", "max_fall") if k in result)
-        used = "classical conversion" if args.baseline else f"network in {chosen}: {why}"
+        used = "classical conversion" if args.baseline else f"network in {chosen} on {engine}: {why}"
         print(f"wrote {args.output} ({result['frames']} frame{'s' if result['frames'] != 1 else ''}{extra}; {used})")
     return 0

@@ -1,0 +1,137 @@
+"""Inference engines (issue #11): what runs the network on each tile of
+`inference.TiledPredictor`, which tiles a frame exactly the same way for all.
+
+- `tf`: the Keras model itself, in a `tf.function` (or called directly on JAX).
+- `openvino`: the same model converted by OpenVINO's converter from a
+  SavedModel, compiled once per tile shape (tiling makes a handful), bfloat16
+  through OpenVINO's `INFERENCE_PRECISION_HINT` for `bf16`. An optional extra:
+  `pip install "sritm_tf[openvino]"`.
+- `litert`: the model's TFLite flatbuffer (`export.convert_tflite`, built-in
+  ops, float32 or int8 with the classical skip kept float), run by the LiteRT
+  interpreter with XNNPACK, resized per tile shape. `int8` is its precision.
+
+`auto` takes OpenVINO for bf16 when it is installed and the CPU has Intel AMX
+(OpenVINO's bf16 kernels use its tiles; the issue measured 2.3x TF bf16 there);
+else `tf`, whose output the API's default gives too. Measured on the AMD EPYC build machine (AVX512-BF16, no AMX), 2026-11-26,
+one 1080p -> 4K x2 frame, the four in one process: TF bf16 1.00, OpenVINO bf16
+0.74 (OpenVINO does not run bf16 there: f32 0.70), TF fp32 0.49 of TF bf16's
+speed; OpenVINO f32 is 1.45x TF fp32.
+"""
+import importlib.util
+import os
+import tempfile
+
+import numpy as np
+
+from sritm_tf.errors import InputError
+from sritm_tf.precision import cpu_flags
+
+ENGINES = ("auto", "tf", "openvino", "litert")
+EXTRAS = {"openvino": ("openvino", "openvino"), "litert": ("ai_edge_litert", "litert")}
+
+
+def installed(engine):
+    """True when the engine's package can be imported (`tf` always)."""
+    return engine == "tf" or importlib.util.find_spec(EXTRAS[engine][0]) is not None
+
+
+def resolve(engine="auto", precision="fp32"):
+    """(engine, reason) for `engine` in ENGINES and a resolved precision
+    ("fp32", "bf16" or "int8"). Raises InputError for an engine that is not
+    installed, or a precision it does not run."""
+    if engine not in ENGINES:
+        raise InputError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "auto":
+        if precision == "int8":
+            engine, why = "litert", "int8 runs on LiteRT"
+        elif precision == "bf16" and installed("openvino") and _keras_backend() == "tensorflow" \
+                and "amx_bf16" in cpu_flags():
+            engine, why = "openvino", "OpenVINO is installed and the CPU has AMX"
+        else:
+            engine, why = "tf", "the Keras model"
+    else:
+        why = "as asked"
+    if not installed(engine):
+        module, extra = EXTRAS[engine]
+        raise InputError(f"--engine {engine} needs {module}: pip install \"sritm_tf[{extra}]\"")
+    if precision == "int8" and engine != "litert":
+        raise InputError(f"int8 runs on --engine litert, not {engine}")
+    if engine == "litert" and precision == "bf16":
+        raise InputError("--engine litert runs fp32 or int8, not bf16")
+    return engine, why
+
+
+def _keras_backend():
+    import keras
+
+    return keras.backend.backend()
+
+
+def tf_runner(model):
+    """The Keras model in a `tf.function` traced for any spatial size (JAX: called directly)."""
+    if _keras_backend() != "tensorflow":
+        return lambda x: model(x, training=False)
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((1, None, None, model.inputs[0].shape[-1]), tf.float32)
+    return tf.function(lambda x: model(x, training=False), input_signature=[spec])
+
+
+class ShapeCache:
+    """Callable NHWC float32 batch -> output: compiles `compile(shape)` once per
+    input shape and calls the result (tiling produces a few shapes per frame size)."""
+
+    def __init__(self, compile):
+        self.compile, self.compiled = compile, {}
+
+    def __call__(self, x):
+        x = np.ascontiguousarray(x, np.float32)
+        if x.shape not in self.compiled:
+            self.compiled[x.shape] = self.compile(x.shape)
+        return self.compiled[x.shape](x)
+
+
+def openvino_runner(model, precision="bf16"):
+    """OpenVINO: `model` (float32 weights) -> SavedModel -> `openvino.convert_model`,
+    compiled per tile shape on the CPU with INFERENCE_PRECISION_HINT bf16 or f32."""
+    import openvino as ov
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model.export(os.path.join(tmp, "model"), format="tf_saved_model", verbose=False)
+        network = ov.convert_model(os.path.join(tmp, "model"))
+    core = ov.Core()
+    config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32", "PERFORMANCE_HINT": "LATENCY"}
+
+    def compile(shape):
+        reshaped = network.clone()
+        reshaped.reshape({0: list(shape)})
+        compiled = core.compile_model(reshaped, "CPU", config)
+        return lambda x: compiled(x)[0]
+
+    return ShapeCache(compile)
+
+
+def litert_runner(model, precision="fp32", tile=(360, 640)):
+    """LiteRT: `model` -> TFLite (`export.convert_tflite`, calibrated at the `tile`
+    size for int8) with a dynamic [1, H, W, 3] input, resized per tile shape."""
+    from sritm_tf import export
+
+    quantize = "int8" if precision == "int8" else "none"
+    content = export.convert_tflite(model, quantize=quantize, input_size=tuple(tile), any_size=True)
+
+    def compile(shape):
+        interpreter = export.tflite_interpreter(content)
+        interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], list(shape))
+        interpreter.allocate_tensors()
+        return lambda x: export.run_tflite(interpreter, x)
+
+    return ShapeCache(compile)
+
+
+def runner(model, engine, precision, tile=(360, 640)):
+    """The run callable of `engine` ("tf", "openvino", "litert") for `model`."""
+    if engine == "openvino":
+        return openvino_runner(model, precision)
+    if engine == "litert":
+        return litert_runner(model, precision, tile)
+    return tf_runner(model)
