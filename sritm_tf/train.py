@@ -185,7 +185,6 @@ def reference_l2_loss(y_true, y_pred):
     return keras.ops.sum(keras.ops.where(d <= 1.0, 0.5 * d * d, d - 0.5), axis=(1, 2, 3))
 
 
-
 def xavier_normal(model, seed=None):
     """Re-draws every Glorot-uniform kernel of `model` (this package's default; the
     classical skip's zero-initialised last conv stays zero) from Xavier normal,
@@ -524,7 +523,9 @@ def _train(cfg, strategy, extra_callbacks):
 
     resolve_recipe(cfg, count)
     if cfg.recipe == "paper":
-        epoch = f"{math.ceil(records[-1] / cfg.batch_size)} steps per epoch ({records[-1]} records), " if records else ""
+        epoch = ""
+        if records:
+            epoch = f"{math.ceil(records[-1] / cfg.batch_size)} steps per epoch ({records[-1]} records), "
         print(f"recipe paper: {epoch}pre-training {cfg.pretrain_steps} steps at {cfg.pretrain_lr:g}, "
               f"full network {cfg.steps} steps at {cfg.lr:g} / {cfg.lr / 10:g} / {cfg.lr / 100:g}", flush=True)
     strategy = strategy if strategy is not None else get_strategy()

@@ -2,7 +2,6 @@
 `ssim`, `mPSNR_HDR.m` on narrow-range 4:2:0 Y'CbCr codes), checked against values
 worked out here by hand or by following the MATLAB code line by line."""
 import json
-import os
 
 import numpy as np
 import pytest
