@@ -336,12 +336,19 @@ def quantize(x, bits, full_range=True, kind="rgb"):
     Round(x) = floor(x + 0.5). Returns uint8 for 8 bits, uint16 otherwise.
     For kind="rgb" any shape works; for "ycbcr" the last axis must be 3.
     """
-    scale, offset, lo, hi = _code_params(bits, full_range, kind)
-    x = _f(x)
+    _, _, lo, hi = _code_params(bits, full_range, kind)
+    codes = np.floor(code_values(x, bits, full_range, kind) + 0.5)
+    return np.clip(codes, lo, hi).astype(_DTYPES[bits])
+
+
+def code_values(x, bits, full_range=True, kind="rgb"):
+    """The code values of `quantize` before Round and the clip: scale E + offset
+    (BT.2100-2 Table 9), float64. The Deep SR-ITM reference scores its prediction
+    as such unrounded 10-bit codes / 1023 (`test_yuv.m`)."""
+    scale, offset, _, _ = _code_params(bits, full_range, kind)
     if kind == "rgb":
         scale, offset = scale[0], offset[0]
-    codes = np.floor(x * scale + offset + 0.5)
-    return np.clip(codes, lo, hi).astype(_DTYPES[bits])
+    return _f(x) * scale + offset
 
 
 def dequantize(codes, bits, full_range=True, kind="rgb"):

@@ -18,6 +18,13 @@ For each pair `<name>_sdr.*` / `<name>_hdr.*` (same frame, same size; SDR
   3. Metrics against the HDR master (`sritm_tf.metrics`): PSNR on PQ R'G'B'
      and on BT.2020 Y'CbCr, SSIM and MS-SSIM on PQ R'G'B', mPSNR on linear
      light (1.0 = 10000 cd/m2), mean dE_ITP (BT.2124).
+
+That is our protocol (`sritm eval`, `--protocol ours`). `--protocol paper` scores
+as the authors' `test_yuv.m` does (`evaluate_pair_paper`): both frames as 4:2:0
+YUV files read back to 4:4:4 (`load_yuv.m`), narrow-range 8-bit codes / 255 in,
+10-bit codes / 1023 out, the prediction clipped but not rounded, PSNR, MATLAB
+`ssim` and `mPSNR_HDR.m` on the 3-channel Y'CbCr array. On the graded frames its
+PSNR reads 1.3-1.6 dB above our PSNR Y'CbCr of the same method (README).
 """
 import math
 import os
@@ -165,28 +172,125 @@ def evaluate_pair(sdr, hdr, scale, predict=None, white_nits=203.0):
     return results, {"white": white, "gamma": gamma}, used
 
 
-def model_predictor(model, tile=None):
-    """(LR SDR R'G'B', white cd/m2) -> HR PQ BT.2020 R'G'B' through `model` by tiled
-    inference, its classical skip set to that white (`pretrained.configure`)."""
+def model_yuv_predictor(model, tile=None):
+    """(LR network-convention Y'CbCr, white cd/m2) -> HR network-convention Y'CbCr
+    through `model` by tiled inference, its classical skip set to that white
+    (`pretrained.configure`)."""
     from sritm_tf.inference import DEFAULT_TILE, TiledPredictor
     from sritm_tf.pretrained import configure
 
     predictors = {}
 
-    def predict(lr_rgb, white_nits=203.0):
+    def predict(lr_yuv, white_nits=203.0):
         if white_nits not in predictors:
             predictors[white_nits] = TiledPredictor(configure(model, white_nits), tile=tile or DEFAULT_TILE)
-        yuv = colour.sdr_rgb_to_model_yuv(lr_rgb).astype(np.float32)
-        return colour.model_yuv_to_pq2020_rgb(predictors[white_nits](yuv))
+        return predictors[white_nits](np.asarray(lr_yuv, np.float32))
 
     return predict
 
 
-def evaluate(folder, scale=2, predict=None, crop=None, progress=None, white_nits=203.0):
+def model_predictor(model, tile=None):
+    """(LR SDR R'G'B', white cd/m2) -> HR PQ BT.2020 R'G'B' through `model`
+    (`model_yuv_predictor`)."""
+    predict_yuv = model_yuv_predictor(model, tile)
+
+    def predict(lr_rgb, white_nits=203.0):
+        return colour.model_yuv_to_pq2020_rgb(predict_yuv(colour.sdr_rgb_to_model_yuv(lr_rgb), white_nits))
+
+    return predict
+
+
+# ---------------------------------------------------------------------------
+# The reference's protocol (`sritm eval --protocol paper`): `test_yuv.m`
+# ---------------------------------------------------------------------------
+PAPER_METRICS = ("psnr", "ssim", "mpsnr")
+_CHROMA_OFFSET = np.array([0.0, 0.5, 0.5])
+
+
+def yuv420_frame(ycbcr, bits):
+    """Full-range float Y'CbCr (H, W, 3; H, W even) -> the frame `test_yuv.m` holds
+    after `load_yuv.m` reads it from a 4:2:0 YUV file, as codes / (2^bits - 1):
+    narrow-range codes (`colour.quantize`), chroma 2x2-averaged
+    (`colour.chroma_444_to_420`) before quantising, then each chroma code repeated
+    over its 2x2 block (`load_yuv.m`: no interpolation)."""
+    codes = colour.quantize(ycbcr, bits, full_range=False, kind="ycbcr").astype(np.float64)
+    cb, cr = (colour.chroma_444_to_420(ycbcr[..., c]) for c in (1, 2))
+    chroma = colour.quantize(np.stack([np.zeros_like(cb), cb, cr], axis=-1), bits, full_range=False,
+                             kind="ycbcr")[..., 1:]
+    codes[..., 1:] = chroma.repeat(2, axis=0).repeat(2, axis=1)
+    return codes / (2**bits - 1)
+
+
+def paper_frames(sdr, hdr):
+    """(SDR_YUV, HDR_YUV) of `test_yuv.m` from an HR pair of R'G'B' frames: BT.709
+    Y'CbCr 8-bit codes / 255 and BT.2020 NCL Y'CbCr 10-bit codes / 1023, narrow
+    range, 4:2:0 repeated to 4:4:4 (`yuv420_frame`)."""
+    return yuv420_frame(colour.rgb_to_ycbcr(sdr, "bt709"), 8), yuv420_frame(colour.rgb_to_ycbcr(hdr, "bt2020"), 10)
+
+
+def paper_to_model_yuv(sdr_yuv):
+    """The reference network's input (8-bit narrow-range codes / 255) -> this
+    package's network input (full-range Y'CbCr, chroma + 0.5)."""
+    return colour.dequantize(np.asarray(sdr_yuv) * 255, 8, full_range=False, kind="ycbcr") + _CHROMA_OFFSET
+
+
+def model_to_paper_yuv(hdr_yuv):
+    """This package's network output (full-range BT.2020 Y'CbCr, chroma + 0.5) ->
+    the reference's output convention, 10-bit narrow-range codes / 1023, unrounded."""
+    return colour.code_values(np.asarray(hdr_yuv) - _CHROMA_OFFSET, 10, full_range=False, kind="ycbcr") / 1023
+
+
+def pq_rgb_to_paper_yuv(pq_rgb):
+    """PQ BT.2020 R'G'B' -> 10-bit narrow-range BT.2020 NCL Y'CbCr codes / 1023, unrounded."""
+    return colour.code_values(colour.rgb_to_ycbcr(pq_rgb, "bt2020"), 10, full_range=False, kind="ycbcr") / 1023
+
+
+def paper_quality(hdr_yuv, pred):
+    """`test_yuv.m`'s metrics of a prediction: pred = min(max(pred, 0), 1), then
+    psnr(HDR_YUV, pred, 1), ssim(HDR_YUV, pred) (`metrics.ssim_matlab`) and
+    mPSNR_HDR(HDR_YUV, pred, -3, 3) (`metrics.mpsnr_hdr`), all on the 3-channel
+    Y'CbCr code / 1023 arrays."""
+    pred = np.clip(pred, 0.0, 1.0)
+    return {"psnr": metrics.psnr(hdr_yuv, pred, 1.0), "ssim": metrics.ssim_matlab(hdr_yuv, pred),
+            "mpsnr": metrics.mpsnr_hdr(hdr_yuv, pred, -3, 3)}
+
+
+def evaluate_pair_paper(sdr, hdr, scale, predict=None, white_nits=203.0):
+    """`evaluate_pair` under the reference's protocol (`test_yuv.m`).
+
+    SDR_YUV, HDR_YUV = `paper_frames`; the LR input is imresize(SDR_YUV, 1/scale)
+    (bicubic, antialiased, not rounded); each method's prediction, in the
+    reference's convention, is scored by `paper_quality`. `predict`: (LR
+    network-convention Y'CbCr, white cd/m2) -> HR network-convention Y'CbCr
+    (`model_yuv_predictor`), mapped to and from the reference's codes. The
+    baselines map the same LR input, taken back to R'G'B'.
+    Returns ({method: metrics}, {"white", "gamma"} of the oracle, white used).
+    """
+    sdr_yuv, hdr_yuv = paper_frames(sdr, hdr)
+    lr = imresize(sdr_yuv, 1.0 / scale)
+    sdr_up = upscale_bicubic(np.clip(colour.model_yuv_to_sdr_rgb(paper_to_model_yuv(lr)), 0.0, 1.0), scale)
+    white, gamma = oracle_search(sdr_up, hdr)
+    used = white_search(sdr_up, hdr) if white_nits == "auto" else float(white_nits)
+    candidates = {}
+    if predict is not None:
+        candidates["model"] = model_to_paper_yuv(predict(paper_to_model_yuv(lr), used))
+    candidates["bt2408"] = pq_rgb_to_paper_yuv(colour.sdr_to_hdr10_baseline(sdr_up, used, 2.4))
+    candidates["oracle"] = pq_rgb_to_paper_yuv(colour.sdr_to_hdr10_baseline(sdr_up, white, gamma))
+    results = {method: paper_quality(hdr_yuv, image) for method, image in candidates.items()}
+    return results, {"white": white, "gamma": gamma}, used
+
+
+def evaluate(folder, scale=2, predict=None, crop=None, progress=None, white_nits=203.0, protocol="ours"):
     """Rows {"frame", "method", metrics..., per-hue dE_ITP "de_<hue>", "white" (and
     "gamma" for the oracle), and for the model "worse": whether it loses to the
     classical mapping at the same white in PSNR PQ or dE_ITP} for every pair in
-    `folder`, HR frames centre-cropped to `crop` (h, w)."""
+    `folder`, HR frames centre-cropped to `crop` (h, w).
+
+    protocol="paper": `evaluate_pair_paper`, rows of `PAPER_METRICS` ("worse": lower
+    PSNR than the classical mapping); `predict` is then a `model_yuv_predictor`."""
+    if protocol not in ("ours", "paper"):
+        raise ValueError(f"protocol must be 'ours' or 'paper', got {protocol!r}")
+    paper = protocol == "paper"
     pairs = find_pairs(folder)
     if not pairs:
         raise ValueError(f"{folder}: no <name>_sdr.* / <name>_hdr.* pairs or gain-map JPEGs")
@@ -197,25 +301,33 @@ def evaluate(folder, scale=2, predict=None, crop=None, progress=None, white_nits
             raise ValueError(f"{hdr_path}: size {hdr.shape[1]}x{hdr.shape[0]} differs from "
                              f"{os.path.basename(sdr_path)} {sdr.shape[1]}x{sdr.shape[0]}")
         sdr, hdr = centre_crop(sdr, crop, scale), centre_crop(hdr, crop, scale)
-        results, oracle, used = evaluate_pair(sdr, hdr, scale, predict, white_nits)
+        results, oracle, used = (evaluate_pair_paper if paper else evaluate_pair)(sdr, hdr, scale, predict,
+                                                                                  white_nits)
         for method, values in results.items():
             row = {"frame": name, "method": method, **values, "white": used}
             if method == "oracle":
                 row.update(oracle)
             if method == "model":
                 base = results["bt2408"]
-                row["worse"] = bool(values["psnr_pq"] < base["psnr_pq"] or values["de_itp"] > base["de_itp"])
+                if paper:
+                    row["worse"] = bool(values["psnr"] < base["psnr"])
+                else:
+                    row["worse"] = bool(values["psnr_pq"] < base["psnr_pq"] or values["de_itp"] > base["de_itp"])
             rows.append(row)
         if progress:
             progress(name)
     return rows
 
 
+def _metric_names(rows):
+    return PAPER_METRICS if rows and "psnr" in rows[0] else METRICS
+
+
 def mean_rows(rows):
     """One row per method with the mean of each metric over frames."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
     return [{"frame": "mean", "method": m,
-             **{k: float(np.mean([r[k] for r in rows if r["method"] == m])) for k in METRICS}}
+             **{k: float(np.mean([r[k] for r in rows if r["method"] == m])) for k in _metric_names(rows)}}
             for m in methods]
 
 
@@ -223,6 +335,8 @@ def format_table(rows):
     """Markdown table of per-frame rows followed by the means. "worst hue" is the hue
     sector with the largest dE_ITP; a model row that loses to the classical mapping
     (bt2408 at the same white) in PSNR PQ or dE_ITP is flagged WORSE."""
+    if _metric_names(rows) == PAPER_METRICS:
+        return _format_paper_table(rows)
     head = ("frame", "method", "PSNR PQ", "PSNR YCbCr", "SSIM", "MS-SSIM", "mPSNR", "dE_ITP", "worst hue",
             "white / gamma", "vs classical")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -235,5 +349,18 @@ def format_table(rows):
         cells = (r["frame"], r["method"], f"{r['psnr_pq']:.2f}", f"{r['psnr_ycbcr']:.2f}", f"{r['ssim']:.4f}",
                  f"{r['ms_ssim']:.4f}", f"{r['mpsnr']:.2f}", f"{r['de_itp']:.2f}",
                  f"{worst} {hues[worst]:.1f}" if worst else "", params, flag)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _format_paper_table(rows):
+    """`format_table` for rows of the reference's protocol (`evaluate_pair_paper`)."""
+    head = ("frame", "method", "PSNR", "SSIM", "mPSNR", "white / gamma", "vs classical")
+    lines = ["Protocol: paper (test_yuv.m: 4:2:0 narrow-range Y'CbCr codes / 1023, MATLAB ssim, mPSNR_HDR.m)",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows + mean_rows(rows):
+        params = f"{r['white']:.0f}" + (f" / {r['gamma']:.2f}" if "gamma" in r else "") if "white" in r else ""
+        flag = ("WORSE" if r["worse"] else "better") if "worse" in r else ""
+        cells = (r["frame"], r["method"], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", f"{r['mpsnr']:.2f}", params, flag)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

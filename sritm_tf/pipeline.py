@@ -5,8 +5,10 @@ Records are written by `sritm prepare` (`sritm_tf.data.records`): each holds an
 LR SDR patch (BT.709 gamma R'G'B', uint8) and the matching `scale`x larger HDR10
 patch (BT.2020 PQ R'G'B', uint16 full range). The pipeline reads shards with a
 parallel interleave, decodes in parallel, shuffles, crops, flips and rotates
-input and target together (the augmentation of Deep SR-ITM Sec. 4.1), converts
-to Y'CbCr and batches.
+input and target together, converts to Y'CbCr and batches. The flips and
+rotations are this package's augmentation, not the paper's: the authors'
+`train_base_net.m` / `train_full_net.m` feed their pre-cut patches as they are
+(`augment=False`, the paper recipe of `sritm_tf.train`).
 """
 import glob
 import os
@@ -61,8 +63,14 @@ def augment_pair(sdr, hdr, seed):
     return tf.image.rot90(sdr, k), tf.image.rot90(hdr, k)
 
 
+def count_records(pattern_or_dir):
+    """Number of records in the shards of `pattern_or_dir` (`list_shards`)."""
+    ds = tf.data.TFRecordDataset(list_shards(pattern_or_dir))
+    return int(ds.reduce(np.int64(0), lambda count, _: count + 1))
+
+
 def make_dataset(pattern_or_dir, batch_size, scale, training=True, shuffle_buffer=2048, seed=None,
-                 patch_size=None, repeat=None):
+                 patch_size=None, repeat=None, augment=True):
     """The tf.data input pipeline of `sritm prepare`'s records.
 
     Args:
@@ -70,12 +78,14 @@ def make_dataset(pattern_or_dir, batch_size, scale, training=True, shuffle_buffe
         batch_size: pairs per batch.
         scale: 2 or 4 (HR patches are `scale`x the LR ones).
         training: repeat forever, shuffle shards and records, random crop (when
-            `patch_size`), flips and rotations, drop the last partial batch;
-            otherwise one pass in file order, no augmentation.
+            `patch_size`), flips and rotations (when `augment`), drop the last
+            partial batch; otherwise one pass in file order, no augmentation.
         shuffle_buffer: records in the shuffle buffer.
         seed: with a seed, the stream of batches is the same on every run.
         patch_size: LR crop side; records must all have the same size without it.
         repeat: override the repetition (default: forever when training).
+        augment: random flips and 90-degree rotations when training (ours; the
+            reference trains without).
 
     Returns:
         A tf.data.Dataset of (sdr_yuv float32 [b, h, w, 3], hdr_yuv float32
@@ -105,7 +115,7 @@ def make_dataset(pattern_or_dir, batch_size, scale, training=True, shuffle_buffe
             element_seed = tf.stack([tf.constant(seed, tf.int64), index])
             if patch_size:
                 sdr, hdr = random_crop_pair(sdr, hdr, patch_size, scale, element_seed + 7)
-            return augment_pair(sdr, hdr, element_seed)
+            return augment_pair(sdr, hdr, element_seed) if augment else (sdr, hdr)
 
         ds = ds.map(_augment, num_parallel_calls=AUTOTUNE)
     elif patch_size:

@@ -3,7 +3,19 @@
 Stage 1 (`pretrain`) trains the network without its modulation branches
 (`build_deep_sritm(modulation=False)`); its weights move by layer name into the
 full network (`transfer_weights`), which stage 2 (`full`) trains. Both stages:
-L2 (MSE) loss on the HR HDR Y'CbCr, Adam, PSNR / SSIM metrics (max_val 1).
+L2 loss on the HR HDR Y'CbCr, Adam, PSNR / SSIM metrics (max_val 1).
+
+Two recipes (`TrainConfig.recipe`):
+
+  ours   (default) Adam (Keras defaults, lr 1e-4 both stages), MSE, Glorot-uniform
+         kernels, random flips / 90-degree rotations, 20000 steps per stage;
+  paper  the authors' `train_base_net.m` / `train_full_net.m` (MatConvNet 1.0-beta25
+         `cnn_train_dag.m`, `+solver/adam.m`): `MatConvNetAdam` (eps 1e-8, biases at
+         0.1x the weights' rate, L2 decay 5e-4 on kernels added to the gradient),
+         `reference_l2_loss`, Xavier-normal kernels (`xavier_normal`), no
+         augmentation, lr 5e-7 for 200 epochs of pre-training, then 1e-7 / 1e-8 /
+         1e-9 for 250 / 10 / 10 epochs of the full network (`paper_schedule`), one
+         epoch = ceil(training records / batch size) steps (`paper_steps`).
 
 The run folder holds:
 
@@ -46,12 +58,13 @@ class TrainConfig:
     skip: str = "classical"           # global residual over the BT.2408 conversion; "bicubic": the paper's
     white_nits: float = 203.0         # SDR white of the classical skip (fine-tuning: the grade's white)
     stage: str = "both"               # pretrain | full | both
-    pretrain_steps: int = 20000
-    steps: int = 20000
+    recipe: str = "ours"              # ours | paper: the authors' optimiser, loss, init, schedule (no augmentation)
+    pretrain_steps: int = None        # None: the recipe's (ours 20000; paper 200 epochs)
+    steps: int = None                 # None: the recipe's (ours 20000; paper 270 epochs)
     batch_size: int = 16
     patch_size: int = None            # LR crop of each record (None: records as they are)
-    lr: float = 1e-4
-    pretrain_lr: float = 1e-4
+    lr: float = None                  # stage 2; None: the recipe's (ours 1e-4; paper 1e-7, then 1e-8, 1e-9)
+    pretrain_lr: float = None         # stage 1; None: the recipe's (ours 1e-4; paper 5e-7)
     checkpoint_every: int = 500       # steps per checkpoint (= Keras epoch)
     seed: int = 0
     shuffle_buffer: int = 2048
@@ -76,6 +89,116 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
         return cls(**values)
+
+
+RECIPES = ("ours", "paper")
+RECIPE_DEFAULTS = {
+    "ours": {"pretrain_lr": 1e-4, "lr": 1e-4, "pretrain_steps": 20000, "steps": 20000},
+    # train_base_net.m: 5e-7 for 200 epochs; train_full_net.m: 1e-7, 1e-8, 1e-9 for 250, 10, 10 epochs.
+    "paper": {"pretrain_lr": 5e-7, "lr": 1e-7, "pretrain_epochs": 200, "epochs": (250, 10, 10)},
+}
+
+
+def paper_steps(records, batch_size):
+    """(pre-training steps, full-network steps) of the paper recipe: the reference's
+    200 and 250 + 10 + 10 epochs, one epoch being one pass over the training
+    records in batches of `batch_size` (`cnn_train_dag.m`: ceil(records / batch)
+    iterations, the last one short), so epochs x ceil(records / batch_size)."""
+    per_epoch = math.ceil(records / batch_size)
+    paper = RECIPE_DEFAULTS["paper"]
+    return paper["pretrain_epochs"] * per_epoch, sum(paper["epochs"]) * per_epoch
+
+
+def resolve_recipe(cfg, count_records):
+    """Fills the fields of `cfg` left None (lr, pretrain_lr, steps, pretrain_steps)
+    with its recipe's values; `count_records()` gives the number of training
+    records, for the paper recipe's epochs (`paper_steps`). Returns `cfg`."""
+    if cfg.recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {RECIPES}, got {cfg.recipe!r}")
+    defaults = dict(RECIPE_DEFAULTS[cfg.recipe])
+    if cfg.recipe == "paper" and (cfg.steps is None or cfg.pretrain_steps is None):
+        defaults["pretrain_steps"], defaults["steps"] = paper_steps(count_records(), cfg.batch_size)
+    for key in ("lr", "pretrain_lr", "steps", "pretrain_steps"):
+        if getattr(cfg, key) is None:
+            setattr(cfg, key, defaults[key])
+    return cfg
+
+
+def paper_schedule(lr, steps):
+    """The full network's learning rate in `train_full_net.m`: `lr` (1e-7) for the
+    first 250 of its 270 epochs, lr / 10 for the next 10, lr / 100 for the last 10,
+    the boundaries at the same fractions of `steps` (whole epochs when `steps`
+    comes from `paper_steps`). Keras calls it with the number of steps done, so
+    step k (0-based) of the first 250 epochs gets `lr`."""
+    first, second, _ = RECIPE_DEFAULTS["paper"]["epochs"]
+    total = sum(RECIPE_DEFAULTS["paper"]["epochs"])
+    boundaries = [round(steps * first / total) - 1, round(steps * (first + second) / total) - 1]
+    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, [lr, lr / 10, lr / 100])
+
+
+@keras.saving.register_keras_serializable(package="sritm_tf")
+class MatConvNetAdam(keras.optimizers.Adam):
+    """Adam as the reference trains with it: MatConvNet 1.0-beta25 `cnn_train_dag.m`
+    (accumulateGradients) calling `+solver/adam.m`, with the per-parameter settings
+    of `train_base_net.m` / `train_full_net.m`.
+
+    For each parameter, the gradient of the batch-averaged loss (MatConvNet's
+    der / batchSize) gets `l2_decay` x value added (weightDecay 5e-4, kernels only;
+    the reference sets biases' weightDecay to 0): L2 regularisation in the gradient,
+    not AdamW's decoupled decay. The step is then Adam's, at `bias_lr_multiplier`
+    (0.1) x the rate for biases (their learningRate 0.1): a per-variable rate, as
+    scaling a gradient would change nothing under Adam. `adam.m` computes
+    lr_t = lr sqrt(1 - b2^t) / (1 - b1^t), w -= lr_t m / (sqrt(v) + eps), which is
+    Keras' Adam update; eps 1e-8 as there (Keras' default is 1e-7).
+    """
+
+    def __init__(self, learning_rate=1e-7, bias_lr_multiplier=0.1, l2_decay=5e-4, epsilon=1e-8, **kwargs):
+        super().__init__(learning_rate=learning_rate, epsilon=epsilon, **kwargs)
+        self.bias_lr_multiplier = bias_lr_multiplier
+        self.l2_decay = l2_decay
+
+    def build(self, var_list):
+        super().build(var_list)
+        # By the Keras variables' names: update_step may get the backend's variable.
+        self._roles = [v.name for v in var_list]
+
+    def update_step(self, gradient, variable, learning_rate):
+        role = self._roles[self._get_variable_index(variable)]
+        if role == "bias":
+            learning_rate = learning_rate * self.bias_lr_multiplier
+        elif role == "kernel":
+            gradient = gradient + self.l2_decay * keras.ops.cast(variable, gradient.dtype)
+        super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self):
+        return {**super().get_config(), "bias_lr_multiplier": self.bias_lr_multiplier, "l2_decay": self.l2_decay}
+
+
+@keras.saving.register_keras_serializable(package="sritm_tf", name="reference_l2_loss")
+def reference_l2_loss(y_true, y_pred):
+    """The reference's training loss (`+dagnn/PSNRLoss.m`), per image: the sum over
+    H, W, C of 0.5 d^2, d = prediction - target; Keras then averages over the batch
+    (MatConvNet's der / batchSize). `PSNRLoss.m` back-propagates d clipped to
+    [-1, 1], the gradient of |d| - 0.5 beyond |d| = 1, so that is the loss there
+    (a Huber loss with delta 1, summed)."""
+    d = keras.ops.abs(keras.ops.cast(y_pred, "float32") - keras.ops.cast(y_true, "float32"))
+    return keras.ops.sum(keras.ops.where(d <= 1.0, 0.5 * d * d, d - 0.5), axis=(1, 2, 3))
+
+
+def xavier_normal(model, seed=None):
+    """Re-draws every Glorot-uniform kernel of `model` (this package's default; the
+    classical skip's zero-initialised last conv stays zero) from Xavier normal,
+    VarianceScaling(1, "fan_avg", "untruncated_normal") = N(0, 2 / (fan_in + fan_out)),
+    fan = k^2 x channels: the reference's `+dagnn/Conv.m` initParams,
+    randn * sqrt(2 / (prod(size(1:3)) + prod(size([1 2 4])))). Biases stay zero, as
+    there. Returns `model`."""
+    init = keras.initializers.VarianceScaling(1.0, "fan_avg", "untruncated_normal",
+                                              seed=keras.random.SeedGenerator(seed))
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D) and isinstance(layer.kernel_initializer,
+                                                                 keras.initializers.GlorotUniform):
+            layer.kernel.assign(init(layer.kernel.shape, layer.kernel.dtype))
+    return model
 
 
 def is_tensorflow():
@@ -149,7 +272,8 @@ def validation_data(cfg):
 
 def crops_dataset(pairs, cfg):
     """Fine-tuning data: `cfg.crops` aligned random crops (`cfg.patch_size` LR pixels,
-    default 48) from in-memory pairs, random flips / rotations, repeated."""
+    default 48) from in-memory pairs, random flips / rotations (none under the paper
+    recipe), repeated."""
     import tensorflow as tf
 
     from sritm_tf.pipeline import augment_pair
@@ -165,8 +289,9 @@ def crops_dataset(pairs, cfg):
         sdr_crops.append(sdr[y:y + patch, x:x + patch])
         hdr_crops.append(hdr[y * s:(y + patch) * s, x * s:(x + patch) * s])
     ds = tf.data.Dataset.from_tensor_slices((np.stack(sdr_crops), np.stack(hdr_crops)))
-    ds = ds.shuffle(len(sdr_crops), seed=cfg.seed).repeat().enumerate()
-    ds = ds.map(lambda i, p: augment_pair(p[0], p[1], tf.stack([tf.constant(cfg.seed, tf.int64), i])))
+    ds = ds.shuffle(len(sdr_crops), seed=cfg.seed).repeat()
+    if cfg.recipe != "paper":
+        ds = ds.enumerate().map(lambda i, p: augment_pair(p[0], p[1], tf.stack([tf.constant(cfg.seed, tf.int64), i])))
     return ds.batch(cfg.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
@@ -278,8 +403,13 @@ def build_model(cfg, modulation=True):
     return model
 
 
-def compile_model(model, lr):
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss="mse", metrics=keras_metrics())
+def compile_model(model, lr, recipe="ours"):
+    """Adam and MSE (ours), or `MatConvNetAdam` and `reference_l2_loss` (paper);
+    `lr` a number or a schedule."""
+    if recipe == "paper":
+        model.compile(optimizer=MatConvNetAdam(lr), loss=reference_l2_loss, metrics=keras_metrics())
+    else:
+        model.compile(optimizer=keras.optimizers.Adam(lr), loss="mse", metrics=keras_metrics())
     return model
 
 
@@ -383,6 +513,21 @@ def train(cfg, strategy=None, extra_callbacks=()):
 def _train(cfg, strategy, extra_callbacks):
     from sritm_tf.pipeline import make_dataset
 
+    from sritm_tf.pipeline import count_records
+
+    records = []
+
+    def count():
+        records.append(cfg.crops if cfg.pairs else count_records(cfg.data))
+        return records[-1]
+
+    resolve_recipe(cfg, count)
+    if cfg.recipe == "paper":
+        epoch = ""
+        if records:
+            epoch = f"{math.ceil(records[-1] / cfg.batch_size)} steps per epoch ({records[-1]} records), "
+        print(f"recipe paper: {epoch}pre-training {cfg.pretrain_steps} steps at {cfg.pretrain_lr:g}, "
+              f"full network {cfg.steps} steps at {cfg.lr:g} / {cfg.lr / 10:g} / {cfg.lr / 100:g}", flush=True)
     strategy = strategy if strategy is not None else get_strategy()
     worker_index, chief = worker_info()
     os.makedirs(cfg.run_dir, exist_ok=True)
@@ -394,14 +539,23 @@ def _train(cfg, strategy, extra_callbacks):
         if cfg.pairs:
             return crops_dataset(load_pairs(cfg.pairs, cfg.scale), cfg)
         return make_dataset(cfg.data, cfg.batch_size, cfg.scale, training=True,
-                            shuffle_buffer=cfg.shuffle_buffer, seed=cfg.seed, patch_size=cfg.patch_size)
+                            shuffle_buffer=cfg.shuffle_buffer, seed=cfg.seed, patch_size=cfg.patch_size,
+                            augment=not paper)
+
+    paper = cfg.recipe == "paper"
+
+    def new_model(modulation, lr):
+        model = build_model(cfg, modulation=modulation)
+        if paper:
+            xavier_normal(model)  # seeded by keras.utils.set_random_seed below
+        return compile_model(model, lr, cfg.recipe)
 
     pretrain_path = os.path.join(cfg.run_dir, "pretrain.weights.h5")
     model = None
     if cfg.stage in ("pretrain", "both") and not os.path.exists(pretrain_path):
         keras.utils.set_random_seed(cfg.seed)
         with _Scope(strategy):
-            model = compile_model(build_model(cfg, modulation=False), cfg.pretrain_lr)
+            model = new_model(False, cfg.pretrain_lr)
             if cfg.init:
                 load_init_weights(model, cfg.init)
         fit_stage(model, dataset(), val_ds, cfg, os.path.join(cfg.run_dir, "pretrain"),
@@ -411,7 +565,7 @@ def _train(cfg, strategy, extra_callbacks):
     if cfg.stage in ("full", "both"):
         keras.utils.set_random_seed(cfg.seed + 1)
         with _Scope(strategy):
-            pretrained, model = model, compile_model(build_model(cfg, modulation=True), cfg.lr)
+            pretrained, model = model, new_model(True, paper_schedule(cfg.lr, cfg.steps) if paper else cfg.lr)
             if pretrained is not None:  # stage 1 just ran here
                 transfer_weights(pretrained, model)
             elif os.path.exists(pretrain_path) and not cfg.init:
@@ -439,6 +593,6 @@ def save_final(model, cfg):
     plain = model
     if model.get_layer("base_conv1").dtype_policy.name != "float32":  # mixed precision: save float32
         plain = plain_copy(model, cfg)
-        compile_model(plain, cfg.lr)  # final.keras loads compiled, as a float32 run's does
+        compile_model(plain, cfg.lr, cfg.recipe)  # final.keras loads compiled, as a float32 run's does
     _save_atomic(plain.save, os.path.join(cfg.run_dir, "final.keras"))
     save_weights_npz(plain, os.path.join(cfg.run_dir, f"deep_sritm_x{cfg.scale}.npz"))

@@ -1,6 +1,7 @@
 """`sritm eval PAIRS_DIR`: PSNR, SSIM, MS-SSIM, mPSNR and dE_ITP of the network
 against the BT.2408 and oracle global-curve baselines on graded SDR/HDR10 pairs
-(see `sritm_tf.evaluate`)."""
+(see `sritm_tf.evaluate`). `--protocol paper` scores as the authors' `test_yuv.m`
+does: PSNR, MATLAB SSIM and `mPSNR_HDR.m` on 4:2:0 narrow-range Y'CbCr codes."""
 import json
 import os
 import sys
@@ -22,6 +23,10 @@ def register(subparsers):
                         "with (default 203); auto: per frame, the white that fits its HDR best at gamma 2.4")
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
                    help="network compute precision (default auto: bf16 where the CPU or GPU has bfloat16 units)")
+    p.add_argument("--protocol", choices=["ours", "paper"], default="ours",
+                   help="ours (default): PQ R'G'B' / full-range Y'CbCr after 10-bit rounding, dE_ITP; paper: the "
+                        "authors' test_yuv.m (narrow-range 4:2:0 Y'CbCr codes / 1023 of the unrounded prediction, "
+                        "MATLAB ssim, mPSNR_HDR.m), to compare with the paper's tables")
     p.add_argument("--json", metavar="PATH", help="also write the rows and means to this JSON file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=run)
@@ -70,18 +75,20 @@ def run(args):
         except (FileNotFoundError, ValueError) as err:
             raise UserError(str(err)) from None
         print(f"network in {chosen} ({why})", file=sys.stderr)
-        predict = evaluate.model_predictor(model, tile)
+        predictor = evaluate.model_yuv_predictor if args.protocol == "paper" else evaluate.model_predictor
+        predict = predictor(model, tile)
 
     try:
         rows = evaluate.evaluate(args.pairs_dir, args.scale, predict, crop,
                                  progress=lambda name: print(f"{name} done", file=sys.stderr, flush=True),
-                                 white_nits=white)
+                                 white_nits=white, protocol=args.protocol)
     except ValueError as err:
         raise UserError(str(err)) from None
     print(evaluate.format_table(rows))
 
     if args.json:
-        result = {"scale": args.scale, "crop": crop, "weights": args.weights, "white_nits": white,
+        result = {"scale": args.scale, "protocol": args.protocol, "crop": crop, "weights": args.weights,
+                  "white_nits": white,
                   "rows": rows, "mean": evaluate.mean_rows(rows)}
         with atomic_path(args.json) as tmp, open(tmp, "w") as f:
             json.dump(result, f, indent=1)

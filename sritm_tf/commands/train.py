@@ -4,6 +4,7 @@
     sritm train RUN/config.yaml [--steps M ...]          # a saved config; flags override
     sritm train --init WEIGHTS --pairs DIR --run-dir RUN  # fine-tune to a few graded pairs
     sritm train DATA_X4 --scale 4 --stage full --init deep_sritm_x2.npz   # x4 started from x2
+    sritm train DATA_DIR --recipe paper --skip bicubic    # the authors' recipe and network
 """
 import os
 
@@ -22,12 +23,22 @@ def register(subparsers):
     p.add_argument("--run-dir", help="output folder (default runs/sritm)")
     p.add_argument("--stage", choices=["pretrain", "full", "both"],
                    help="pre-training without modulation, the full network, or both in turn (default both)")
-    p.add_argument("--pretrain-steps", type=int, help="stage 1 steps (default 20000)")
-    p.add_argument("--steps", type=int, help="stage 2 steps (default 20000; fine-tuning 150)")
+    p.add_argument("--recipe", choices=["ours", "paper"],
+                   help="ours (default): Adam lr 1e-4, MSE, Glorot-uniform init, random flips and rotations; "
+                        "paper: the authors' train_base_net.m / train_full_net.m (Adam eps 1e-8, biases at 0.1x the "
+                        "rate, L2 decay 5e-4 on kernels, 0.5 x summed squared error, Xavier-normal init, no "
+                        "augmentation, lr 5e-7 then 1e-7 / 1e-8 / 1e-9 over the reference's epochs)")
+    p.add_argument("--pretrain-steps", type=int,
+                   help="stage 1 steps (default 20000; --recipe paper: 200 epochs of the records)")
+    p.add_argument("--steps", type=int,
+                   help="stage 2 steps (default 20000; fine-tuning 150; --recipe paper: 270 epochs of the records)")
     p.add_argument("--batch-size", type=int, help="global batch size (default 16; fine-tuning 4)")
     p.add_argument("--patch-size", type=int, help="random LR crop of each record (default: whole record)")
-    p.add_argument("--lr", type=float, help="Adam learning rate of stage 2 (default 1e-4; fine-tuning 2e-5)")
-    p.add_argument("--pretrain-lr", type=float, help="Adam learning rate of stage 1 (default 1e-4)")
+    p.add_argument("--lr", type=float,
+                   help="Adam learning rate of stage 2 (default 1e-4; fine-tuning 2e-5; --recipe paper: 1e-7, "
+                        "divided by 10 and 100 for the last 20 of its 270 epochs)")
+    p.add_argument("--pretrain-lr", type=float,
+                   help="Adam learning rate of stage 1 (default 1e-4; --recipe paper: 5e-7)")
     p.add_argument("--scale", type=int, choices=[2, 4], help="upscaling factor (default 2)")
     p.add_argument("--channels", type=int, help="feature channels (default 64)")
     p.add_argument("--m", type=int, help="base/detail block pairs (default 3)")
