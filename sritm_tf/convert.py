@@ -7,8 +7,9 @@ PQ R'G'B', `scale`x larger -> PQ R'G'B' clipped to [0, 1] -> the output file:
 - `.png`: 16-bit RGB, BT.2020, PQ, full range (10-bit codes scaled to 16 bits,
   see `sritm_tf.imageio`);
 - `.yuv`: raw yuv420p10le, BT.2020 NCL, limited range, no header;
-- `.mp4` / `.mkv`: HEVC Main10 HDR10 (x265), with MaxCLL / MaxFALL measured on
-  the converted frames and the source's audio.
+- `.mp4` / `.mkv`: HEVC Main10 HDR10 (x265, fed through a pipe as the frames are
+  converted: no uncompressed intermediate), with MaxCLL / MaxFALL measured on the
+  converted frames and written into the stream at the end, and the source's audio.
 
 `baseline=True` replaces the network by the classical mapping: bicubic upscale,
 then SDR placed in HDR10 at `white_nits` (`colour.sdr_to_hdr10_baseline`).
@@ -121,7 +122,11 @@ class FrameConverter:
         if not 0 < white_nits <= colour.PQ_PEAK or not 0 < peak_nits <= colour.PQ_PEAK:
             raise InputError(f"white and peak levels must be in (0, 10000] cd/m2, got {white_nits} and {peak_nits}")
         self.scale, self.baseline, self.white_nits = scale, baseline, white_nits
-        self.pq_peak = float(colour.pq_inverse_eotf(peak_nits))
+        # The cap as a float32 rounded down, so that no output pixel decodes brighter than peak_nits
+        # (rounded up, 1000 cd/m2 became a MaxCLL of 1001 and a 4000 cd/m2 mastering display).
+        peak = float(colour.pq_inverse_eotf(peak_nits))
+        cap = np.float32(peak)
+        self.pq_peak = cap if float(cap) <= peak else np.nextafter(cap, np.float32(0))
         if not baseline:
             from sritm_tf import pretrained
 
@@ -139,7 +144,7 @@ class FrameConverter:
         else:
             hdr_yuv = self.predict(colour.sdr_rgb_to_model_yuv(rgb).astype(np.float32))
             pq = colour.model_yuv_to_pq2020_rgb(hdr_yuv)
-        return np.minimum(pq, self.pq_peak).astype(np.float32)
+        return np.minimum(pq.astype(np.float32), self.pq_peak)
 
 
 def _is_image(path):
@@ -258,6 +263,37 @@ def _run_pipeline(source, convert, write, progress=True, desc=None):
     return count
 
 
+def encode_frames(source, writer, convert, progress=True, desc=None):
+    """Converts the frames of `source` and hands each to `writer` as it is made: the
+    frames are never all held, in memory or on disk (a few in flight in the stage queues).
+
+    Args:
+        source: iterable of (rgb, pts) with `frame_rate`, `time_base` and `frame_count`
+            (a `video.VideoSource`, or any range of frames, such as one segment of a title).
+        writer: `video.HevcWriter` or `video.Yuv420p10Writer`: closed at the end, aborted
+            if anything fails.
+        convert: a `FrameConverter`.
+
+    Returns:
+        (frames written, `video.LightLevels` of them).
+    """
+    levels = video.LightLevels()
+
+    def write(pq, pts):
+        levels.update(pq)
+        writer.write(pq, pts)
+
+    try:
+        frames = _run_pipeline(source, convert, write, progress, desc)
+        if frames == 0:
+            raise InputError(f"{getattr(source, 'path', 'input')}: no video frames decoded")
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return frames, levels
+
+
 def convert_video(input, output, scale=2, weights=None, baseline=False, overwrite=False,
                   tile=None, format=None, size=None, fps=None, white_nits=203.0, peak_nits=PEAK_NITS,
                   precision="fp32",
@@ -292,31 +328,17 @@ def convert_video(input, output, scale=2, weights=None, baseline=False, overwrit
     check_output(output, overwrite)
     convert = FrameConverter(scale, weights, baseline, tile, white_nits, peak_nits, precision)
     width, height = source.width * scale, source.height * scale
-    levels = video.LightLevels()
-    writer_class = video.Yuv420p10Writer if fmt == "yuv" else video.NutWriter
     with disk_full_is_one_line(output), fileio.atomic_path(output) as tmp:
-        intermediate = tmp if fmt == "yuv" else tmp + ".nut"
-        writer = writer_class(intermediate, width, height, source.frame_rate, source.time_base)
-
-        def write(pq, pts):
-            levels.update(pq)
-            writer.write(pq, pts)
-
-        try:
-            try:
-                frames = _run_pipeline(source, convert, write, progress, desc=os.path.basename(input))
-            finally:
-                writer.close()
-            if frames == 0:
-                raise InputError(f"{input}: no video frames decoded")
-            if fmt != "yuv":
-                video.encode_hdr10(intermediate, tmp, CONTAINERS[fmt], levels,
-                                   source=input if source.has_audio else None, crf=crf, preset=preset,
-                                   video_offset=source.start_offset, audio_codecs=source.audio_codecs,
-                                   name=output)
-        finally:
-            if intermediate != tmp:
-                fileio.remove(intermediate)
+        if fmt == "yuv":
+            writer = video.Yuv420p10Writer(tmp, width, height)
+        else:
+            writer = video.HevcWriter(tmp, width, height, source.frame_rate, source.time_base, CONTAINERS[fmt],
+                                      crf, preset, video_offset=source.start_offset,
+                                      audio_source=input if source.has_audio else None,
+                                      audio_codecs=source.audio_codecs, name=output)
+        frames, levels = encode_frames(source, writer, convert, progress, desc=os.path.basename(input))
+        if fmt != "yuv":
+            video.write_light_levels(tmp, levels, name=output)  # MaxCLL / MaxFALL are known now
     result = {"frames": frames, "width": width, "height": height,
               "max_cll": levels.max_cll, "max_fall": levels.max_fall}
     if getattr(source, "truncated", None):
