@@ -106,9 +106,17 @@ def bicubic_upscale(rgb, scale):
     return np.clip(np.asarray(up)[0], 0.0, 1.0)
 
 
+def check_transfer(transfer):
+    """Refuses an output transfer other than "pq" (HDR10) and "hlg" (BT.2100 HLG)."""
+    if transfer not in colour.TRANSFERS:
+        raise InputError(f"--transfer: expected one of {', '.join(colour.TRANSFERS)}, got {transfer!r}")
+    return transfer
+
+
 class FrameConverter:
     """Callable: SDR R'G'B' frame (uint8, or float in [0, 1]) -> HDR10 PQ BT.2020
-    R'G'B' float32 in [0, 1], `scale`x larger.
+    R'G'B' float32 in [0, 1], `scale`x larger; with `transfer="hlg"`, that PQ frame
+    transcoded to BT.2100 HLG for a 1000 cd/m2 display (`colour.pq_to_hlg`).
 
     `weights`: path of weights or a loaded keras.Model (see
     `pretrained.load_model`); `precision`: "fp32" or "bf16" (`sritm_tf.precision`);
@@ -116,7 +124,8 @@ class FrameConverter:
     """
 
     def __init__(self, scale=2, weights=None, baseline=False, tile=None, white_nits=203.0,
-                 peak_nits=PEAK_NITS, precision="fp32"):
+                 peak_nits=PEAK_NITS, precision="fp32", transfer="pq"):
+        self.transfer = check_transfer(transfer)
         if scale not in (2, 4):
             raise InputError(f"scale must be 2 or 4, got {scale}")
         if not 0 < white_nits <= colour.PQ_PEAK or not 0 < peak_nits <= colour.PQ_PEAK:
@@ -144,7 +153,8 @@ class FrameConverter:
         else:
             hdr_yuv = self.predict(colour.sdr_rgb_to_model_yuv(rgb).astype(np.float32))
             pq = colour.model_yuv_to_pq2020_rgb(hdr_yuv)
-        return np.minimum(pq.astype(np.float32), self.pq_peak)
+        pq = np.minimum(pq.astype(np.float32), self.pq_peak)
+        return pq if self.transfer == "pq" else colour.pq_to_hlg(pq).astype(np.float32)
 
 
 def _is_image(path):
@@ -152,7 +162,7 @@ def _is_image(path):
 
 
 def convert_image(input, output, scale=2, weights=None, baseline=False, overwrite=False,
-                  tile=None, white_nits=203.0, peak_nits=PEAK_NITS, precision="fp32"):
+                  tile=None, white_nits=203.0, peak_nits=PEAK_NITS, precision="fp32", transfer="pq"):
     """Converts an 8-bit SDR image to a `scale`x larger 16-bit HDR10 PNG.
 
     Args:
@@ -166,9 +176,11 @@ def convert_image(input, output, scale=2, weights=None, baseline=False, overwrit
         white_nits: SDR reference white, cd/m2 (the classical skip's and the baseline's).
         peak_nits: no output pixel brighter, cd/m2.
         precision: "fp32" or "bf16" (`sritm_tf.precision`).
+        transfer: "pq" (HDR10) or "hlg" (BT.2100 HLG, 1000 cd/m2 nominal peak); the
+            PNG's cICP chunk signals it.
 
     Returns:
-        The PQ BT.2020 R'G'B' written, float32 (sH, sW, 3).
+        The BT.2020 R'G'B' written (PQ or HLG), float32 (sH, sW, 3).
     """
     input, output = os.fspath(input), os.fspath(output)
     check_input(input)
@@ -176,10 +188,10 @@ def convert_image(input, output, scale=2, weights=None, baseline=False, overwrit
     if output_format(output) != "png":
         raise InputError(f"{output}: convert_image writes .png; use convert_video for .yuv/.mp4/.mkv")
     check_output(output, overwrite)
-    pq = FrameConverter(scale, weights, baseline, tile, white_nits, peak_nits, precision)(rgb)
+    signal = FrameConverter(scale, weights, baseline, tile, white_nits, peak_nits, precision, transfer)(rgb)
     with disk_full_is_one_line(output):
-        imageio.write_hdr_png(output, pq)
-    return pq
+        imageio.write_hdr_png(output, signal, transfer)
+    return signal
 
 
 def open_source(input, size=None, fps=None, allow_truncated=False):
@@ -275,13 +287,14 @@ def encode_frames(source, writer, convert, progress=True, desc=None):
         convert: a `FrameConverter`.
 
     Returns:
-        (frames written, `video.LightLevels` of them).
+        (frames written, `video.LightLevels` of them; None for HLG, which has no such metadata).
     """
-    levels = video.LightLevels()
+    levels = video.LightLevels() if getattr(convert, "transfer", "pq") == "pq" else None
 
-    def write(pq, pts):
-        levels.update(pq)
-        writer.write(pq, pts)
+    def write(signal, pts):
+        if levels is not None:
+            levels.update(signal)
+        writer.write(signal, pts)
 
     try:
         frames = _run_pipeline(source, convert, write, progress, desc)
@@ -297,7 +310,7 @@ def encode_frames(source, writer, convert, progress=True, desc=None):
 def convert_video(input, output, scale=2, weights=None, baseline=False, overwrite=False,
                   tile=None, format=None, size=None, fps=None, white_nits=203.0, peak_nits=PEAK_NITS,
                   precision="fp32",
-                  progress=True, crf=18, preset="medium", allow_truncated=False):
+                  progress=True, crf=18, preset="medium", allow_truncated=False, transfer="pq"):
     """Converts an SDR video to HDR10, `scale`x larger, keeping the source frame rate,
     timestamps and audio.
 
@@ -314,19 +327,22 @@ def convert_video(input, output, scale=2, weights=None, baseline=False, overwrit
         crf, preset: x265's (checked before any frame is decoded).
         allow_truncated: convert the frames of a damaged or truncated video that
             decode, instead of failing.
+        transfer: "pq" (HDR10) or "hlg" (BT.2100 HLG, 1000 cd/m2 nominal peak,
+            signalled arib-std-b67 / bt2020 / bt2020nc, no HDR10 static metadata).
 
     Returns:
-        A dict: frames, width, height, max_cll, max_fall (cd/m2), and truncated
-        (frames decoded, frames the container lists) if it was.
+        A dict: frames, width, height, max_cll, max_fall (cd/m2; PQ only), and
+        truncated (frames decoded, frames the container lists) if it was.
     """
     input, output = os.fspath(input), os.fspath(output)
     video.check_encoder(crf, preset)  # before any frame is decoded
+    check_transfer(transfer)
     source = open_source(input, size, fps, allow_truncated)
     fmt = output_format(output, format)
     if fmt == "png":
         raise InputError(f"{output}: a video is converted to .yuv, .mp4 or .mkv, not .png")
     check_output(output, overwrite)
-    convert = FrameConverter(scale, weights, baseline, tile, white_nits, peak_nits, precision)
+    convert = FrameConverter(scale, weights, baseline, tile, white_nits, peak_nits, precision, transfer)
     width, height = source.width * scale, source.height * scale
     with disk_full_is_one_line(output), fileio.atomic_path(output) as tmp:
         if fmt == "yuv":
@@ -335,12 +351,13 @@ def convert_video(input, output, scale=2, weights=None, baseline=False, overwrit
             writer = video.HevcWriter(tmp, width, height, source.frame_rate, source.time_base, CONTAINERS[fmt],
                                       crf, preset, video_offset=source.start_offset,
                                       audio_source=input if source.has_audio else None,
-                                      audio_codecs=source.audio_codecs, name=output)
+                                      audio_codecs=source.audio_codecs, name=output, transfer=transfer)
         frames, levels = encode_frames(source, writer, convert, progress, desc=os.path.basename(input))
-        if fmt != "yuv":
+        if fmt != "yuv" and levels is not None:
             video.write_light_levels(tmp, levels, name=output)  # MaxCLL / MaxFALL are known now
-    result = {"frames": frames, "width": width, "height": height,
-              "max_cll": levels.max_cll, "max_fall": levels.max_fall}
+    result = {"frames": frames, "width": width, "height": height}
+    if levels is not None:
+        result.update(max_cll=levels.max_cll, max_fall=levels.max_fall)
     if getattr(source, "truncated", None):
         result["truncated"] = source.truncated
     return result

@@ -226,7 +226,8 @@ class ImageSource:
 # ---------------------------------------------------------------------------
 def pq_rgb_to_yuv420p10(pq_rgb):
     """PQ BT.2020 R'G'B' (H, W, 3) in [0, 1] -> (Y, Cb, Cr) uint16 planes, 10-bit
-    limited range BT.2020 NCL, chroma 2x2-averaged (even H, W)."""
+    limited range BT.2020 NCL, chroma 2x2-averaged (even H, W). HLG R'G'B' takes the
+    same matrix and quantisation (BT.2100-2 Tables 6 and 9)."""
     ycbcr = colour.rgb_to_ycbcr(pq_rgb, "bt2020")
     luma = colour.quantize(ycbcr[..., 0], 10, full_range=False, kind="rgb")  # 219 E + 16, same as Y'
     cb, cr = colour.chroma_444_to_420(ycbcr[..., 1]), colour.chroma_444_to_420(ycbcr[..., 2])
@@ -378,7 +379,7 @@ class HevcWriter:
     ffmpeg/libx265 encodes into `path` ("mp4" or "matroska" `container`): BT.2020 /
     PQ / BT.2020 NCL tags, limited range, centre chroma, the mastering display and
     content light level SEI (with placeholders until `write_light_levels`), at every
-    keyframe. No uncompressed frame reaches the disk: in flight are the pipe's buffer,
+    keyframe. `transfer="hlg"`: BT.2100 HLG frames, tagged arib-std-b67, no HDR10 SEI. No uncompressed frame reaches the disk: in flight are the pipe's buffer,
     ffmpeg's input probe and x265's lookahead, all in memory.
 
     Audio streams of `audio_source` (if given) are muxed in, copied (AAC where MP4 cannot
@@ -389,17 +390,18 @@ class HevcWriter:
     """
 
     def __init__(self, path, width, height, frame_rate, time_base, container="mp4", crf=18, preset="medium",
-                 video_offset=0.0, audio_source=None, audio_codecs=(), name=None):
+                 video_offset=0.0, audio_source=None, audio_codecs=(), name=None, transfer="pq"):
         _require("ffmpeg")
         check_encoder(crf, preset)
         self.path = os.fspath(path)
         self.name = os.fspath(name or path)
-        x265_params = ":".join([
-            "hdr10=1", "repeat-headers=1", "log-level=error",
-            "colorprim=bt2020", "transfer=smpte2084", "colormatrix=bt2020nc", "range=limited", "chromaloc=1",
-            f"master-display={master_display(PLACEHOLDER_PEAK)}",
-            "max-cll={},{}".format(*PLACEHOLDER_LIGHT),
-        ])
+        _, trc = colour.TRANSFERS[transfer]
+        params = ["repeat-headers=1", "log-level=error", "colorprim=bt2020", f"transfer={trc}",
+                  "colormatrix=bt2020nc", "range=limited", "chromaloc=1"]
+        if transfer == "pq":  # HDR10 static metadata; HLG has none (BT.2100 HLG is scene referred)
+            params += ["hdr10=1", f"master-display={master_display(PLACEHOLDER_PEAK)}",
+                       "max-cll={},{}".format(*PLACEHOLDER_LIGHT)]
+        x265_params = ":".join(params)
         cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-itsoffset", f"{video_offset:.6f}",
                "-f", "nut", "-i", "pipe:0"]
         if audio_source is not None and audio_codecs:
@@ -410,7 +412,7 @@ class HevcWriter:
             cmd += ["-map", "0:v:0"]
         cmd += ["-c:v", "libx265", "-pix_fmt", "yuv420p10le", "-profile:v", "main10",
                 "-preset", preset, "-crf", str(crf), "-x265-params", x265_params,
-                "-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc",
+                "-color_primaries", "bt2020", "-color_trc", trc, "-colorspace", "bt2020nc",
                 "-color_range", "tv", "-chroma_sample_location", "center", "-fps_mode", "passthrough",
                 "-enc_time_base", "-1"]  # the NUT stream's time base (the source's): timestamps kept
         if container == "mp4":

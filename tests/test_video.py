@@ -310,3 +310,68 @@ def test_peak_cap_gives_max_cll_of_the_peak_not_one_more(peak):
     levels.update(pq)
     assert pq.dtype == np.float32 and levels.max_cll == peak and levels.peak > peak - 0.01
     assert video.mastering_peak(levels.max_cll) == (1000 if peak <= 1000 else 4000)
+
+
+# ---------------------------------------------------------------------------
+# --transfer hlg: BT.2100 HLG output (issue 14, item 3)
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def hlg_frames(sdr_clip, tiny_model, expected_frames):
+    """The converter's PQ frames transcoded to HLG for a 1000 cd/m2 display."""
+    return [colour.pq_to_hlg(pq).astype(np.float32) for pq in expected_frames]
+
+
+@pytest.mark.parametrize("name", ["hlg.mkv", "hlg.mp4"])
+def test_hlg_hevc_is_signalled_and_has_no_hdr10_metadata(sdr_clip, tiny_model, hlg_frames, tmp_path, name):
+    out = tmp_path / name
+    result = convert.convert_video(sdr_clip, out, weights=tiny_model, tile=20, progress=False, preset="ultrafast",
+                                   transfer="hlg")
+    assert result == {"frames": FRAMES, "width": 2 * WIDTH, "height": 2 * HEIGHT}  # no MaxCLL / MaxFALL
+    streams = probe_json(out, "-show_streams")["streams"]
+    v = next(s for s in streams if s["codec_type"] == "video")
+    assert (v["codec_name"], v["profile"], v["pix_fmt"]) == ("hevc", "Main 10", "yuv420p10le")
+    assert (v["color_transfer"], v["color_primaries"], v["color_space"], v["color_range"]) == (
+        "arib-std-b67", "bt2020", "bt2020nc", "tv")
+    assert [s["codec_name"] for s in streams if s["codec_type"] == "audio"] == ["aac"]
+    frame = probe_json(out, "-select_streams", "v:0", "-show_frames", "-read_intervals", "%+#1")["frames"][0]
+    assert frame["color_transfer"] == "arib-std-b67"  # in the HEVC VUI too, not only the container
+    sides = {d["side_data_type"] for d in frame.get("side_data_list", [])}
+    assert not sides & {"Mastering display metadata", "Content light level metadata"}, sides
+    for planes, hlg in zip(decoded_yuv_planes(out), hlg_frames):
+        for got, want in zip(planes, video.pq_rgb_to_yuv420p10(hlg)):
+            mse = np.mean((got - want.astype(np.int64)) ** 2)
+            assert 10 * np.log10(1023**2 / max(mse, 1e-9)) > 38
+    assert os.listdir(tmp_path) == [name]
+
+
+def test_hlg_yuv_is_exact(sdr_clip, tiny_model, hlg_frames, tmp_path):
+    out = tmp_path / "hlg.yuv"
+    convert.convert_video(sdr_clip, out, weights=tiny_model, tile=20, progress=False, transfer="hlg")
+    want = np.concatenate([np.concatenate([p.ravel() for p in video.pq_rgb_to_yuv420p10(f)]) for f in hlg_frames])
+    np.testing.assert_array_equal(np.fromfile(out, "<u2"), want)
+    assert want.max() > 700  # HLG: the highlights near the top of the code range, 1000 cd/m2 = code 940
+
+
+def test_hlg_png_has_cicp_and_hlg_codes(tmp_path, capsys):
+    """16-bit PNG, HLG codes, and a cICP chunk (BT.2020, HLG, RGB, full range) that libavcodec reads back
+    (the ffprobe 5.1 of the build machine predates cICP; PyAV's libavcodec reads it)."""
+    import av
+
+    from sritm_tf import imageio
+
+    sdr = np.random.default_rng(3).integers(0, 256, (10, 12, 3), dtype=np.uint8)
+    imageio.write_image(tmp_path / "sdr.png", sdr)
+    code = cli.main(["convert", str(tmp_path / "sdr.png"), "-o", str(tmp_path / "hlg.png"), "--baseline",
+                     "--transfer", "hlg", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    png = (tmp_path / "hlg.png").read_bytes()
+    assert imageio.png_cicp(png) == (9, 18, 0, 1)
+    pq = convert.FrameConverter(baseline=True)(sdr)
+    want = imageio.hdr_codes16(colour.pq_to_hlg(pq).astype(np.float32))
+    np.testing.assert_array_equal(imageio.read_image(tmp_path / "hlg.png"), want)
+    with av.open(str(tmp_path / "hlg.png")) as container:
+        frame = next(container.decode(video=0))
+    assert (frame.color_primaries, frame.color_trc, frame.colorspace, frame.format.name) == (9, 18, 0, "rgb48be")
+    # PQ output says PQ (16) the same way.
+    convert.convert_image(tmp_path / "sdr.png", tmp_path / "pq.png", baseline=True)
+    assert imageio.png_cicp((tmp_path / "pq.png").read_bytes()) == (9, 16, 0, 1)
