@@ -122,6 +122,27 @@ def hlg_inverse_eotf(F_D, L_W=1000.0, L_B=0.0):
     return (hlg_oetf(scale * F_D / L_W) - beta) / (1 - beta)
 
 
+
+#: Output transfers of the converter: BT.2100-2 Table 4 (PQ) and Table 5 (HLG), with the
+#: H.273 / ISO/IEC 23091-2 TransferCharacteristics codes that signal them (16, 18) and ffmpeg's names.
+TRANSFERS = {"pq": (16, "smpte2084"), "hlg": (18, "arib-std-b67")}
+#: Nominal peak of the HLG display that PQ output is transcoded for (BT.2100-2 Table 5 L_W, BT.2390 7.2).
+HLG_NOMINAL_PEAK = 1000.0
+
+
+def pq_to_hlg(pq_rgb, L_W=HLG_NOMINAL_PEAK):
+    """PQ R'G'B' -> HLG R'G'B', the display-light transcoding of ITU-R BT.2390-11
+    clause 7: PQ EOTF (BT.2100-2 Table 4) to display light F_D, clipped to the HLG
+    display's nominal peak L_W (no HLG signal reaches above it), then the inverse HLG
+    reference EOTF of Table 5 for that display (inverse OOTF with system gamma
+    1.2 + 0.42 log10(L_W / 1000): 1.2 at 1000 cd/m2; L_B = 0; inverse OETF). The
+    reference HLG display of peak L_W shows the same light as the PQ display did.
+
+    Input: PQ R'G'B' (..., 3) in [0, 1]. Output: HLG R'G'B' in [0, 1].
+    """
+    display = np.minimum(pq_eotf(pq_rgb), L_W)
+    return np.clip(hlg_inverse_eotf(display, L_W=L_W), 0.0, 1.0)
+
 # ---------------------------------------------------------------------------
 # SDR transfer functions
 # ---------------------------------------------------------------------------

@@ -7,8 +7,9 @@ PQ R'G'B', `scale`x larger -> PQ R'G'B' clipped to [0, 1] -> the output file:
 - `.png`: 16-bit RGB, BT.2020, PQ, full range (10-bit codes scaled to 16 bits,
   see `sritm_tf.imageio`);
 - `.yuv`: raw yuv420p10le, BT.2020 NCL, limited range, no header;
-- `.mp4` / `.mkv`: HEVC Main10 HDR10 (x265), with MaxCLL / MaxFALL measured on
-  the converted frames and the source's audio.
+- `.mp4` / `.mkv`: HEVC Main10 HDR10 (x265, fed through a pipe as the frames are
+  converted: no uncompressed intermediate), with MaxCLL / MaxFALL measured on the
+  converted frames and written into the stream at the end, and the source's audio.
 
 `baseline=True` replaces the network by the classical mapping: bicubic upscale,
 then SDR placed in HDR10 at `white_nits` (`colour.sdr_to_hdr10_baseline`).
@@ -105,9 +106,17 @@ def bicubic_upscale(rgb, scale):
     return np.clip(np.asarray(up)[0], 0.0, 1.0)
 
 
+def check_transfer(transfer):
+    """Refuses an output transfer other than "pq" (HDR10) and "hlg" (BT.2100 HLG)."""
+    if transfer not in colour.TRANSFERS:
+        raise InputError(f"--transfer: expected one of {', '.join(colour.TRANSFERS)}, got {transfer!r}")
+    return transfer
+
+
 class FrameConverter:
     """Callable: SDR R'G'B' frame (uint8, or float in [0, 1]) -> HDR10 PQ BT.2020
-    R'G'B' float32 in [0, 1], `scale`x larger.
+    R'G'B' float32 in [0, 1], `scale`x larger; with `transfer="hlg"`, that PQ frame
+    transcoded to BT.2100 HLG for a 1000 cd/m2 display (`colour.pq_to_hlg`).
 
     `weights`: path of weights or a loaded keras.Model (see
     `pretrained.load_model`); `precision`: "fp32", "bf16" (`sritm_tf.precision`)
@@ -117,13 +126,18 @@ class FrameConverter:
     """
 
     def __init__(self, scale=2, weights=None, baseline=False, tile=None, white_nits=203.0,
-                 peak_nits=PEAK_NITS, precision="fp32", engine="tf"):
+                 peak_nits=PEAK_NITS, precision="fp32", engine="tf", transfer="pq"):
+        self.transfer = check_transfer(transfer)
         if scale not in (2, 4):
             raise InputError(f"scale must be 2 or 4, got {scale}")
         if not 0 < white_nits <= colour.PQ_PEAK or not 0 < peak_nits <= colour.PQ_PEAK:
             raise InputError(f"white and peak levels must be in (0, 10000] cd/m2, got {white_nits} and {peak_nits}")
         self.scale, self.baseline, self.white_nits = scale, baseline, white_nits
-        self.pq_peak = float(colour.pq_inverse_eotf(peak_nits))
+        # The cap as a float32 rounded down, so that no output pixel decodes brighter than peak_nits
+        # (rounded up, 1000 cd/m2 became a MaxCLL of 1001 and a 4000 cd/m2 mastering display).
+        peak = float(colour.pq_inverse_eotf(peak_nits))
+        cap = np.float32(peak)
+        self.pq_peak = cap if float(cap) <= peak else np.nextafter(cap, np.float32(0))
         if not baseline:
             from sritm_tf import pretrained
 
@@ -146,7 +160,8 @@ class FrameConverter:
         else:
             hdr_yuv = self.predict(colour.sdr_rgb_to_model_yuv(rgb).astype(np.float32))
             pq = colour.model_yuv_to_pq2020_rgb(hdr_yuv)
-        return np.minimum(pq, self.pq_peak).astype(np.float32)
+        pq = np.minimum(pq.astype(np.float32), self.pq_peak)
+        return pq if self.transfer == "pq" else colour.pq_to_hlg(pq).astype(np.float32)
 
 
 def _is_image(path):
@@ -154,7 +169,7 @@ def _is_image(path):
 
 
 def convert_image(input, output, scale=2, weights=None, baseline=False, overwrite=False,
-                  tile=None, white_nits=203.0, peak_nits=PEAK_NITS, precision="fp32", engine="tf"):
+                  tile=None, white_nits=203.0, peak_nits=PEAK_NITS, precision="fp32", engine="tf", transfer="pq"):
     """Converts an 8-bit SDR image to a `scale`x larger 16-bit HDR10 PNG.
 
     Args:
@@ -169,9 +184,11 @@ def convert_image(input, output, scale=2, weights=None, baseline=False, overwrit
         peak_nits: no output pixel brighter, cd/m2.
         precision: "fp32" or "bf16" (`sritm_tf.precision`), or "int8" (LiteRT).
         engine: "tf", "openvino", "litert" or "auto" (`sritm_tf.engines`).
+        transfer: "pq" (HDR10) or "hlg" (BT.2100 HLG, 1000 cd/m2 nominal peak); the
+            PNG's cICP chunk signals it.
 
     Returns:
-        The PQ BT.2020 R'G'B' written, float32 (sH, sW, 3).
+        The BT.2020 R'G'B' written (PQ or HLG), float32 (sH, sW, 3).
     """
     input, output = os.fspath(input), os.fspath(output)
     check_input(input)
@@ -179,10 +196,10 @@ def convert_image(input, output, scale=2, weights=None, baseline=False, overwrit
     if output_format(output) != "png":
         raise InputError(f"{output}: convert_image writes .png; use convert_video for .yuv/.mp4/.mkv")
     check_output(output, overwrite)
-    pq = FrameConverter(scale, weights, baseline, tile, white_nits, peak_nits, precision, engine)(rgb)
+    signal = FrameConverter(scale, weights, baseline, tile, white_nits, peak_nits, precision, engine, transfer)(rgb)
     with disk_full_is_one_line(output):
-        imageio.write_hdr_png(output, pq)
-    return pq
+        imageio.write_hdr_png(output, signal, transfer)
+    return signal
 
 
 def open_source(input, size=None, fps=None, allow_truncated=False):
@@ -266,10 +283,42 @@ def _run_pipeline(source, convert, write, progress=True, desc=None):
     return count
 
 
+def encode_frames(source, writer, convert, progress=True, desc=None):
+    """Converts the frames of `source` and hands each to `writer` as it is made: the
+    frames are never all held, in memory or on disk (a few in flight in the stage queues).
+
+    Args:
+        source: iterable of (rgb, pts) with `frame_rate`, `time_base` and `frame_count`
+            (a `video.VideoSource`, or any range of frames, such as one segment of a title).
+        writer: `video.HevcWriter` or `video.Yuv420p10Writer`: closed at the end, aborted
+            if anything fails.
+        convert: a `FrameConverter`.
+
+    Returns:
+        (frames written, `video.LightLevels` of them; None for HLG, which has no such metadata).
+    """
+    levels = video.LightLevels() if getattr(convert, "transfer", "pq") == "pq" else None
+
+    def write(signal, pts):
+        if levels is not None:
+            levels.update(signal)
+        writer.write(signal, pts)
+
+    try:
+        frames = _run_pipeline(source, convert, write, progress, desc)
+        if frames == 0:
+            raise InputError(f"{getattr(source, 'path', 'input')}: no video frames decoded")
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return frames, levels
+
+
 def convert_video(input, output, scale=2, weights=None, baseline=False, overwrite=False,
                   tile=None, format=None, size=None, fps=None, white_nits=203.0, peak_nits=PEAK_NITS,
                   precision="fp32", engine="tf",
-                  progress=True, crf=18, preset="medium", allow_truncated=False):
+                  progress=True, crf=18, preset="medium", allow_truncated=False, transfer="pq"):
     """Converts an SDR video to HDR10, `scale`x larger, keeping the source frame rate,
     timestamps and audio.
 
@@ -286,47 +335,37 @@ def convert_video(input, output, scale=2, weights=None, baseline=False, overwrit
         crf, preset: x265's (checked before any frame is decoded).
         allow_truncated: convert the frames of a damaged or truncated video that
             decode, instead of failing.
+        transfer: "pq" (HDR10) or "hlg" (BT.2100 HLG, 1000 cd/m2 nominal peak,
+            signalled arib-std-b67 / bt2020 / bt2020nc, no HDR10 static metadata).
 
     Returns:
-        A dict: frames, width, height, max_cll, max_fall (cd/m2), and truncated
-        (frames decoded, frames the container lists) if it was.
+        A dict: frames, width, height, max_cll, max_fall (cd/m2; PQ only), and
+        truncated (frames decoded, frames the container lists) if it was.
     """
     input, output = os.fspath(input), os.fspath(output)
     video.check_encoder(crf, preset)  # before any frame is decoded
+    check_transfer(transfer)
     source = open_source(input, size, fps, allow_truncated)
     fmt = output_format(output, format)
     if fmt == "png":
         raise InputError(f"{output}: a video is converted to .yuv, .mp4 or .mkv, not .png")
     check_output(output, overwrite)
-    convert = FrameConverter(scale, weights, baseline, tile, white_nits, peak_nits, precision, engine)
+    convert = FrameConverter(scale, weights, baseline, tile, white_nits, peak_nits, precision, engine, transfer)
     width, height = source.width * scale, source.height * scale
-    levels = video.LightLevels()
-    writer_class = video.Yuv420p10Writer if fmt == "yuv" else video.NutWriter
     with disk_full_is_one_line(output), fileio.atomic_path(output) as tmp:
-        intermediate = tmp if fmt == "yuv" else tmp + ".nut"
-        writer = writer_class(intermediate, width, height, source.frame_rate, source.time_base)
-
-        def write(pq, pts):
-            levels.update(pq)
-            writer.write(pq, pts)
-
-        try:
-            try:
-                frames = _run_pipeline(source, convert, write, progress, desc=os.path.basename(input))
-            finally:
-                writer.close()
-            if frames == 0:
-                raise InputError(f"{input}: no video frames decoded")
-            if fmt != "yuv":
-                video.encode_hdr10(intermediate, tmp, CONTAINERS[fmt], levels,
-                                   source=input if source.has_audio else None, crf=crf, preset=preset,
-                                   video_offset=source.start_offset, audio_codecs=source.audio_codecs,
-                                   name=output)
-        finally:
-            if intermediate != tmp:
-                fileio.remove(intermediate)
-    result = {"frames": frames, "width": width, "height": height,
-              "max_cll": levels.max_cll, "max_fall": levels.max_fall}
+        if fmt == "yuv":
+            writer = video.Yuv420p10Writer(tmp, width, height)
+        else:
+            writer = video.HevcWriter(tmp, width, height, source.frame_rate, source.time_base, CONTAINERS[fmt],
+                                      crf, preset, video_offset=source.start_offset,
+                                      audio_source=input if source.has_audio else None,
+                                      audio_codecs=source.audio_codecs, name=output, transfer=transfer)
+        frames, levels = encode_frames(source, writer, convert, progress, desc=os.path.basename(input))
+        if fmt != "yuv" and levels is not None:
+            video.write_light_levels(tmp, levels, name=output)  # MaxCLL / MaxFALL are known now
+    result = {"frames": frames, "width": width, "height": height}
+    if levels is not None:
+        result.update(max_cll=levels.max_cll, max_fall=levels.max_fall)
     if getattr(source, "truncated", None):
         result["truncated"] = source.truncated
     return result

@@ -39,7 +39,7 @@ def _running(pid):
 def remove_stale(path):
     """Removes the temporaries of `path` that processes no longer running left behind
     (killed by SIGKILL or a power cut): `.part-<pid>-<name>` and `.old-<pid>-<name>`,
-    and names that extend them by one extension (a writer's intermediate, `<tmp>.nut`)."""
+    and names that extend them by one extension (a re-mux's second file, `<tmp>.mp4`)."""
     folder, name = os.path.split(os.path.abspath(os.fspath(path)))
     pattern = re.compile(rf"\.(?:part|old)-(\d+)-{re.escape(name)}(?:\.[^.]+)?")
     try:

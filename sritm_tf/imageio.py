@@ -3,20 +3,23 @@
     rgb = read_image(path)          # (H, W, 3) uint8 or uint16 as stored, alpha dropped
     write_image(path, rgb)          # atomic, format by extension
     read_sdr_image(path)            # 8-bit SDR input of the converter
-    write_hdr_png(path, pq_rgb)     # 16-bit HDR10 PNG output
+    write_hdr_png(path, pq_rgb)     # 16-bit HDR10 PNG output (HLG with transfer="hlg"), cICP chunk
 
 Format-specific readers (OpenEXR, Radiance, HLG stills, gain-map JPEGs, in
 `sritm_tf.data`) decode their PNG / JPEG parts with `decode_image`.
 
 HDR PNG convention (same as the graded pairs in ../shared/data/graded, and the
 training records of `sritm_tf.data.records`): RGB, BT.2020 primaries, PQ (SMPTE
-ST 2084), full range; the signal is quantised to 10-bit codes D10 = Round(1023 E')
+ST 2084; or HLG, BT.2100, for `sritm convert --transfer hlg`), full range, written
+with a cICP chunk that signals it; the signal is quantised to 10-bit codes D10 = Round(1023 E')
 (BT.2100-2 Table 9, full range) and stored as D16 = Round(D10 * 65535 / 1023)
 (`hdr10_codes_to_uint16`), so 0 -> 0, 1023 -> 65535 and D10 is read back exactly
 as Round(D16 * 1023 / 65535) (`uint16_to_hdr10_codes`, which also inverts
 bit replication, (D10 << 6) | (D10 >> 4), the other common widening).
 """
 import os
+import struct
+import zlib
 
 import cv2
 import numpy as np
@@ -110,10 +113,38 @@ def hdr_codes16(pq_rgb):
     return hdr10_codes_to_uint16(colour.quantize(pq_rgb, 10, full_range=True))
 
 
-def write_hdr_png(path, pq_rgb):
-    """Writes PQ BT.2020 R'G'B' (H, W, 3) in [0, 1] as a 16-bit RGB PNG (see the
-    module docstring). Written to a temporary name, then renamed."""
-    write_image(path, hdr_codes16(pq_rgb))
+def png_with_cicp(png, primaries, transfer, matrix=0, full_range=True):
+    """PNG bytes with a cICP chunk (PNG 3rd edition 11.3.2.6: H.273 ColourPrimaries,
+    TransferCharacteristics, MatrixCoefficients (0: RGB), VideoFullRangeFlag) after IHDR."""
+    signature, ihdr_end = png[:8], 8 + 4 + 4 + 13 + 4  # IHDR is first and 13 bytes long
+    if signature != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
+        raise ValueError("not a PNG")
+    body = b"cICP" + bytes([primaries, transfer, matrix, int(full_range)])
+    chunk = struct.pack(">I", 4) + body + struct.pack(">I", zlib.crc32(body))
+    return png[:ihdr_end] + chunk + png[ihdr_end:]
+
+
+def png_cicp(png):
+    """The (primaries, transfer, matrix, full range) of a PNG's cICP chunk, or None."""
+    offset = 8
+    while offset + 8 <= len(png):
+        length, kind = struct.unpack(">I4s", png[offset:offset + 8])
+        if kind == b"cICP" and length == 4:
+            return tuple(png[offset + 8:offset + 12])
+        if kind == b"IDAT":
+            return None  # cICP comes before the image data
+        offset += 12 + length
+    return None
+
+
+def write_hdr_png(path, signal, transfer="pq"):
+    """Writes BT.2020 R'G'B' (H, W, 3) in [0, 1], PQ or HLG (`transfer`), as a 16-bit
+    RGB PNG (see the module docstring) with a cICP chunk that says so: BT.2020 (9),
+    PQ (16) or HLG (18), RGB, full range. Written to a temporary name, then renamed."""
+    code, _ = colour.TRANSFERS[transfer]
+    png = png_with_cicp(encode_image(hdr_codes16(signal), ".png"), 9, code)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(png)
 
 
 def read_hdr_png(path):

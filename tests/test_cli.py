@@ -34,7 +34,7 @@ def test_bench_commands_are_the_benchmark_modules(capsys):
     from sritm_tf.export import QUANTIZE_MODES
 
     for name, option in (("memory", "--precision"), ("tflite", "--pairs"), ("speed", "--engines"),
-                         ("train", "--pipeline-batches"), ("pipeline", "--patch-size")):
+                         ("train", "--pipeline-batches"), ("pipeline", "--patch-size"), ("stream", "--sizes")):
         with pytest.raises(SystemExit) as exit_:
             main(["bench", name, "--help"])
         assert exit_.value.code == 0

@@ -49,6 +49,28 @@ def test_hlg_eotf_against_colour(cs, L_W, L_B):
     _close(C.hlg_inverse_eotf(ref, L_W=L_W, L_B=L_B), cs.models.eotf_inverse_BT2100_HLG(ref, **kw))
 
 
+def test_pq_to_hlg_against_colour(cs):
+    """PQ -> display light -> HLG for a 1000 cd/m2 display (BT.2390 clause 7), with colour-science's
+    BT.2100 PQ EOTF and HLG inverse EOTF (system gamma 1.2, L_B = 0); light above 1000 cd/m2 clipped."""
+    pq = np.concatenate([RGB.reshape(-1, 3) * 0.9, RGB_EDGES * 0.7518, RGB_EDGES])  # up to 10000 cd/m2
+    display = np.minimum(cs.models.eotf_BT2100_PQ(pq), 1000.0)
+    ref = np.clip(cs.models.eotf_inverse_BT2100_HLG(display, L_B=0, L_W=1000, gamma=1.2,
+                                                    method="ITU-R BT.2100-2"), 0, 1)
+    _close(C.pq_to_hlg(pq), ref)
+    # BT.2408: HDR reference white, 203 cd/m2, is HLG 75%; the HLG display's peak, 1000 cd/m2, is 100%.
+    grey = C.pq_to_hlg(np.full(3, C.pq_inverse_eotf(203.0)))
+    np.testing.assert_allclose(grey, 0.75, atol=1e-3)
+    np.testing.assert_allclose(C.pq_to_hlg(np.full(3, C.pq_inverse_eotf(1000.0))), 1.0, atol=1e-9)
+    np.testing.assert_allclose(C.pq_to_hlg(np.ones(3)), 1.0)  # 10000 cd/m2: clipped to the peak
+    # And back: the HLG display shows the PQ display's light, where HLG can (saturated colours near the
+    # peak need a signal above 1 after the inverse OOTF's boost, and are clipped).
+    below = RGB.reshape(-1, 3) * C.pq_inverse_eotf(1000.0)
+    hlg = C.pq_to_hlg(below)
+    inside = (hlg < 1).all(axis=-1)
+    assert inside.sum() > 25
+    _close(C.hlg_eotf(hlg[inside]), C.pq_eotf(below[inside]), rel=True)
+
+
 @pytest.mark.parametrize("L_W,L_B", [(100.0, 0.0), (100.0, 0.1), (300.0, 0.05)])
 def test_bt1886_against_colour(cs, L_W, L_B):
     _close(C.bt1886_eotf(SIGNAL, L_W, L_B), cs.models.eotf_BT1886(SIGNAL, L_B=L_B, L_W=L_W), rel=True)

@@ -195,8 +195,8 @@ def long_clip(tmp_path_factory):
 
 
 def _start_and_signal(source, output, signum):
-    """Starts `sritm convert SOURCE -o OUTPUT` (the network, fp32), sends `signum` once frames are
-    being written to its intermediate, and returns (exit status, stderr)."""
+    """Starts `sritm convert SOURCE -o OUTPUT` (the network, fp32), sends `signum` once the encoder is
+    writing its temporary output, and returns (exit status, stderr)."""
     import signal
     import time
 
@@ -204,8 +204,8 @@ def _start_and_signal(source, output, signum):
     process = subprocess.Popen([sys.executable, "-m", "sritm_tf.cli", "convert", str(source), "-o", str(output),
                                 "--quiet", "--precision", "fp32"], stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 90
-    intermediate = f".part-{process.pid}-{output.name}.nut"
-    while not (os.path.exists(output.parent / intermediate) and os.path.getsize(output.parent / intermediate)):
+    partial = output.parent / f".part-{process.pid}-{output.name}"
+    while not (os.path.exists(partial) and os.path.getsize(partial)):
         assert process.poll() is None, process.stderr.read()
         assert time.monotonic() < deadline
         time.sleep(0.01)
@@ -232,7 +232,7 @@ def test_a_rerun_removes_what_sigkill_left(tmp_path, long_clip, clip):
     _start_and_signal(long_clip, output, signal.SIGKILL)
     left = os.listdir(tmp_path)
     assert left and all(fileio.is_temporary(name) for name in left), left
-    alive = tmp_path / f".part-{os.getpid()}-o.mp4.nut"  # a running process's: kept
+    alive = tmp_path / f".part-{os.getpid()}-o.mp4"  # a running process's: kept
     alive.write_bytes(b"in use")
     result = sritm("convert", clip, "-o", output, "--baseline", "--quiet")
     assert result.returncode == 0, result.stderr
@@ -256,10 +256,13 @@ def full_disk(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["o.png", "o.mp4", "o.yuv"])
-def test_full_disk_is_one_line_and_leaves_nothing(full_disk, clip, name):
+def test_full_disk_is_one_line_and_leaves_nothing(full_disk, clip, tmp_path, name):
     from sritm_tf.pretrained import sample_path
 
-    source = sample_path() if name.endswith(".png") else clip  # 480x272 PNG, 8 frames of 128x72: > 64 KiB
+    if name.endswith(".mp4"):  # streamed into x265, so what fills the disk is the HEVC stream: noise, 320x180
+        source = make_clip(tmp_path / "noise.mp4", 8, "160x90", 25, "-vf", "noise=alls=80:allf=t")
+    else:  # a 480x272 PNG; 8 raw frames of 128x72: > 64 KiB
+        source = sample_path() if name.endswith(".png") else clip
     result = sritm("convert", source, "-o", full_disk / name, "--baseline", "--quiet")
     line = assert_one_error_line(result, "convert", full_disk / name)
     assert line.endswith(f"{full_disk / name}: no space left on device")

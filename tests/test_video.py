@@ -26,12 +26,12 @@ def ffmpeg(*args):
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *map(str, args)], check=True)
 
 
-def make_sdr_clip(path, rate="25", audio=True):
-    """FRAMES frames of testsrc2, H.264 8-bit BT.709, with a sine-tone AAC track."""
+def make_sdr_clip(path, rate="25", audio=True, frames=FRAMES):
+    """`frames` frames of testsrc2, H.264 8-bit BT.709, with a sine-tone AAC track."""
     args = ["-f", "lavfi", "-i", f"testsrc2=size={WIDTH}x{HEIGHT}:rate={rate}"]
     if audio:
         args += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-c:a", "aac", "-shortest"]
-    ffmpeg(*args, "-frames:v", FRAMES, "-c:v", "libx264", "-pix_fmt", "yuv420p",
+    ffmpeg(*args, "-frames:v", frames, "-c:v", "libx264", "-pix_fmt", "yuv420p",
            "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", path)
     return path
 
@@ -104,7 +104,7 @@ def test_mp4_has_hdr10_signalling_and_light_levels(sdr_clip, tiny_model, expecte
 
     # MaxCLL / MaxFALL (CTA-861.3) recomputed from the converted frames; the mastering
     # peak is the smallest of 1000 / 4000 / 10000 cd/m2 that holds MaxCLL.
-    nits = [colour.pq_eotf(frame.max(axis=-1)) for frame in expected_frames]
+    nits = [colour.pq_eotf(frame.max(axis=-1).astype(np.float64)) for frame in expected_frames]
     max_cll = math.ceil(max(n.max() for n in nits) - 1e-6)
     max_fall = math.ceil(max(n.mean() for n in nits) - 1e-6)
     peak = 1000 if max_cll <= 1000 else 4000 if max_cll <= 4000 else 10000
@@ -213,10 +213,165 @@ def test_mastering_peak_holds_max_cll():
 
 
 def test_failed_encode_leaves_no_partial_output(sdr_clip, tmp_path, monkeypatch):
-    def fail(*args, **kwargs):
+    close = video.HevcWriter.close
+
+    def fail(self):
+        close(self)  # the whole stream is written under its temporary name, then:
         raise video.ToolError("ffmpeg failed (simulated)")
 
-    monkeypatch.setattr(video, "encode_hdr10", fail)
+    monkeypatch.setattr(video.HevcWriter, "close", fail)
     with pytest.raises(video.ToolError):
         convert.convert_video(sdr_clip, tmp_path / "o.mp4", baseline=True, progress=False)
     assert os.listdir(tmp_path) == []
+
+
+def test_hdr10_sei_nals_carry_emulation_prevention():
+    """The SEI NAL units that `write_light_levels` looks for and writes (x265's, byte for byte)."""
+    mastering, light = video.hdr10_sei_nals(1000, 1000, 400)
+    assert light == bytes.fromhex("4e01 90 04 03e8 0190 80")
+    assert mastering == bytes.fromhex("4e01 89 18 2134 9baa 1996 08fc 8a48 3908 3d13 4042 00989680 0000 03 0001 80")
+    assert video.hdr10_sei_nals(1000, 0, 0)[1] == bytes.fromhex("4e01 90 04 0000 03 0000 80")  # 00 00 00 -> 00 00 03 00
+    assert video.hdr10_sei_nals(1000, 512, 2)[1] == bytes.fromhex("4e01 90 04 0200 00 03 02 80")
+    assert len(video.hdr10_sei_nals(4000, 1, 1)[0]) == len(mastering) + 1  # 40000000 = 02 62 5a 00
+
+
+def test_streamed_encode_holds_no_uncompressed_frames_on_disk(tmp_path):
+    """While a 30-frame clip converts, the output folder never holds more than the hidden output
+    itself: no intermediate (the old .nut held 30 raw frames, 30 x 36 KiB here)."""
+    import threading
+    import time
+
+    src = tmp_path / "src"
+    src.mkdir()
+    clip = make_sdr_clip(src / "sdr.mp4", frames=30)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    peak, names, done = [0], set(), threading.Event()
+
+    def poll():
+        while not done.is_set():
+            with os.scandir(out_dir) as entries:
+                sizes = {}
+                for entry in entries:
+                    try:
+                        sizes[entry.name] = entry.stat().st_size
+                    except FileNotFoundError:  # renamed meanwhile
+                        pass
+            names.update(sizes)
+            peak[0] = max(peak[0], sum(sizes.values()))
+            time.sleep(0.002)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        result = convert.convert_video(clip, out_dir / "o.mkv", baseline=True, progress=False, preset="ultrafast")
+    finally:
+        done.set()
+        poller.join()
+    raw_frame = video.yuv420_frame_bytes(2 * WIDTH, 2 * HEIGHT, 2)
+    final = (out_dir / "o.mkv").stat().st_size
+    assert result["frames"] == 30 and final < 8 * raw_frame  # compressed: the old intermediate was 30 raw frames
+    assert 0 < peak[0] <= final
+    assert names <= {"o.mkv", f".part-{os.getpid()}-o.mkv"}, names
+
+
+def test_light_levels_that_need_an_emulation_prevention_byte_are_remuxed(tmp_path):
+    """An all-black clip: MaxCLL = MaxFALL = 0, whose SEI is one byte longer than the placeholder's,
+    so the stream is re-muxed: the values are read back, with the frames, timestamps, tag and audio."""
+    src = tmp_path / "black.mp4"
+    ffmpeg("-f", "lavfi", "-i", f"color=black:size={WIDTH}x{HEIGHT}:rate=30000/1001",
+           "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-c:a", "aac", "-shortest",
+           "-frames:v", FRAMES, "-c:v", "libx264", "-pix_fmt", "yuvj420p", src)  # full range: Y' 0 is black
+    out = tmp_path / "hdr.mp4"
+    result = convert.convert_video(src, out, baseline=True, progress=False, preset="ultrafast")
+    assert (result["max_cll"], result["max_fall"]) == (0, 0)
+    frame = probe_json(out, "-select_streams", "v:0", "-show_frames", "-read_intervals", "%+#1")["frames"][0]
+    side = {d["side_data_type"]: d for d in frame["side_data_list"]}
+    light = side["Content light level metadata"]
+    assert (int(light["max_content"]), int(light["max_average"])) == (0, 0)
+    assert float(Fraction(side["Mastering display metadata"]["max_luminance"])) == 1000
+    streams = probe_json(out, "-show_streams")["streams"]
+    v = next(s for s in streams if s["codec_type"] == "video")
+    assert v["codec_tag_string"] == "hvc1" and int(v["nb_frames"]) == FRAMES
+    assert Fraction(v["r_frame_rate"]) == Fraction(30000, 1001)
+    assert [s["codec_name"] for s in streams if s["codec_type"] == "audio"] == ["aac"]
+    times = [float(f["pts_time"]) for f in probe_json(out, "-select_streams", "v:0", "-show_frames",
+                                                      "-show_entries", "frame=pts_time")["frames"]]
+    assert np.allclose(np.diff(times), 1001 / 30000, atol=1e-3)
+    assert sorted(os.listdir(tmp_path)) == ["black.mp4", "hdr.mp4"]
+
+
+@pytest.mark.parametrize("peak", [1000.0, 600.0, 4000.0])
+def test_peak_cap_gives_max_cll_of_the_peak_not_one_more(peak):
+    """Saturated highlights decode to at most `peak_nits`: MaxCLL is the peak (the float32 cap rounded up
+    used to give 1001 at 1000 cd/m2, and a 4000 cd/m2 mastering display)."""
+    pq = convert.FrameConverter(baseline=True, white_nits=10000.0, peak_nits=peak)(np.full((4, 6, 3), 255, np.uint8))
+    levels = video.LightLevels()
+    levels.update(pq)
+    assert pq.dtype == np.float32 and levels.max_cll == peak and levels.peak > peak - 0.01
+    assert video.mastering_peak(levels.max_cll) == (1000 if peak <= 1000 else 4000)
+
+
+# ---------------------------------------------------------------------------
+# --transfer hlg: BT.2100 HLG output (issue 14, item 3)
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def hlg_frames(sdr_clip, tiny_model, expected_frames):
+    """The converter's PQ frames transcoded to HLG for a 1000 cd/m2 display."""
+    return [colour.pq_to_hlg(pq).astype(np.float32) for pq in expected_frames]
+
+
+@pytest.mark.parametrize("name", ["hlg.mkv", "hlg.mp4"])
+def test_hlg_hevc_is_signalled_and_has_no_hdr10_metadata(sdr_clip, tiny_model, hlg_frames, tmp_path, name):
+    out = tmp_path / name
+    result = convert.convert_video(sdr_clip, out, weights=tiny_model, tile=20, progress=False, preset="ultrafast",
+                                   transfer="hlg")
+    assert result == {"frames": FRAMES, "width": 2 * WIDTH, "height": 2 * HEIGHT}  # no MaxCLL / MaxFALL
+    streams = probe_json(out, "-show_streams")["streams"]
+    v = next(s for s in streams if s["codec_type"] == "video")
+    assert (v["codec_name"], v["profile"], v["pix_fmt"]) == ("hevc", "Main 10", "yuv420p10le")
+    assert (v["color_transfer"], v["color_primaries"], v["color_space"], v["color_range"]) == (
+        "arib-std-b67", "bt2020", "bt2020nc", "tv")
+    assert [s["codec_name"] for s in streams if s["codec_type"] == "audio"] == ["aac"]
+    frame = probe_json(out, "-select_streams", "v:0", "-show_frames", "-read_intervals", "%+#1")["frames"][0]
+    assert frame["color_transfer"] == "arib-std-b67"  # in the HEVC VUI too, not only the container
+    sides = {d["side_data_type"] for d in frame.get("side_data_list", [])}
+    assert not sides & {"Mastering display metadata", "Content light level metadata"}, sides
+    for planes, hlg in zip(decoded_yuv_planes(out), hlg_frames):
+        for got, want in zip(planes, video.pq_rgb_to_yuv420p10(hlg)):
+            mse = np.mean((got - want.astype(np.int64)) ** 2)
+            assert 10 * np.log10(1023**2 / max(mse, 1e-9)) > 38
+    assert os.listdir(tmp_path) == [name]
+
+
+def test_hlg_yuv_is_exact(sdr_clip, tiny_model, hlg_frames, tmp_path):
+    out = tmp_path / "hlg.yuv"
+    convert.convert_video(sdr_clip, out, weights=tiny_model, tile=20, progress=False, transfer="hlg")
+    want = np.concatenate([np.concatenate([p.ravel() for p in video.pq_rgb_to_yuv420p10(f)]) for f in hlg_frames])
+    np.testing.assert_array_equal(np.fromfile(out, "<u2"), want)
+    assert want.max() > 700  # HLG: the highlights near the top of the code range, 1000 cd/m2 = code 940
+
+
+def test_hlg_png_has_cicp_and_hlg_codes(tmp_path, capsys):
+    """16-bit PNG, HLG codes, and a cICP chunk (BT.2020, HLG, RGB, full range) that libavcodec reads back
+    (the ffprobe 5.1 of the build machine predates cICP; PyAV's libavcodec reads it)."""
+    import av
+
+    from sritm_tf import imageio
+
+    sdr = np.random.default_rng(3).integers(0, 256, (10, 12, 3), dtype=np.uint8)
+    imageio.write_image(tmp_path / "sdr.png", sdr)
+    code = cli.main(["convert", str(tmp_path / "sdr.png"), "-o", str(tmp_path / "hlg.png"), "--baseline",
+                     "--transfer", "hlg", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    png = (tmp_path / "hlg.png").read_bytes()
+    assert imageio.png_cicp(png) == (9, 18, 0, 1)
+    pq = convert.FrameConverter(baseline=True)(sdr)
+    want = imageio.hdr_codes16(colour.pq_to_hlg(pq).astype(np.float32))
+    np.testing.assert_array_equal(imageio.read_image(tmp_path / "hlg.png"), want)
+    with av.open(str(tmp_path / "hlg.png")) as container:
+        frame = next(container.decode(video=0))
+    assert (frame.color_primaries, frame.color_trc, frame.colorspace, frame.format.name) == (9, 18, 0, "rgb48be")
+    # PQ output says PQ (16) the same way.
+    convert.convert_image(tmp_path / "sdr.png", tmp_path / "pq.png", baseline=True)
+    assert imageio.png_cicp((tmp_path / "pq.png").read_bytes()) == (9, 16, 0, 1)

@@ -7,9 +7,9 @@ from sritm_tf.errors import UserError
 
 def register(subparsers):
     parser = subparsers.add_parser(
-        "convert", help="convert an SDR image or video to HDR10",
+        "convert", help="convert an SDR image or video to HDR10 (or HLG)",
         description="Convert an 8-bit SDR image (PNG, JPEG, TIFF), video (anything ffmpeg reads) or raw "
-                    "yuv420p file to HDR10 (BT.2020, PQ), 2x or 4x larger. Outputs: .png (16-bit RGB, "
+                    "yuv420p file to HDR10 (BT.2020, PQ; or BT.2100 HLG with --transfer hlg), 2x or 4x larger. Outputs: .png (16-bit RGB, "
                     "full range), .yuv (yuv420p10le, limited range), .mp4/.mkv (HEVC Main10 HDR10).")
     parser.add_argument("input", help="SDR image, video, or raw .yuv (with --size)")
     parser.add_argument("-o", "--output", required=True, help="output file (.png, .yuv, .mp4, .mkv)")
@@ -28,6 +28,9 @@ def register(subparsers):
                              "pip install \"sritm_tf[openvino]\", else TensorFlow); litert runs the TFLite model")
     parser.add_argument("--peak-nits", type=float, default=1000.0,
                         help="no output pixel brighter than this, cd/m2 (default 1000, the mastering peak; 10000: no limit)")
+    parser.add_argument("--transfer", choices=("pq", "hlg"), default="pq",
+                        help="output transfer: pq (HDR10, default) or hlg (BT.2100 HLG for a 1000 cd/m2 display, "
+                             "for broadcast; no HDR10 metadata)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     parser.add_argument("--format", choices=("png", "yuv", "mp4", "mkv"), help="output format (default: from extension)")
     parser.add_argument("--size", metavar="WxH", help="frame size WxH of a raw .yuv input")
@@ -89,7 +92,7 @@ def run(args):
                          baseline=args.baseline, overwrite=args.overwrite, tile=tile, size=args.size,
                          fps=args.fps, white_nits=args.white_nits, peak_nits=args.peak_nits, progress=not args.quiet,
                          crf=args.crf, preset=args.preset, precision=chosen, engine=engine,
-                         allow_truncated=args.allow_truncated)
+                         allow_truncated=args.allow_truncated, transfer=args.transfer)
     except (FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
             IsADirectoryError) as err:  # InputError / ToolError: reported by the CLI
         raise UserError(str(err)) from None
