@@ -104,8 +104,9 @@ class VideoSource:
     Attributes: width, height, frame_rate (Fraction), time_base (Fraction),
     start_offset (seconds from the file start to the first video frame),
     frame_count (estimate, for progress), has_audio, audio_codecs, path.
-    Iterating yields (rgb, pts) with pts in `time_base` units. Decoding errors, or
-    fewer frames than the container lists, raise InputError at the end, unless
+    Iterating yields (rgb, pts) with pts in `time_base` units. Decoding errors (frames
+    the decoder marks corrupt included), or fewer frames than the container lists,
+    raise InputError at the end, unless
     `allow_truncated`: then `truncated` is (frames decoded, frames listed or None).
     """
 
@@ -129,7 +130,7 @@ class VideoSource:
         with av.open(self.path, metadata_errors="replace") as container:
             stream = container.streams[self._stream_index]
             stream.thread_type = "AUTO"
-            count, damage = 0, None
+            count, corrupt, damage = 0, 0, None
             frames = container.decode(stream)
             while True:
                 try:
@@ -147,13 +148,14 @@ class VideoSource:
                                      src_color_range=ColorRange.JPEG if full else ColorRange.MPEG,
                                      dst_color_range=ColorRange.JPEG).to_ndarray()
                 count += 1
+                corrupt += frame.is_corrupt  # decoded with errors the decoder concealed
                 yield rgb, frame.pts
         listed = self._container_frames
         if count == 0:
             raise InputError(f"{self.path}: no frame decodes" + (f" ({damage})" if damage else ""))
-        if damage or (listed and count < listed):
+        if damage or corrupt or (listed and count < listed):
             what = (f"{self.path}: truncated or damaged video: {count} of {listed or 'unknown'} frames decoded"
-                    + (f" ({damage})" if damage else ""))
+                    + (f", {corrupt} of them with errors" if corrupt else "") + (f" ({damage})" if damage else ""))
             if not self.allow_truncated:
                 raise InputError(f"{what}; --allow-truncated converts the frames that decode")
             self.truncated = (count, listed)
@@ -360,9 +362,11 @@ def encode_hdr10(intermediate, output, container, levels, source=None, crf=18, p
         cmd += ["-tag:v", "hvc1", "-movflags", "+faststart"]
     cmd += ["-f", container, output]
     result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0 and "No space left on device" in result.stderr:
+    # ffmpeg (5.1) exits 0 when the disk fills as it writes the trailer ("Error writing trailer of ...:
+    # No space left on device"), leaving a cut file: its messages are checked, not only its status.
+    if "No space left on device" in result.stderr:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), name)
-    if result.returncode != 0:
+    if result.returncode != 0 or "Error writing trailer" in result.stderr or "Error closing file" in result.stderr:
         lines = [line.strip() for line in result.stderr.replace(intermediate, name).replace(output, name).splitlines()]
         detail = "; ".join(line for line in lines if line)[-2000:]
         raise ToolError(f"{name}: ffmpeg failed to encode it: {detail}")
