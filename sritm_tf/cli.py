@@ -23,7 +23,7 @@ COMMANDS = ["info", "convert", "prepare", "train", "eval", "export", "bench", "s
 
 
 def quiet_tensorflow_start():
-    """Imports TensorFlow with stderr (fd 2) sent to /dev/null.
+    """Imports TensorFlow with its stderr (fd 2) output dropped (`fileio.captured_stderr`).
 
     TensorFlow 2.21 prints oneDNN / CUDA-probe lines from C++ before its log
     level applies, at import and when its runtime starts; a command line tool
@@ -37,18 +37,13 @@ def quiet_tensorflow_start():
         return
     if importlib.util.find_spec("tensorflow") is None:
         return
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
+    from sritm_tf.fileio import captured_stderr
+
+    with captured_stderr():
         import tensorflow as tf
 
         if not os.environ.get("TF_CONFIG"):
             tf.constant(0.0)
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 class Terminated(BaseException):
@@ -60,8 +55,16 @@ def _terminate(signum, frame):
     raise Terminated()
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, whose errors are one line, `sritm COMMAND: error: MESSAGE`, exit status 2
+    (as every other user error; `--help` shows the usage)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="sritm",
         description="Deep SR-ITM: LR SDR (BT.709, gamma) to HR HDR10 (BT.2020, PQ).",
     )

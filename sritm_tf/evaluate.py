@@ -54,12 +54,9 @@ def read_pair(sdr_path, hdr_path, white_nits=203.0):
 
 def read_rgb(path):
     """An 8- or 16-bit image file -> float64 R'G'B' in [0, 1] (`imageio.read_image`: alpha dropped)."""
-    try:
-        image = imageio.read_image(path)
-    except (OSError, ValueError):
-        image = None
-    if image is None or image.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"{path}: not an 8- or 16-bit image")
+    image = imageio.read_image(path)  # InputError: "<path>: not a readable image ..."
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"{path}: {image.dtype} samples, not an 8- or 16-bit image")
     return image.astype(np.float64) / np.iinfo(image.dtype).max
 
 

@@ -6,11 +6,18 @@
 `tmp` is a hidden name in the destination folder that ends with the destination's
 own name (`.part-<pid>-out.png`), so writers that go by the extension (cv2.imwrite,
 Keras `save`) still work, and TF Serving ignores a half-written version folder.
+
+And the process's stderr: `captured_stderr` keeps what native libraries print
+(libpng, libjpeg, libtiff, OpenEXR, TensorFlow's C++ start-up) off the one line a
+command prints, and hands it to the caller to judge.
 """
 import contextlib
 import os
 import re
 import shutil
+import sys
+import tempfile
+import types
 from pathlib import Path
 
 
@@ -85,3 +92,30 @@ def atomic_path(path, overwrite=True):
     finally:
         remove(tmp)
         remove(old)
+
+
+@contextlib.contextmanager
+def captured_stderr():
+    """Sends what is written to file descriptor 2 while the block runs (by native
+    libraries, which Python's sys.stderr does not see) to a temporary file, and
+    yields a namespace whose `text` holds it once the block has ended.
+
+        with captured_stderr() as log:
+            image = cv2.imdecode(buffer, flags)
+        damaged = "TIFF_Error" in log.text
+
+    The descriptor is the process's: another thread's stderr output in the block
+    is captured too, so keep the block short.
+    """
+    log = types.SimpleNamespace(text="")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield log
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            log.text = capture.read().decode(errors="replace")

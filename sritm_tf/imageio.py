@@ -26,7 +26,7 @@ import numpy as np
 
 from sritm_tf import colour
 from sritm_tf.errors import InputError
-from sritm_tf.fileio import atomic_path
+from sritm_tf.fileio import atomic_path, captured_stderr
 
 SDR_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
@@ -34,9 +34,18 @@ SDR_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp
 def decode_image(data, flags=cv2.IMREAD_UNCHANGED):
     """Encoded image bytes (PNG, JPEG, TIFF, ...) -> the decoded array with its colour
     channels in RGB(A) order (grey stays (H, W)), or None if `data` cannot be decoded.
-    `flags`: OpenCV imread flags (default: as stored, EXIF orientation ignored)."""
+    `flags`: OpenCV imread flags (default: as stored, EXIF orientation ignored).
+
+    What the codec libraries print (libpng, libjpeg, libtiff through OpenCV's log) is
+    kept off stderr; a TIFF whose strips libtiff reported damaged is None, though
+    OpenCV returns an image for it (partly garbage)."""
     buffer = np.frombuffer(data, np.uint8)
-    image = cv2.imdecode(buffer, flags) if buffer.size else None
+    if not buffer.size:
+        return None
+    with captured_stderr() as log:
+        image = cv2.imdecode(buffer, flags)
+    if "TIFF_Error" in log.text:
+        return None
     if image is None or image.ndim == 2 or image.shape[-1] < 3:
         return image
     return np.ascontiguousarray(image[..., [2, 1, 0, *range(3, image.shape[-1])]])  # BGR(A) -> RGB(A)

@@ -128,26 +128,65 @@ def configure(model, white_nits=None, precision=None):
     return rebuilt
 
 
+WEIGHTS_FORMATS = (".npz", ".keras", ".weights.h5")
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # at offset 0, or 512, 1024, 2048, ... after a user block
+
+
+def check_weights_file(path):
+    """Refuses, before TensorFlow is imported, a weights file that cannot be one:
+    missing, of an unknown extension, or without its container: .npz and .keras
+    are zip archives (whose central directory, at the end, a cut file lacks),
+    .weights.h5 is HDF5 (its signature). Raises InputError naming `path`."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: no such weights file")
+    kind = next((k for k in WEIGHTS_FORMATS if path.endswith(k)), None)
+    if kind is None:
+        raise InputError(f"{path}: unknown weights format (expected {', '.join(WEIGHTS_FORMATS)})")
+    if kind != ".weights.h5" and not zipfile.is_zipfile(path):
+        raise InputError(f"{path}: not a {kind} weights file (not a zip archive, or cut short)")
+    if kind == ".weights.h5":
+        size, offset = os.path.getsize(path), 0
+        with open(path, "rb") as f:
+            while offset + len(HDF5_SIGNATURE) <= size:
+                f.seek(offset)
+                if f.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+                    return
+                offset = max(512, 2 * offset)
+        raise InputError(f"{path}: not a .weights.h5 weights file (no HDF5 signature)")
+
+
+def _reason(err):
+    """The first line of an exception's message (Keras and h5py write several)."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
 def read_weights(path, like=None, scale=2):
     """The network stored in a weights file, by format: .npz by `load_weights_npz`,
     .keras by `keras.saving.load_model` (not compiled: no training state needed),
     .weights.h5 loaded into `like` (a model of the stored architecture, filled in
     place) or else into `build_deep_sritm(scale)`. Raises ValueError for another
-    extension."""
+    extension, and InputError naming `path` for a file that does not load."""
     import keras
 
     path = os.fspath(path)
     if path.endswith(".npz"):
         return load_weights_npz(path)
     if path.endswith(".keras"):
-        return keras.saving.load_model(path, compile=False)
+        try:
+            return keras.saving.load_model(path, compile=False)
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, zipfile.BadZipFile) as err:  # h5py's too
+            raise InputError(f"{path}: not a readable .keras model ({_reason(err)})") from None
     if path.endswith(".weights.h5"):
         from sritm_tf.model import build_deep_sritm
 
         model = like if like is not None else build_deep_sritm(scale=scale)
-        model.load_weights(path)
+        try:
+            model.load_weights(path)
+        except (OSError, ValueError, KeyError, RuntimeError) as err:  # h5py's OSError / RuntimeError: damage
+            raise InputError(f"{path}: cannot load these weights ({_reason(err)})") from None
         return model
-    raise ValueError(f"{path}: unknown weights format (expected .npz, .keras or .weights.h5)")
+    raise ValueError(f"{path}: unknown weights format (expected {', '.join(WEIGHTS_FORMATS)})")
 
 
 def load_model(scale=2, weights=None, white_nits=203.0, precision=None):

@@ -110,8 +110,9 @@ class VideoSource:
     Attributes: width, height, frame_rate (Fraction), time_base (Fraction),
     start_offset (seconds from the file start to the first video frame),
     frame_count (estimate, for progress), has_audio, audio_codecs, path.
-    Iterating yields (rgb, pts) with pts in `time_base` units. Decoding errors, or
-    fewer frames than the container lists, raise InputError at the end, unless
+    Iterating yields (rgb, pts) with pts in `time_base` units. Decoding errors (frames
+    the decoder marks corrupt included), or fewer frames than the container lists,
+    raise InputError at the end, unless
     `allow_truncated`: then `truncated` is (frames decoded, frames listed or None).
     """
 
@@ -135,7 +136,7 @@ class VideoSource:
         with av.open(self.path, metadata_errors="replace") as container:
             stream = container.streams[self._stream_index]
             stream.thread_type = "AUTO"
-            count, damage = 0, None
+            count, corrupt, damage = 0, 0, None
             frames = container.decode(stream)
             while True:
                 try:
@@ -153,13 +154,14 @@ class VideoSource:
                                      src_color_range=ColorRange.JPEG if full else ColorRange.MPEG,
                                      dst_color_range=ColorRange.JPEG).to_ndarray()
                 count += 1
+                corrupt += frame.is_corrupt  # decoded with errors the decoder concealed
                 yield rgb, frame.pts
         listed = self._container_frames
         if count == 0:
             raise InputError(f"{self.path}: no frame decodes" + (f" ({damage})" if damage else ""))
-        if damage or (listed and count < listed):
+        if damage or corrupt or (listed and count < listed):
             what = (f"{self.path}: truncated or damaged video: {count} of {listed or 'unknown'} frames decoded"
-                    + (f" ({damage})" if damage else ""))
+                    + (f", {corrupt} of them with errors" if corrupt else "") + (f" ({damage})" if damage else ""))
             if not self.allow_truncated:
                 raise InputError(f"{what}; --allow-truncated converts the frames that decode")
             self.truncated = (count, listed)

@@ -1,5 +1,4 @@
 """`sritm convert`: SDR image or video -> HDR10 (BT.2020, PQ), `scale`x larger."""
-import os
 import sys
 
 from sritm_tf.errors import UserError
@@ -48,8 +47,9 @@ def register(subparsers):
 
 def check(args):
     """The checks that need no TensorFlow, run before the CLI imports it: a mistyped argument fails at once."""
-    from sritm_tf.convert import check_fps, check_input, check_output, output_format
+    from sritm_tf.convert import check_fps, check_input, check_output, open_source, output_format
     from sritm_tf.inference import parse_tile
+    from sritm_tf.pretrained import check_weights_file
     from sritm_tf.sizes import parse_size
     from sritm_tf.video import check_encoder
 
@@ -58,6 +58,9 @@ def check(args):
     if args.size is not None:
         parse_size(args.size, "--size")
     check_fps(args.fps)
+    for option, nits in (("--white-nits", args.white_nits), ("--peak-nits", args.peak_nits)):
+        if not 0 < nits <= 10000:
+            raise UserError(f"{option}: expected cd/m2 in (0, 10000], got {nits:g}")
     check_encoder(args.crf, args.preset)
     if not args.baseline:
         network_setup(args)
@@ -65,10 +68,13 @@ def check(args):
         check_input(args.input)
         output_format(args.output, args.format)
         check_output(args.output, args.overwrite)
+        if args.weights and not args.baseline:
+            check_weights_file(args.weights)
+        frames = iter(open_source(args.input, args.size, args.fps, args.allow_truncated))
+        next(frames, None)  # the first frame decodes: a damaged, HDR or cut input is refused now
+        frames.close()
     except (FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError, IsADirectoryError) as err:
         raise UserError(str(err)) from None
-    if args.weights and not args.baseline and not os.path.isfile(args.weights):
-        raise UserError(f"{args.weights}: no such weights file")
 
 
 def network_setup(args):

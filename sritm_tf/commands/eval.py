@@ -29,7 +29,52 @@ def register(subparsers):
                         "MATLAB ssim, mPSNR_HDR.m), to compare with the paper's tables")
     p.add_argument("--json", metavar="PATH", help="also write the rows and means to this JSON file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def white_level(value):
+    """--white-nits: cd/m2 in (0, 10000], or "auto"."""
+    from sritm_tf.errors import UserError
+
+    if value == "auto":
+        return value
+    try:
+        white = float(value)
+    except ValueError:
+        white = -1.0
+    if not 0 < white <= 10000:
+        raise UserError(f"--white-nits: expected cd/m2 in (0, 10000] or 'auto', got {value!r}")
+    return white
+
+
+def check(args):
+    """The checks that need no TensorFlow, run before the CLI imports it: options, the pairs folder,
+    the --json target (a missing folder fails now, not after the metrics) and the weights file."""
+    from sritm_tf.data.sources import find_pairs  # not sritm_tf.evaluate, which imports Keras
+    from sritm_tf.errors import UserError
+    from sritm_tf.inference import parse_tile
+    from sritm_tf.sizes import parse_shape
+
+    if args.crop:
+        parse_shape(args.crop, "--crop")
+    white_level(args.white_nits)
+    if args.tile:
+        parse_tile(args.tile, "--tile")
+    if not os.path.isdir(args.pairs_dir):
+        raise UserError(f"{args.pairs_dir}: not a folder")
+    if not find_pairs(args.pairs_dir):
+        raise UserError(f"{args.pairs_dir}: no <name>_sdr.* / <name>_hdr.* pairs or gain-map JPEGs")
+    if args.json:
+        from sritm_tf.convert import check_output
+
+        try:
+            check_output(args.json, args.overwrite)
+        except OSError as err:
+            raise UserError(f"--json {err}") from None
+    if args.weights and not args.baseline_only:
+        from sritm_tf.pretrained import check_weights_file
+
+        check_weights_file(args.weights)
 
 
 def run(args):
@@ -40,34 +85,13 @@ def run(args):
     from sritm_tf.sizes import parse_shape
 
     crop = parse_shape(args.crop, "--crop") if args.crop else None  # (h, w)
-    white = args.white_nits
-    if white != "auto":
-        try:
-            white = float(white)
-        except ValueError:
-            white = -1.0
-        if not 0 < white <= 10000:
-            raise UserError(f"--white-nits: expected cd/m2 in (0, 10000] or 'auto', got {args.white_nits!r}")
+    white = white_level(args.white_nits)
     tile = parse_tile(args.tile, "--tile") if args.tile else None
-    if not os.path.isdir(args.pairs_dir):
-        raise UserError(f"{args.pairs_dir}: not a folder")
-    if not evaluate.find_pairs(args.pairs_dir):
-        raise UserError(f"{args.pairs_dir}: no <name>_sdr.* / <name>_hdr.* pairs or gain-map JPEGs")
-    if args.json:  # before any work: a missing folder or an existing file fails now, not after the metrics
-        from sritm_tf.convert import check_output
-
-        try:
-            check_output(args.json, args.overwrite)
-        except OSError as err:
-            raise UserError(f"--json {err}") from None
 
     predict = None
     if not args.baseline_only:
-        from sritm_tf.pretrained import load_model
-
-        if args.weights and not os.path.exists(args.weights):
-            raise UserError(f"{args.weights}: no such file")
         from sritm_tf.precision import resolve
+        from sritm_tf.pretrained import load_model
 
         chosen, why = resolve(args.precision)
         try:

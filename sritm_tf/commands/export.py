@@ -55,8 +55,10 @@ def check(args):
             check_output(args.output, args.overwrite)
         except OSError as err:
             raise UserError(str(err)) from None
-    if args.weights and not os.path.isfile(args.weights):
-        raise UserError(f"{args.weights}: no such weights file")
+    if args.weights:
+        from sritm_tf.pretrained import check_weights_file
+
+        check_weights_file(args.weights)
     if args.calibration and args.quantize != "int8":
         raise UserError("--calibration: applies to --quantize int8 only")
 

@@ -7,8 +7,9 @@
     sritm train DATA_DIR --recipe paper --skip bicubic    # the authors' recipe and network
 """
 import os
+import re
 
-from sritm_tf.errors import UserError
+from sritm_tf.errors import InputError, UserError
 
 # Fine-tuning defaults (with --pairs): a few minutes on a CPU with the full network.
 FINETUNE_DEFAULTS = {"stage": "full", "steps": 150, "lr": 2e-5, "batch_size": 4, "patch_size": 48,
@@ -85,10 +86,14 @@ def make_config(args):
         if value is not None and key != "data":
             setattr(cfg, key, value)
     if cfg.init and os.path.isfile(cfg.init):
+        from sritm_tf.pretrained import check_weights_file
         from sritm_tf.train import init_architecture
 
+        check_weights_file(cfg.init)
         try:
             architecture = init_architecture(cfg.init) or {}
+        except InputError:  # names the file and the problem
+            raise
         except (OSError, ValueError, KeyError) as err:
             raise UserError(f"{cfg.init}: cannot read weights ({err})") from None
         for key, value in architecture.items():
@@ -103,24 +108,29 @@ def make_config(args):
     return cfg
 
 
-def check_patch_size(patch_size, shard):
-    """--patch-size fits the LR patches of the records (the first record of `shard`)."""
-    if patch_size is None:
-        return
-    if patch_size <= 0:
+def check_records(shards, patch_size=None):
+    """The first record of every shard parses (a damaged, cut or foreign file is named now, not
+    as a TensorFlow traceback mid-training), and --patch-size fits its LR patches."""
+    if patch_size is not None and patch_size <= 0:
         raise UserError(f"--patch-size: expected a positive number of LR pixels, got {patch_size}")
     import tensorflow as tf
 
     from sritm_tf.data.records import parse_example
+    from sritm_tf.fileio import captured_stderr
 
-    try:
-        for serialized in tf.data.TFRecordDataset(shard).take(1):
-            height, width = parse_example(serialized)[0].shape[:2]
-            if patch_size > min(height, width):
-                raise UserError(f"--patch-size {patch_size}: larger than the {width}x{height} LR patches "
-                                f"of the records in {os.path.dirname(shard)}")
-    except tf.errors.OpError as err:
-        raise UserError(f"{shard}: not a readable record shard ({err.message})") from None
+    for shard in shards:
+        try:
+            with captured_stderr():  # TensorFlow's C++ log of the same DATA_LOSS
+                first = [parse_example(serialized)[0] for serialized in tf.data.TFRecordDataset(shard).take(1)]
+        except tf.errors.OpError as err:
+            reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*", "", err.message.splitlines()[0])  # TF's node names
+            raise UserError(f"{shard}: not a readable record shard ({reason})") from None
+        if not first:
+            raise UserError(f"{shard}: no records (an empty shard)")
+        height, width = first[0].shape[:2]
+        if patch_size is not None and patch_size > min(height, width):
+            raise UserError(f"--patch-size {patch_size}: larger than the {width}x{height} LR patches "
+                            f"of the records in {os.path.dirname(shard)}")
 
 
 def check_config(cfg, overwrite):
@@ -138,7 +148,7 @@ def check_config(cfg, overwrite):
             shards = list_shards(cfg.data)
         except FileNotFoundError as err:
             raise UserError(str(err)) from None
-        check_patch_size(cfg.patch_size, shards[0])
+        check_records(shards, cfg.patch_size)
     if cfg.init and not os.path.exists(cfg.init):
         raise UserError(f"{cfg.init}: no such weights file")
     for folder in (cfg.val_pairs,):

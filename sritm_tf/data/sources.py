@@ -29,6 +29,7 @@ import numpy as np
 
 from sritm_tf import colour, imageio
 from sritm_tf.errors import InputError, SourceError
+from sritm_tf.fileio import captured_stderr
 
 EXR_EXTS = (".exr",)
 IMAGE_EXTS = (".png", ".tif", ".tiff")
@@ -173,7 +174,7 @@ def read_exr(path, window="data"):
     import OpenEXR
 
     try:
-        with OpenEXR.File(path, separate_channels=False) as exr:
+        with captured_stderr(), OpenEXR.File(path, separate_channels=False) as exr:  # its C core prints damage
             header = dict(exr.header())
             # Channels are released when the file closes: keep the pixel arrays.
             channels = {name: channel.pixels.copy() for name, channel in exr.channels().items()}
@@ -233,7 +234,8 @@ def scene_linear_to_hdr10(linear_rgb709, white_nits=203.0):
 def read_radiance(path):
     """Read a Radiance RGBE `.hdr` (Ward, Graphics Gems II "Real Pixels") with OpenCV as float64
     (H, W, 3) scene-linear RGB; BT.709 primaries assumed (the header's PRIMARIES are ignored)."""
-    image = cv2.imread(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_COLOR)
+    with captured_stderr():  # OpenCV's log of a damaged file
+        image = cv2.imread(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_COLOR)
     if image is None or image.dtype != np.float32:
         raise SourceError(f"{path}: cannot read as Radiance RGBE (missing, corrupt or truncated)")
     rgb = image[..., ::-1].astype(np.float64)  # BGR -> RGB
