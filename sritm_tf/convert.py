@@ -150,7 +150,7 @@ class FrameConverter:
                                               precision=precision if engine == "tf" else "fp32")
             except ValueError as err:
                 raise InputError(str(err)) from err
-            self.predict = TiledPredictor(model, tile, run=engines.runner(model, engine, precision, tile))
+            self.predict = TiledPredictor(model, tile, run=engines.runner(model, engine, precision))
 
     def __call__(self, rgb):
         rgb = np.asarray(rgb)

@@ -32,7 +32,7 @@ def test_engine_matches_tensorflow_float32(image_and_reference, engine, precisio
     if not engines.installed(engine):
         pytest.skip(f"{engine} is not installed")
     model, yuv, reference = image_and_reference
-    run = engines.runner(model, engine, precision, tile=TILE)
+    run = engines.runner(model, engine, precision)
     out = TiledPredictor(model, TILE, run=run)(yuv)
     assert out.shape == reference.shape
     assert len(run.compiled) >= 2  # tiles of several shapes, each compiled once

@@ -148,14 +148,14 @@ def _timed(fn):
 # ---------------------------------------------------------------------------
 # Worker: one engine, one scale, in a fresh process
 # ---------------------------------------------------------------------------
-def _runner(model, mode, precision, tile):
+def _runner(model, mode, precision):
     """A function NHWC float32 batch -> output array."""
     if mode == "tiled":
         return None  # TiledPredictor's own tf.function
     if mode in ("openvino", "litert"):
         from sritm_tf import engines
 
-        return engines.runner(model, mode, precision, tile)
+        return engines.runner(model, mode, precision)
     model.compile(jit_compile=True)
     return model.predict_on_batch
 
@@ -177,7 +177,7 @@ def worker(job):
     rows = []
     for tile in job["tiles"]:
         tile = (min(tile[0], frame[0]), min(tile[1], frame[1]))
-        predictor = TiledPredictor(model, tile=tile, run=_runner(model, mode, precision, tile))
+        predictor = TiledPredictor(model, tile=tile, run=_runner(model, mode, precision))
         t0 = time.perf_counter()
         predictor(image)
         first = time.perf_counter() - t0
