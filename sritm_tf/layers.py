@@ -271,3 +271,33 @@ class ClassicalMapping(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "white_nits": self.white_nits, "gamma": self.gamma}
+
+
+@keras.saving.register_keras_serializable(package="sritm_tf")
+class ChromaGate(keras.layers.Layer):
+    """Neutral stays neutral (issue #12): the network's residual chroma is scaled by
+    g = c^2 / (c^2 + c0^2), with c = |(Cb, Cr)| of the SDR input at that pixel
+    (bicubic-upsampled BT.709 Y'CbCr, chroma offset removed); its luma is kept.
+
+    Where the SDR has colour (c >> c0) the residual passes as it is; where it has
+    none (c << c0, default 4/255: a few 8-bit code values of compression noise)
+    the output's chroma is the classical conversion's, which maps a neutral input
+    to a neutral output exactly. Called on [residual, sdr_yuv]. No weights.
+    """
+
+    def __init__(self, c0=4 / 255, **kwargs):
+        super().__init__(**kwargs)
+        self.c0 = float(c0)
+
+    def call(self, inputs):
+        residual, sdr = inputs
+        chroma = sdr[..., 1:] - 0.5
+        c2 = ops.sum(chroma * chroma, axis=-1, keepdims=True)
+        gate = c2 / (c2 + self.c0 * self.c0)
+        return ops.concatenate([residual[..., :1], residual[..., 1:] * gate], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "c0": self.c0}

@@ -18,11 +18,12 @@ of the matching base block), concatenated as [base, detail].
 import keras
 from keras import layers
 
-from sritm_tf.layers import (BicubicUpsample, ClassicalMapping, DepthToSpace, DetailLayer, PreActivationReLU,
+from sritm_tf.layers import (BicubicUpsample, ChromaGate, ClassicalMapping, DepthToSpace, DetailLayer, PreActivationReLU,
                              SelfGuidedFilter)
 from sritm_tf.precision import policy
 
 SKIPS = ("bicubic", "classical")
+CHROMA_GATE = 4 / 255  # `layers.ChromaGate`'s c0 in classical-skip networks
 
 # Tensors the notebooks look at (paper Figs. 6 and 8): name -> layer name.
 INTERMEDIATES = {
@@ -116,7 +117,7 @@ def upsample_head(x, scale, channels, name="up"):
 
 
 def build_deep_sritm(scale=2, channels=64, m=3, n=10, modulation=True, skip="bicubic", white_nits=203.0,
-                     white_input=False, precision=None, name=None):
+                     white_input=False, precision=None, name=None, chroma_gate=CHROMA_GATE):
     """The Deep SR-ITM network of Fig. 3.
 
     Args:
@@ -134,6 +135,9 @@ def build_deep_sritm(scale=2, channels=64, m=3, n=10, modulation=True, skip="bic
         white_nits: the SDR reference white of the classical skip, cd/m2.
         white_input: with skip="classical", a second input "white_nits" (N, 1)
             sets the white level per sample (training across white levels).
+        chroma_gate: with skip="classical", c0 of `layers.ChromaGate` on the
+            residual (a neutral SDR pixel gets the classical, neutral chroma);
+            0 or None: no gate. No parameters either way.
         precision: "fp32", or "bf16" for bfloat16 convolutions with float32
             weights, front end and output (`sritm_tf.precision`); None: Keras'
             global dtype policy.
@@ -149,12 +153,12 @@ def build_deep_sritm(scale=2, channels=64, m=3, n=10, modulation=True, skip="bic
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy(precision) if precision else previous)
     try:
-        return _build(scale, channels, m, n, modulation, skip, white_nits, white_input, name)
+        return _build(scale, channels, m, n, modulation, skip, white_nits, white_input, name, chroma_gate)
     finally:
         keras.config.set_dtype_policy(previous)
 
 
-def _build(scale, channels, m, n, modulation, skip, white_nits, white_input, name):
+def _build(scale, channels, m, n, modulation, skip, white_nits, white_input, name, chroma_gate=None):
     classical = skip == "classical"
     image = keras.Input((None, None, 3), name="sdr_yuv")
     base_in, detail_in = decompose(image)
@@ -199,6 +203,8 @@ def _build(scale, channels, m, n, modulation, skip, white_nits, white_input, nam
     z = _conv(3, "out_conv", dtype="float32", **({"kernel_initializer": "zeros"} if classical else {}))(z)
     base = BicubicUpsample(scale, name="bicubic", dtype="float32")(image)
     inputs = image
+    if classical and chroma_gate:
+        z = ChromaGate(chroma_gate, name="classical_chroma_gate", dtype="float32")([z, base])
     if classical:
         mapping = ClassicalMapping(white_nits, name="classical", dtype="float32")
         if white_input:

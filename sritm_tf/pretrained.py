@@ -37,7 +37,7 @@ def model_config(model):
     count = lambda block: sum(1 for name in names if re.fullmatch(f"{block}\\d+_conv1", name))
     if "base_conv1" not in names or "bicubic" not in names:
         raise ValueError(f"{model.name} is not a Deep SR-ITM network (no base_conv1 / bicubic layer)")
-    return {
+    config = {
         "scale": int(model.get_layer("bicubic").scale),
         "channels": int(model.get_layer("base_conv1").filters),
         "m": count("base_rb"),
@@ -45,6 +45,9 @@ def model_config(model):
         "modulation": "base_smf_conv1" in names,
         "skip": "classical" if "classical" in names else "bicubic",
     }
+    if "classical" in names:  # a config without it (weights saved before the gate) gets the default gate
+        config["chroma_gate"] = model.get_layer("classical_chroma_gate").c0 if "classical_chroma_gate" in names else 0
+    return config
 
 
 def save_weights_npz(model, path, dtype="float16"):

@@ -59,6 +59,33 @@ def test_untrained_classical_network_is_the_classical_conversion():
     assert build_deep_sritm(4, skip="classical").count_params() == 2_650_307
 
 
+def test_chroma_gate_keeps_neutral_input_neutral_and_colour_corrections(tmp_path):
+    """`layers.ChromaGate`: with a residual that adds colour everywhere, a neutral SDR
+    input still comes out with the classical (neutral) chroma, a saturated one gets
+    the residual's chroma almost whole; luma is corrected either way. No parameters."""
+    from sritm_tf.layers import ChromaGate
+
+    gated = build_deep_sritm(2, channels=8, m=1, n=1, skip="classical")
+    plain = build_deep_sritm(2, channels=8, m=1, n=1, skip="classical", chroma_gate=0)
+    assert "classical_chroma_gate" not in {layer.name for layer in plain.layers}
+    assert gated.count_params() == plain.count_params()
+    kernel, bias = gated.get_layer("out_conv").get_weights()
+    for model in (gated, plain):
+        model.get_layer("out_conv").set_weights([kernel, bias + np.array([0.01, 0.02, -0.02], np.float32)])
+    grey = np.full((1, 12, 12, 3), 0.5)
+    red = np.tile([0.9, 0.1, 0.1], (1, 12, 12, 1))
+    for rgb, chroma_kept in ((grey, 0.0), (red, 1.0)):
+        x = colour.sdr_rgb_to_model_yuv(rgb).astype(np.float32)
+        classical = colour.pq2020_rgb_to_model_yuv(colour.sdr_to_hdr10_baseline(bicubic_upscale(rgb[0], 2), 203.0))
+        out = gated.predict(x, verbose=0)[0]
+        np.testing.assert_allclose(out[..., 0] - classical[..., 0], 0.01, atol=1e-4)  # luma corrected
+        np.testing.assert_allclose(out[..., 1:] - classical[..., 1:],
+                                   np.broadcast_to(chroma_kept * np.array([0.02, -0.02]), out[..., 1:].shape), atol=2e-3)
+    assert ChromaGate.from_config(ChromaGate(0.02).get_config()).c0 == 0.02
+    path = pretrained.save_weights_npz(plain, str(tmp_path / "plain.npz"), dtype="float32")
+    assert "classical_chroma_gate" not in {layer.name for layer in pretrained.load_weights_npz(path).layers}
+
+
 def test_per_sample_white_input_matches_the_fixed_white(tmp_path):
     rgb = np.random.default_rng(4).random((2, 16, 16, 3))
     x = colour.sdr_rgb_to_model_yuv(rgb).astype(np.float32)
