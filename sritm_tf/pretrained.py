@@ -32,12 +32,13 @@ def sample_path():
 
 
 def model_config(model):
-    """The `build_deep_sritm` arguments of `model`, read back from its layers."""
+    """The `build_deep_sritm` arguments of `model`, read back from its layers. The
+    ablation switches `decomposition` and `skips` (Table 3) appear only when off."""
     names = {layer.name for layer in model.layers}
     count = lambda block: sum(1 for name in names if re.fullmatch(f"{block}\\d+_conv1", name))
     if "base_conv1" not in names or "bicubic" not in names:
         raise ValueError(f"{model.name} is not a Deep SR-ITM network (no base_conv1 / bicubic layer)")
-    return {
+    config = {
         "scale": int(model.get_layer("bicubic").scale),
         "channels": int(model.get_layer("base_conv1").filters),
         "m": count("base_rb"),
@@ -45,6 +46,11 @@ def model_config(model):
         "modulation": "base_smf_conv1" in names,
         "skip": "classical" if "classical" in names else "bicubic",
     }
+    if "guided_filter" not in names:
+        config["decomposition"] = False
+    if config["m"] > 0 and "detail_rsmb1_reduce" not in names:
+        config["skips"] = False
+    return config
 
 
 def save_weights_npz(model, path, dtype="float16"):
