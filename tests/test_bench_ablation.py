@@ -71,3 +71,17 @@ def test_variants_share_a_key_only_when_the_network_is_the_same():
     every = keys[1] + keys[2] + keys[3]
     assert len(set(every)) == len(every) - 1
     assert math.isclose(ablation.PAPER_RANGES[3][1], 35.59)
+
+
+def test_script_and_command_share_the_options(capsys):
+    import os
+    import subprocess
+    import sys
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["bench", "ablation", "--help"])
+    assert exit_.value.code == 0
+    assert "usage: sritm bench ablation" in capsys.readouterr().out
+    script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "bench_ablation.py")
+    out = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, timeout=60).stdout
+    assert "usage: bench_ablation.py" in out and "--toy-channels" in out and "--val" in out
