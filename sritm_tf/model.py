@@ -263,7 +263,10 @@ TOY_COMPONENTS = ("image", "base", "detail")
 FIG4_PASSES = (("image", "base"), ("image", "detail"))
 
 # Table 1 (a)-(e): the passes of each toy variant, each pass given by the layers
-# stacked (concatenated) as its input.
+# stacked (concatenated) as its input. Only (d) = Fig. 4 is fixed by the review of
+# issue #15 (the paper's text was not available); the other columns' order and
+# contents, and Table 2's pairing of SMF inputs, are this package's reading of
+# "1, 2 or 3 passes; image only, base / detail, stacked or not".
 TABLE1 = {
     "a": (("image",),),                              # 1 pass: I
     "b": (("image", "base", "detail"),),             # 1 pass: [I, I_b, I_d] stacked
