@@ -91,11 +91,17 @@ def shared_modulation_features(x, channels, name):
     return x
 
 
-def decompose(image):
-    """Eq. (1-2): base layer by self-guided filtering, detail = I / I_b; returns
-    the base-pass input [I, I_b] and the detail-pass input [I, I_d]."""
+def base_detail(image):
+    """Eq. (1-2): the base layer I_b by self-guided filtering and the detail layer
+    I_d = I / I_b; returns (I_b, I_d)."""
     base = SelfGuidedFilter(size=5, eps=0.01, name="guided_filter", dtype="float32")(image)
     detail = DetailLayer(name="detail_layer", dtype="float32")([image, base])
+    return base, detail
+
+
+def decompose(image):
+    """Eq. (1-2): returns the base-pass input [I, I_b] and the detail-pass input [I, I_d]."""
+    base, detail = base_detail(image)
     base_in = layers.Concatenate(name="base_input")([image, base])
     detail_in = layers.Concatenate(name="detail_input")([image, detail])
     return base_in, detail_in
@@ -117,7 +123,8 @@ def upsample_head(x, scale, channels, name="up"):
 
 
 def build_deep_sritm(scale=2, channels=64, m=3, n=10, modulation=True, skip="bicubic", white_nits=203.0,
-                     white_input=False, precision=None, name=None, chroma_gate=CHROMA_GATE):
+                     white_input=False, precision=None, name=None, decomposition=True, skips=True,
+                     chroma_gate=CHROMA_GATE):
     """The Deep SR-ITM network of Fig. 3.
 
     Args:
@@ -141,6 +148,17 @@ def build_deep_sritm(scale=2, channels=64, m=3, n=10, modulation=True, skip="bic
         precision: "fp32", or "bf16" for bfloat16 convolutions with float32
             weights, front end and output (`sritm_tf.precision`); None: Keras'
             global dtype policy.
+        name: the model's name (default deep_sritm_x{scale}, plus _pretrain,
+            _nogf, _noskip for the switches below that are off).
+        decomposition, skips: the switches of the ablation of Table 3 (with
+            `modulation`). decomposition=False drops the guided filter (Eq. 1-2):
+            both passes and their SMFs take the image I alone (3 channels instead
+            of 6 in their first conv). skips=False drops the base-to-detail skip
+            connections: the detail pass's ResSkip(Mod)Blocks (Eq. 7-8) become
+            Res(Mod)Blocks of Eq. (3-5), under the same names, without the concat
+            and its 1x1 conv. Table 3 columns (a)-(e): all off; decomposition;
+            decomposition + skips; decomposition + modulation; all on (the
+            defaults, the exact network).
 
     Returns:
         A keras.Model. Input: LR SDR, NHWC, full-range BT.709 Y'CbCr of
@@ -153,15 +171,17 @@ def build_deep_sritm(scale=2, channels=64, m=3, n=10, modulation=True, skip="bic
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy(precision) if precision else previous)
     try:
-        return _build(scale, channels, m, n, modulation, skip, white_nits, white_input, name, chroma_gate)
+        return _build(scale, channels, m, n, modulation, skip, white_nits, white_input, name, decomposition, skips,
+                      chroma_gate)
     finally:
         keras.config.set_dtype_policy(previous)
 
 
-def _build(scale, channels, m, n, modulation, skip, white_nits, white_input, name, chroma_gate=None):
+def _build(scale, channels, m, n, modulation, skip, white_nits, white_input, name, decomposition, skips,
+           chroma_gate=None):
     classical = skip == "classical"
     image = keras.Input((None, None, 3), name="sdr_yuv")
-    base_in, detail_in = decompose(image)
+    base_in, detail_in = decompose(image) if decomposition else (image, image)
     smf_b = shared_modulation_features(base_in, channels, "base") if modulation else None
     smf_d = shared_modulation_features(detail_in, channels, "detail") if modulation else None
 
@@ -179,14 +199,14 @@ def _build(scale, channels, m, n, modulation, skip, white_nits, white_input, nam
     y = _conv(channels, "detail_conv1")(detail_in)
     y = res_block(y, channels, "detail_rb1")
     for k in range(1, 2 * m):
-        base_k = base_outputs[k - 1]
         last = k == 2 * m - 1
         i = k // 2 + 1
-        if k % 2 == 1:
-            y = res_skip_block(y, base_k, channels, f"detail_rsmb{i}", smf=smf_d,
-                               out_name="detail_features" if last else None)
+        block, smf = (f"detail_rsmb{i}", smf_d) if k % 2 == 1 else (f"detail_rsb{i - 1}", None)
+        out_name = "detail_features" if last else None
+        if skips:
+            y = res_skip_block(y, base_outputs[k - 1], channels, block, smf=smf, out_name=out_name)
         else:
-            y = res_skip_block(y, base_k, channels, f"detail_rsb{i - 1}")
+            y = res_block(y, channels, block, smf=smf, out_name=out_name)
 
     # Fusion, Eq. (10-11).
     z = layers.Concatenate(name="fusion_concat")([x, y])
@@ -213,7 +233,8 @@ def _build(scale, channels, m, n, modulation, skip, white_nits, white_input, nam
         else:
             base = mapping(base)
     hdr = layers.Add(name="hdr_yuv", dtype="float32")([z, base])
-    name = name or f"deep_sritm_x{scale}" + ("" if modulation else "_pretrain")
+    off = [suffix for on, suffix in ((modulation, "_pretrain"), (decomposition, "_nogf"), (skips, "_noskip")) if not on]
+    name = name or f"deep_sritm_x{scale}" + "".join(off)
     return keras.Model(inputs, hdr, name=name)
 
 
@@ -244,26 +265,141 @@ def transfer_weights(source, target):
     return copied
 
 
-def build_toy_network(scale=2, channels=64, blocks=6, inputs="image", modulation=False, name=None):
-    """The toy network of Fig. 4, for the ablations of Tables 1-3.
+# ---------------------------------------------------------------------------
+# The toy network of Fig. 4 (Sec. 3.4) and the variants of Tables 1 and 2
+# ---------------------------------------------------------------------------
+TOY_COMPONENTS = ("image", "base", "detail")
+FIG4_PASSES = (("image", "base"), ("image", "detail"))
 
-    `inputs`: "image" (I), "base" ([I, I_b]), "detail" ([I, I_d]); `modulation`:
-    whether each ResBlock's residual is modulated by SMF of the input (Eq. 5).
-    Conv, `blocks` ResBlocks, then the reconstruction of Eq. (12).
+# Table 1 (a)-(e): the passes of each toy variant, each pass given by the layers
+# stacked (concatenated) as its input. Only (d) = Fig. 4 is fixed by the review of
+# issue #15 (the paper's text was not available); the other columns' order and
+# contents, and Table 2's pairing of SMF inputs, are this package's reading of
+# "1, 2 or 3 passes; image only, base / detail, stacked or not".
+TABLE1 = {
+    "a": (("image",),),                              # 1 pass: I
+    "b": (("image", "base", "detail"),),             # 1 pass: [I, I_b, I_d] stacked
+    "c": (("base",), ("detail",)),                   # 2 passes: I_b; I_d
+    "d": FIG4_PASSES,                                # 2 passes: [I, I_b]; [I, I_d] (Fig. 4)
+    "e": (("image",), ("base",), ("detail",)),       # 3 passes: I; I_b; I_d
+}
+
+# Table 2 (a)-(c): the inputs of SMF_b and SMF_d in the Fig. 4 network.
+TABLE2 = {
+    "a": (("image",), ("image",)),                   # SMF_b, SMF_d from I
+    "b": (("base",), ("detail",)),                   # from I_b, I_d
+    "c": FIG4_PASSES,                                # from [I, I_b], [I, I_d] (the pass inputs, as Fig. 4)
+}
+
+
+def _pass_name(components):
+    return "_".join(components)
+
+
+def _skip_passes(passes):
+    """(source, target) pass indices of the base-to-detail skips: the pass that sees
+    I_b but not I_d feeds the pass that sees I_d but not I_b; None when there is no
+    such pair (one pass, or a stacked [I, I_b, I_d])."""
+    source = [i for i, p in enumerate(passes) if "base" in p and "detail" not in p]
+    target = [i for i, p in enumerate(passes) if "detail" in p and "base" not in p]
+    return (source[0], target[0]) if source and target else None
+
+
+def build_toy_network(scale=2, channels=32, blocks=4, passes=FIG4_PASSES, smf_inputs=None, modulation=True,
+                      skips=True, name=None):
+    """The toy network of Fig. 4 (Sec. 3.4), and its variants for Tables 1-2.
+
+    Each pass is a Conv of its input followed by `blocks` residual blocks
+    (local residuals, Eq. 3), the residual of each multiplied (Eq. 5) by
+    (Conv, ReLU, Conv) of the pass's shared modulation features (SMF: three
+    Conv + ReLU of `smf_inputs`) when `modulation`. With a base pass (input
+    holding I_b, not I_d) and a detail pass (holding I_d, not I_b), the detail
+    pass's block j >= 2 is a ResSkip(Mod)Block (Eq. 7-8) that takes the output
+    of base block j - 1, as `net_full.m` wires the full network. More than one
+    pass: their outputs are concatenated, ReLU, 1x1 Conv (Eq. 10). Then the
+    reconstruction of Eq. (12): sub-pixel upsampling head, Conv to 3 channels,
+    plus the bicubic-upsampled input (global residual).
+
+    The paper shows the layout, not its sizes; `channels` = 32 and `blocks` = 4
+    per pass are this package's choice, and so is modulating every block (the
+    full network modulates every other one).
+
+    Args:
+        passes: one tuple per pass of the layers stacked as its input, from
+            "image" (I), "base" (I_b, Eq. 1), "detail" (I_d, Eq. 2). Default: Fig. 4,
+            [I, I_b] and [I, I_d]; `TABLE1` holds the variants of Table 1.
+        smf_inputs: one tuple per pass, the layers its SMF sees (Table 2,
+            `TABLE2`); default: the pass's own input.
+        modulation, skips: False drops the modulation branches / the
+            base-to-detail skips.
     """
-    if inputs not in ("image", "base", "detail"):
-        raise ValueError(f"inputs must be 'image', 'base' or 'detail', got {inputs!r}")
+    passes = tuple(tuple(p) for p in passes)
+    smf_inputs = passes if smf_inputs is None else tuple(tuple(p) for p in smf_inputs)
+    if not passes or len(smf_inputs) != len(passes):
+        raise ValueError(f"need one SMF input per pass, got passes={passes}, smf_inputs={smf_inputs}")
+    for p in passes + smf_inputs:
+        if not p or set(p) - set(TOY_COMPONENTS):
+            raise ValueError(f"a pass input is a tuple from {TOY_COMPONENTS}, got {p!r}")
+    names = [_pass_name(p) for p in passes]
+    if len(set(names)) != len(names):
+        raise ValueError(f"passes must differ, got {passes}")
+
     image = keras.Input((None, None, 3), name="sdr_yuv")
-    if inputs == "image":
-        x_in = image
-    else:
-        base_in, detail_in = decompose(image)
-        x_in = base_in if inputs == "base" else detail_in
-    smf = shared_modulation_features(x_in, channels, "toy") if modulation else None
-    x = _conv(channels, "toy_conv1")(x_in)
-    for i in range(1, blocks + 1):
-        x = res_block(x, channels, f"toy_rb{i}", smf=smf)
-    x = upsample_head(x, scale, channels)
-    x = _conv(3, "out_conv")(x)
-    hdr = layers.Add(name="hdr_yuv")([x, BicubicUpsample(scale, name="bicubic")(image)])
-    return keras.Model(image, hdr, name=name or f"toy_{inputs}{'_mod' if modulation else ''}_x{scale}")
+    tensors = {"image": image}
+    if any(c != "image" for p in passes + smf_inputs for c in p):
+        tensors["base"], tensors["detail"] = base_detail(image)
+
+    def stacked(components, name):
+        if len(components) == 1:
+            return tensors[components[0]]
+        return layers.Concatenate(name=name)([tensors[c] for c in components])
+
+    links = _skip_passes(passes) if skips else None
+    order = list(range(len(passes)))
+    if links:  # the base pass first: the detail pass takes its outputs
+        order.remove(links[0])
+        order.insert(0, links[0])
+    block_outputs, features = {}, {}
+    for i in order:
+        pass_name = names[i]
+        x_in = stacked(passes[i], f"{pass_name}_input")
+        smf = None
+        if modulation:
+            smf_in = x_in if smf_inputs[i] == passes[i] else stacked(smf_inputs[i], f"{pass_name}_smf_input")
+            smf = shared_modulation_features(smf_in, channels, pass_name)
+        x = _conv(channels, f"{pass_name}_conv1")(x_in)
+        outputs = []
+        for j in range(1, blocks + 1):
+            block = f"{pass_name}_b{j}"
+            if links and i == links[1] and j >= 2:
+                x = res_skip_block(x, block_outputs[links[0]][j - 2], channels, block, smf=smf)
+            else:
+                x = res_block(x, channels, block, smf=smf)
+            outputs.append(x)
+        block_outputs[i], features[i] = outputs, x
+
+    z = features[0]
+    if len(passes) > 1:
+        z = layers.Concatenate(name="fusion_concat")([features[i] for i in range(len(passes))])
+        z = layers.ReLU(name="fusion_relu")(z)
+        z = _conv(channels, "fusion_reduce", kernel_size=1)(z)
+    z = upsample_head(z, scale, channels)
+    z = _conv(3, "out_conv")(z)
+    hdr = layers.Add(name="hdr_yuv")([z, BicubicUpsample(scale, name="bicubic")(image)])
+    return keras.Model(image, hdr, name=name or f"toy_{'__'.join(names)}_x{scale}")
+
+
+def matched_channels(target, build):
+    """The filter count c whose `build(c).count_params()` is nearest `target`, for
+    matching the parameter counts of the Table 1 variants (the paper compares
+    them at equal size). Every conv kernel has k^2 x c_in x c_out weights with
+    c_in, c_out each a multiple of c or a constant, so the count is a quadratic
+    a c^2 + b c + d: three builds (c = 1, 2, 3) fix it exactly. Returns
+    (c, count at c)."""
+    counts = [build(c).count_params() for c in (1, 2, 3)]
+    a = (counts[2] - 2 * counts[1] + counts[0]) / 2
+    b = counts[1] - counts[0] - 3 * a
+    d = counts[0] - a - b
+    root = (-b + (b * b - 4 * a * (d - target)) ** 0.5) / (2 * a)
+    best = min({max(1, int(root)), int(root) + 1}, key=lambda c: abs(a * c * c + b * c + d - target))
+    return best, int(round(a * best * best + b * best + d))

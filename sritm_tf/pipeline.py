@@ -32,7 +32,13 @@ def to_model_pair(sdr_rgb8, hdr_rgb16):
 
 
 def list_shards(pattern_or_dir):
-    """Sorted shard paths: a folder (its `shard-*.tfrecord`), a glob pattern or one file."""
+    """Sorted shard paths: a folder (its `shard-*.tfrecord`), a glob pattern, one
+    file, or a list of files (kept as given)."""
+    if isinstance(pattern_or_dir, (list, tuple)):
+        missing = [f for f in pattern_or_dir if not os.path.isfile(f)]
+        if missing or not pattern_or_dir:
+            raise FileNotFoundError(f"{missing[0] if missing else '[]'}: no TFRecord shard")
+        return list(pattern_or_dir)
     pattern = pattern_or_dir
     if os.path.isdir(pattern_or_dir):
         pattern = os.path.join(pattern_or_dir, "shard-*.tfrecord")
@@ -74,7 +80,8 @@ def make_dataset(pattern_or_dir, batch_size, scale, training=True, shuffle_buffe
     """The tf.data input pipeline of `sritm prepare`'s records.
 
     Args:
-        pattern_or_dir: a folder of `shard-*.tfrecord`, a glob pattern or one file.
+        pattern_or_dir: a folder of `shard-*.tfrecord`, a glob pattern, one file
+            or a list of files.
         batch_size: pairs per batch.
         scale: 2 or 4 (HR patches are `scale`x the LR ones).
         training: repeat forever, shuffle shards and records, random crop (when

@@ -32,7 +32,8 @@ def sample_path():
 
 
 def model_config(model):
-    """The `build_deep_sritm` arguments of `model`, read back from its layers."""
+    """The `build_deep_sritm` arguments of `model`, read back from its layers. The
+    ablation switches `decomposition` and `skips` (Table 3) appear only when off."""
     names = {layer.name for layer in model.layers}
     count = lambda block: sum(1 for name in names if re.fullmatch(f"{block}\\d+_conv1", name))
     if "base_conv1" not in names or "bicubic" not in names:
@@ -45,6 +46,10 @@ def model_config(model):
         "modulation": "base_smf_conv1" in names,
         "skip": "classical" if "classical" in names else "bicubic",
     }
+    if "guided_filter" not in names:
+        config["decomposition"] = False
+    if config["m"] > 0 and "detail_rsmb1_reduce" not in names:
+        config["skips"] = False
     if "classical" in names:  # a config without it (weights saved before the gate) gets the default gate
         config["chroma_gate"] = model.get_layer("classical_chroma_gate").c0 if "classical_chroma_gate" in names else 0
     return config

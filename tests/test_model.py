@@ -1,10 +1,13 @@
 """The Deep SR-ITM network: structure, parameter counts, custom layers, saving."""
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import keras
 from sritm_tf import build_deep_sritm, build_toy_network, intermediate_model, transfer_weights
+from sritm_tf.model import TABLE1, TABLE2, matched_channels
 from sritm_tf.layers import BicubicUpsample, SelfGuidedFilter, bicubic_kernel
 
 TINY = dict(channels=8, m=1, n=1)
@@ -177,12 +180,151 @@ def test_keras_save_load_round_trip(tmp_path):
     np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())
 
 
-@pytest.mark.parametrize("inputs,modulation", [("image", False), ("base", False), ("detail", True)])
-def test_toy_network_variants(inputs, modulation):
-    toy = build_toy_network(scale=2, channels=8, blocks=2, inputs=inputs, modulation=modulation)
+# ---------------------------------------------------------------------------
+# The toy network of Fig. 4 and the ablation variants (Tables 1-3)
+# ---------------------------------------------------------------------------
+def conv(k, c_in, c_out):
+    """Weights and biases of a k x k convolution."""
+    return k * k * c_in * c_out + c_out
+
+
+def toy_count(c, blocks, passes, smf=None, scale=2):
+    """Parameters of a toy network counted from its layout (Sec. 3.4, Fig. 4), not
+    from the model: per pass an SMF (3 convs) on its SMF input, conv1 on its input,
+    `blocks` blocks of 2 residual + 2 modulation convs, the detail pass's blocks 2..B
+    with a 1x1 (2C -> C) after the skip concat; a 1x1 fusion over the passes; the
+    sub-pixel head and the output conv."""
+    channels = {"image": 3, "base": 3, "detail": 3}
+    smf = smf or passes
+    skips = any("base" in p and "detail" not in p for p in passes) and any(
+        "detail" in p and "base" not in p for p in passes)
+    total = 0
+    for p, s in zip(passes, smf):
+        c_in = sum(channels[x] for x in p)
+        total += conv(3, sum(channels[x] for x in s), c) + 2 * conv(3, c, c)  # SMF
+        total += conv(3, c_in, c) + blocks * 4 * conv(3, c, c)
+        if skips and "detail" in p and "base" not in p:
+            total += (blocks - 1) * conv(1, 2 * c, c)
+    if len(passes) > 1:
+        total += conv(1, len(passes) * c, c)
+    total += conv(3, c, c) + conv(3, c, 4 * c) * (1 if scale == 2 else 2) + conv(3, c, 3)
+    return total
+
+
+def test_fig4_toy_network_by_hand():
+    """C = 4, two blocks per pass: base pass 516 (SMF) + 220 (conv1) + 1184 (blocks),
+    detail pass 516 + 220 + 592 + 628 (block 2 with its 1x1), fusion 36, head 740, out 111."""
+    toy = build_toy_network(scale=2, channels=4, blocks=2)
+    assert toy.count_params() == 4763 == toy_count(4, 2, TABLE1["d"])
+    assert toy(rand((2, 9, 7, 3))).shape == (2, 18, 14, 3)
+    # Skips: detail block j takes base block j - 1 (as net_full.m); the passes see [I, I_b], [I, I_d].
+    assert toy.get_layer("image_detail_b2_concat").input[0] is toy.get_layer("image_base_b1_add").output
+    assert toy.get_layer("image_base_conv1").kernel.shape == (3, 3, 6, 4)
+    assert toy.get_layer("image_detail_smf_conv1").kernel.shape == (3, 3, 6, 4)
+    assert toy.get_layer("image_base_b1_mod_conv2") and toy.get_layer("fusion_reduce").kernel.shape == (1, 1, 8, 4)
+    assert toy.get_layer("hdr_yuv").input[1] is toy.get_layer("bicubic").output  # global residual
+    assert toy.get_layer("image_base_b2_add").input[0] is toy.get_layer("image_base_b1_add").output  # local
+
+
+@pytest.mark.parametrize("column", sorted(TABLE1))
+def test_table1_variants_by_hand(column):
+    toy = build_toy_network(scale=4, channels=4, blocks=3, passes=TABLE1[column])
+    assert toy.count_params() == toy_count(4, 3, TABLE1[column], scale=4)
+    assert toy(rand((1, 6, 5, 3))).shape == (1, 24, 20, 3)
+    names = {layer.name for layer in toy.layers}
+    assert ("guided_filter" in names) == (column != "a")
+    assert any(re.fullmatch(r"detail_b\d_concat", n) for n in names) == (column in "ce")  # skip connections
+    assert any(re.fullmatch(r"image_detail_b\d_concat", n) for n in names) == (column == "d")
+    assert {f"{'_'.join(p)}_conv1" for p in TABLE1[column]} <= names
+    assert ("fusion_reduce" in names) == (len(TABLE1[column]) > 1)
+
+
+@pytest.mark.parametrize("column", sorted(TABLE2))
+def test_table2_smf_inputs_by_hand(column):
+    toy = build_toy_network(scale=2, channels=4, blocks=2, smf_inputs=TABLE2[column])
+    assert toy.count_params() == toy_count(4, 2, TABLE1["d"], smf=TABLE2[column])
+    width = {"a": 3, "b": 3, "c": 6}[column]
+    assert toy.get_layer("image_base_smf_conv1").kernel.shape[2] == width
     assert toy(rand((1, 8, 8, 3))).shape == (1, 16, 16, 3)
-    names = {l.name for l in toy.layers}
-    assert ("guided_filter" in names) == (inputs != "image")
-    assert ("toy_rb1_mod_conv1" in names) == modulation
-    first = toy.get_layer("toy_conv1").kernel.shape[2]
-    assert first == (3 if inputs == "image" else 6)
+
+
+def test_table1_parameter_counts_are_matched():
+    """Filters per variant: the count nearest column (d)'s (32 filters, 4 blocks,
+    395,395 parameters); within 2.5 %, one filter more or less would be further."""
+    target = toy_count(32, 4, TABLE1["d"])
+    assert target == 395_395
+    matched = {}
+    for column, passes in TABLE1.items():
+        c, count = matched_channels(target, lambda c: build_toy_network(channels=c, blocks=4, passes=passes))
+        assert count == toy_count(c, 4, passes)
+        assert abs(count - target) <= min(abs(toy_count(c + d, 4, passes) - target) for d in (-1, 1))
+        assert abs(count - target) / target < 0.025, (column, c, count)
+        matched[column] = (c, count)
+    print("Table 1 filters / parameters:", matched)
+    assert matched == {"a": (43, 387_304), "b": (43, 391_948), "c": (32, 391_939), "d": (32, 395_395),
+                       "e": (27, 400_629)}
+
+
+def test_toy_network_rejects_bad_passes():
+    with pytest.raises(ValueError, match="pass input"):
+        build_toy_network(passes=(("image", "edges"),))
+    with pytest.raises(ValueError, match="one SMF input per pass"):
+        build_toy_network(smf_inputs=(("image",),))
+
+
+TABLE3 = {"a": (False, False, False), "b": (True, False, False), "c": (True, True, False),
+          "d": (True, False, True), "e": (True, True, True)}
+
+
+def test_table3_switch_parameter_counts_at_full_size():
+    """Differences by hand at C = 64, m = 3: the 2m - 1 skip 1x1 convs (2C -> C); the
+    modulation: 2 SMFs (6 -> C, C -> C, C -> C) and 2m (Conv, Conv) branches; the
+    decomposition: the 3 extra input channels of both passes' conv1 (and SMFs)."""
+    c, m = 64, 3
+    full = 2_502_595
+    skip_convs = (2 * m - 1) * conv(1, 2 * c, c)
+    mod = 2 * (conv(3, 6, c) + 2 * conv(3, c, c)) + 2 * m * 2 * conv(3, c, c)
+    gf = lambda inputs: inputs * 9 * 3 * c
+    expected = {"a": full - skip_convs - mod - gf(2), "b": full - skip_convs - mod, "c": full - mod,
+                "d": full - skip_convs, "e": full}
+    counts = {}
+    for column, (gf_on, skips, modulation) in TABLE3.items():
+        counts[column] = build_deep_sritm(2, decomposition=gf_on, skips=skips, modulation=modulation).count_params()
+    print("Table 3 parameters:", counts)
+    assert counts == expected == {"a": 1_859_971, "b": 1_863_427, "c": 1_904_707, "d": 2_461_315, "e": 2_502_595}
+
+
+@pytest.mark.parametrize("column", sorted(TABLE3))
+@pytest.mark.parametrize("scale", [2, 4])
+def test_table3_switches_build_and_shapes(column, scale):
+    gf_on, skips, modulation = TABLE3[column]
+    model = build_deep_sritm(scale, decomposition=gf_on, skips=skips, modulation=modulation, **TINY)
+    y = model(rand((2, 9, 13, 3))).numpy()
+    assert y.shape == (2, 9 * scale, 13 * scale, 3) and np.isfinite(y).all()
+    names = {layer.name for layer in model.layers}
+    assert ("guided_filter" in names) == gf_on
+    assert ("detail_rsmb1_reduce" in names) == skips and ("detail_rsmb1_conv2" in names)
+    assert ("base_smf_conv1" in names) == modulation
+    assert model.get_layer("base_conv1").kernel.shape[2] == (6 if gf_on else 3)
+
+
+def test_all_switches_on_is_the_default_network():
+    default = build_deep_sritm(2, **TINY)
+    switched = build_deep_sritm(2, decomposition=True, skips=True, modulation=True, **TINY)
+    assert default.name == switched.name == "deep_sritm_x2"
+    assert [(l.name, [w.shape for w in l.weights]) for l in default.layers] == \
+        [(l.name, [w.shape for w in l.weights]) for l in switched.layers]
+    switched.set_weights(default.get_weights())
+    x = rand((1, 11, 10, 3), seed=7)
+    np.testing.assert_array_equal(switched(x).numpy(), default(x).numpy())
+
+
+def test_ablation_variant_config_round_trips():
+    from sritm_tf.pretrained import model_config
+
+    model = build_deep_sritm(2, decomposition=False, skips=False, **TINY)
+    config = model_config(model)
+    assert config["decomposition"] is False and config["skips"] is False
+    assert "decomposition" not in model_config(build_deep_sritm(2, **TINY))
+    rebuilt = build_deep_sritm(**config)
+    assert rebuilt.name == "deep_sritm_x2_nogf_noskip" and rebuilt.count_params() == model.count_params()
