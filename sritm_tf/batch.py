@@ -271,41 +271,32 @@ def pipeline_options(runner, workers, beam_args):
     return PipelineOptions(args + list(beam_args))
 
 
-def convert_batch(inputs, out_dir, runner="DirectRunner", workers=None, beam_args=(), segment_seconds=10.0,
-                  format="mkv", overwrite=False, crf=18, preset="medium", scale=2, weights=None, baseline=False,
-                  tile=None, white_nits=203.0, peak_nits=convert.PEAK_NITS, precision="fp32", engine="tf",
-                  transfer="pq"):
-    """Converts images (to .png) and videos (to `format`: mkv, mp4 or yuv) into `out_dir`, in
-    parallel on Apache Beam (see the module).
-
-    Args:
-        inputs: files, folders and globs (`find_inputs`).
-        out_dir: the output folder (made if missing); outputs are `out_dir/<name>.<ext>`.
-        runner: Beam's runner; `workers` (default: the CPU count) is DirectRunner's processes.
-        beam_args: more Beam pipeline options, "--name=value".
-        segment_seconds: about how long a video segment is (cut at keyframes).
-        overwrite: convert titles whose output exists (default: skip them).
-        crf, preset: x265's; the rest: as `convert.convert_video`.
-
-    Returns:
-        A dict: done, skipped (outputs), failed ([(input, message)]), segments (converted),
-        reused (segments a previous run finished).
-    """
+def batch_settings(segment_seconds=10.0, format="mkv", crf=18, preset="medium", scale=2, weights=None,
+                   baseline=False, tile=None, white_nits=203.0, peak_nits=convert.PEAK_NITS, precision="fp32",
+                   engine="tf", transfer="pq"):
+    """The settings of a batch, checked: `segment_seconds`, about how long a video segment is (cut at
+    keyframes); `format`, the video output's (mkv, mp4 or yuv); the rest as `convert.convert_video`'s."""
     if format not in VIDEO_FORMATS:
         raise InputError(f"--format: expected one of {', '.join(VIDEO_FORMATS)}, got {format!r}")
     if not segment_seconds > 0:
         raise InputError(f"--segment-seconds: expected seconds > 0, got {segment_seconds!r}")
     video.check_encoder(crf, preset)
     convert.check_transfer(transfer)
-    settings = {"scale": scale, "weights": weights, "baseline": baseline, "tile": tile, "white_nits": white_nits,
-                "peak_nits": peak_nits, "precision": precision, "engine": engine, "transfer": transfer,
-                "crf": crf, "preset": preset, "format": format, "segment_seconds": segment_seconds}
-    found = find_inputs(inputs)
-    os.makedirs(out_dir, exist_ok=True)
+    return {"scale": scale, "weights": weights, "baseline": baseline, "tile": tile, "white_nits": white_nits,
+            "peak_nits": peak_nits, "precision": precision, "engine": engine, "transfer": transfer,
+            "crf": crf, "preset": preset, "format": format, "segment_seconds": segment_seconds}
+
+
+def plan(inputs, out_dir, settings, overwrite=False):
+    """(titles, units, report) of a batch: the titles to convert (`plan_title`), the units of work
+    left to do ((title, segment index) or (image title, None)), and the report so far: skipped
+    (outputs that exist, unless `overwrite`), failed (inputs refused), segments (to convert) and
+    reused (segments a previous run finished)."""
     report = {"done": [], "skipped": [], "failed": [], "segments": 0, "reused": 0}
     titles, units = [], []
-    for path, name in found:
-        output = os.path.join(out_dir, f"{name}.{'png' if _is_image(path) else format}")
+    os.makedirs(out_dir, exist_ok=True)
+    for path, name in find_inputs(inputs):
+        output = os.path.join(out_dir, f"{name}.{'png' if _is_image(path) else settings['format']}")
         if os.path.exists(output) and not overwrite:
             report["skipped"].append(output)
             continue
@@ -313,7 +304,7 @@ def convert_batch(inputs, out_dir, runner="DirectRunner", workers=None, beam_arg
         fileio.remove(os.path.join(work, "error.txt"))  # a previous run's
         os.makedirs(os.path.dirname(output), exist_ok=True)
         try:
-            title = plan_title(path, output, work, settings, segment_seconds)
+            title = plan_title(path, output, work, settings, settings["segment_seconds"])
         except SritmError as err:
             report["failed"].append((path, str(err)))
             continue
@@ -322,18 +313,44 @@ def convert_batch(inputs, out_dir, runner="DirectRunner", workers=None, beam_arg
             units.append((title, None))
             continue
         for index in range(len(title["segments"])):
-            if os.path.exists(segment_path(title, index, format) + ".json"):
+            if os.path.exists(segment_path(title, index, settings["format"]) + ".json"):
                 report["reused"] += 1
             else:
                 units.append((title, index))
                 report["segments"] += 1
+    return titles, units, report
+
+
+def run_pipeline(titles, units, settings, runner="DirectRunner", workers=None, beam_args=()):
+    """Converts `units` and joins the video `titles` on Beam (see the module)."""
+    workers = workers or os.cpu_count() or 1
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    with beam.Pipeline(options=pipeline_options(runner, workers, beam_args)) as p:
+        done = (p | "Units" >> beam.Create(units, reshuffle=False) | beam.Reshuffle()
+                | beam.ParDo(ConvertUnit(settings)))
+        videos = p | "Titles" >> beam.Create([(t["work"], t) for t in titles if t["kind"] == "video"])
+        _ = {"titles": videos, "units": done} | beam.CoGroupByKey() | beam.ParDo(JoinTitle(settings["format"]))
+
+
+def convert_batch(inputs, out_dir, runner="DirectRunner", workers=None, beam_args=(), overwrite=False, **options):
+    """Converts images (to .png) and videos (to .mkv, .mp4 or .yuv) into `out_dir`, in parallel
+    on Apache Beam (see the module).
+
+    Args:
+        inputs: files, folders and globs (`find_inputs`).
+        out_dir: the output folder (made if missing); outputs are `out_dir/<name>.<ext>`.
+        runner: Beam's runner; `workers` (default: the CPU count) is DirectRunner's processes.
+        beam_args: more Beam pipeline options, "--name=value".
+        overwrite: convert titles whose output exists (default: skip them).
+        options: `batch_settings`'.
+
+    Returns:
+        The report of `plan`, with done (outputs written) and failed completed.
+    """
+    settings = batch_settings(**options)
+    titles, units, report = plan(inputs, out_dir, settings, overwrite)
     if titles:
-        workers = workers or os.cpu_count() or 1
-        logging.getLogger("apache_beam").setLevel(logging.ERROR)
-        with beam.Pipeline(options=pipeline_options(runner, workers, beam_args)) as p:
-            done = p | "Units" >> beam.Create(units, reshuffle=False) | beam.Reshuffle() | beam.ParDo(ConvertUnit(settings))
-            videos = p | "Titles" >> beam.Create([(t["work"], t) for t in titles if t["kind"] == "video"])
-            _ = {"titles": videos, "units": done} | beam.CoGroupByKey() | beam.ParDo(JoinTitle(format))
+        run_pipeline(titles, units, settings, runner, workers, beam_args)
     for title in titles:
         error = os.path.join(title["work"], "error.txt")
         if os.path.exists(error):
@@ -343,6 +360,7 @@ def convert_batch(inputs, out_dir, runner="DirectRunner", workers=None, beam_arg
             report["done"].append(title["output"])
         else:
             report["failed"].append((title["input"], f"{title['input']}: not finished (see the runner's log)"))
+    report["failed"].sort()
     with_work = os.path.join(out_dir, WORK)
     if os.path.isdir(with_work) and not os.listdir(with_work):
         os.rmdir(with_work)

@@ -1,5 +1,4 @@
 """`sritm convert-batch`: a catalogue of SDR images and videos -> HDR10, in parallel on Apache Beam."""
-import importlib.util
 import os
 import sys
 import time
@@ -54,8 +53,13 @@ def check(args):
     from sritm_tf.pretrained import check_weights_file
     from sritm_tf.video import check_encoder
 
-    if importlib.util.find_spec("apache_beam") is None:
-        raise UserError(BEAM_MISSING)
+    from sritm_tf.fileio import captured_stderr
+
+    try:
+        with captured_stderr():  # its warnings about optional Google Cloud clients
+            import apache_beam  # noqa: F401
+    except ImportError:
+        raise UserError(BEAM_MISSING) from None
     if args.tile:
         parse_tile(args.tile, "--tile")
     for option, nits in (("--white-nits", args.white_nits), ("--peak-nits", args.peak_nits)):
