@@ -1,4 +1,4 @@
-"""`sritm bench speed|memory|train|pipeline|tflite|stream`: the benchmarks of
+"""`sritm bench speed|memory|train|pipeline|tflite|stream|batch`: the benchmarks of
 `sritm_tf.benchmarks`, one module each (also run by the scripts in benchmarks/)."""
 import importlib
 
@@ -9,6 +9,7 @@ BENCHMARKS = {
     "pipeline": "input pipeline next to training speed on your own records",
     "tflite": "TFLite variants: PSNR on the graded pairs and latency per tile",
     "stream": "peak temporary disk and RSS of a streamed video conversion, extrapolated to 1 min of 4K",
+    "batch": "sritm convert-batch on a 1-minute clip: wall time, segments, peak temporary disk, resume, vs single",
 }
 
 
