@@ -295,7 +295,9 @@ def plan(inputs, out_dir, settings, overwrite=False):
     report = {"done": [], "skipped": [], "failed": [], "segments": 0, "reused": 0}
     titles, units = [], []
     os.makedirs(out_dir, exist_ok=True)
+    out_dir = os.path.abspath(out_dir)  # absolute: the workers may run elsewhere
     for path, name in find_inputs(inputs):
+        path = os.path.abspath(path)
         output = os.path.join(out_dir, f"{name}.{'png' if _is_image(path) else settings['format']}")
         if os.path.exists(output) and not overwrite:
             report["skipped"].append(output)
@@ -358,6 +360,7 @@ def convert_batch(inputs, out_dir, runner="DirectRunner", workers=None, beam_arg
                 report["failed"].append((title["input"], f.read().strip()))
         elif os.path.exists(title["output"]) and (title["kind"] == "image" or not os.path.exists(title["work"])):
             report["done"].append(title["output"])
+            fileio.remove(title["work"])  # an image's, left by an earlier failure
         else:
             report["failed"].append((title["input"], f"{title['input']}: not finished (see the runner's log)"))
     report["failed"].sort()
