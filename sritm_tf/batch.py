@@ -183,8 +183,8 @@ class ConvertUnit(beam.DoFn):
                     imageio.write_hdr_png(title["output"], signal, self.settings["transfer"])
                 else:
                     self.segment(title, index)
-        except SritmError as err:
-            record_error(title, str(err))
+        except SritmError as err:  # the option it may name is sritm convert's
+            record_error(title, str(err).replace("; --allow-truncated", "; sritm convert --allow-truncated"))
         yield title["work"], index
 
     def segment(self, title, index):

@@ -630,11 +630,16 @@ def join_segments(segments, output, container="mp4", video_offset=0.0, audio_sou
     _require("ffmpeg")
     output, name = os.fspath(output), os.fspath(name or output)
     listing = f"{output}.ffconcat"
-    lines = ["ffconcat version 1.0"]
+    lines, start, placed = ["ffconcat version 1.0"], Fraction(0), 0
     for path, duration in segments:
         lines.append("file '{}'".format(os.path.abspath(path).replace("'", "'\\''")))
         if duration is not None:
-            lines.append(f"duration {float(duration):.6f}")
+            # ffmpeg adds the durations up in microseconds: each is the difference of the exact
+            # start times rounded, so that the n-th segment is off by 0.5 us at most, not n x 0.5 us.
+            start += Fraction(duration)
+            micros = round(start * 1_000_000) - placed
+            placed += micros
+            lines.append(f"duration {micros // 1_000_000}.{micros % 1_000_000:06d}")
     try:
         with open(listing, "w") as f:
             f.write("\n".join(lines) + "\n")
