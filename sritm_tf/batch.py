@@ -251,8 +251,8 @@ class JoinTitle(beam.DoFn):
 
     def process(self, item):
         for title in item[1]["titles"]:
-            if os.path.exists(os.path.join(title["work"], "error.txt")):
-                continue
+            if os.path.exists(os.path.join(title["work"], "error.txt")) or not os.path.exists(title["work"]):
+                continue  # failed, or joined by an earlier attempt of this element
             try:
                 join_title(title, self.format)
             except SritmError as err:
