@@ -38,6 +38,7 @@ setup(
         "openvino": ["openvino>=2024.4"],  # sritm convert --engine openvino
         "serving": ["tensorflow-serving-api>=2.16"],  # the gRPC client; REST needs nothing more
         "jax": ["jax>=0.4.30"],
+        "beam": ["apache-beam>=2.60"],  # sritm convert-batch
     },
     entry_points={"console_scripts": ["sritm=sritm_tf.cli:main"]},
 )

@@ -4,6 +4,9 @@ A command module exposes `register(subparsers)`, which adds its parser and sets
 `func=run` on it, and optionally `check=check`: argument checks that need no
 TensorFlow, run before it is imported so that a mistyped value fails at once.
 Heavy imports (TensorFlow) happen inside `run`, so `sritm --help` stays fast.
+Defaults a parser may set: `tensorflow=False` (the command does not start TensorFlow
+here: `sritm convert-batch`, whose workers do), `beam_args=True` (options the parser does
+not know are passed to the command as `args.beam_args` instead of being refused).
 """
 import argparse
 import importlib
@@ -19,7 +22,7 @@ from sritm_tf.errors import SritmError
 # Set it to 0 to see everything.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-COMMANDS = ["info", "convert", "prepare", "train", "eval", "export", "bench", "serve_client"]
+COMMANDS = ["info", "convert", "convert_batch", "prepare", "train", "eval", "export", "bench", "serve_client"]
 
 
 def quiet_tensorflow_start():
@@ -96,14 +99,19 @@ def _main(argv):
     except KeyboardInterrupt:  # Ctrl-C while starting: no traceback
         print("sritm: interrupted", file=sys.stderr)
         return 130
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if getattr(args, "beam_args", None) is True:  # a command that passes options on (to Apache Beam)
+        args.beam_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
     try:  # the checks, TensorFlow's start-up (SIGINT there too is one line) and the command
         if getattr(args, "check", None):
             args.check(args)
-        quiet_tensorflow_start()
+        if getattr(args, "tensorflow", True):
+            quiet_tensorflow_start()
         return args.func(args) or 0
     except SritmError as err:
         print(f"sritm {args.command}: error: {err}", file=sys.stderr)

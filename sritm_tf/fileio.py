@@ -95,10 +95,11 @@ def atomic_path(path, overwrite=True):
 
 
 @contextlib.contextmanager
-def captured_stderr():
+def captured_stderr(path=None):
     """Sends what is written to file descriptor 2 while the block runs (by native
-    libraries, which Python's sys.stderr does not see) to a temporary file, and
-    yields a namespace whose `text` holds it once the block has ended.
+    libraries, which Python's sys.stderr does not see) to a temporary file (or to
+    the file `path`, which is kept), and yields a namespace whose `text` holds it
+    once the block has ended.
 
         with captured_stderr() as log:
             image = cv2.imdecode(buffer, flags)
@@ -110,7 +111,7 @@ def captured_stderr():
     log = types.SimpleNamespace(text="")
     sys.stderr.flush()
     saved = os.dup(2)
-    with tempfile.TemporaryFile() as capture:
+    with open(path, "w+b") if path else tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), 2)
         try:
             yield log

@@ -130,14 +130,24 @@ class VideoSource:
         self._container_frames, self.allow_truncated, self.truncated = info["container_frames"], allow_truncated, None
 
     def __iter__(self):
+        yield from self.frames()
+
+    def frames(self, start=None, end=None):
+        """(rgb, pts) of the frames with `start` <= pts < `end` (None: open ended), in
+        presentation order. With a `start`, decoding begins at the keyframe at or before it
+        (a seek), so that the first frame kept decodes cleanly; if the container's seek lands
+        after `start`, decoding starts from the beginning instead. The checks for a damaged
+        or truncated file (see the class) cover the frames decoded; the frame count check
+        needs the whole title (no `start`, no `end`)."""
         import av
         from av.video.reformatter import ColorRange, Colorspace
 
+        whole = start is None and end is None
         with av.open(self.path, metadata_errors="replace") as container:
             stream = container.streams[self._stream_index]
             stream.thread_type = "AUTO"
             count, corrupt, damage = 0, 0, None
-            frames = container.decode(stream)
+            frames = _decoded(container, stream, start)
             while True:
                 try:
                     frame = next(frames)
@@ -145,6 +155,10 @@ class VideoSource:
                     break
                 except av.error.FFmpegError as err:
                     damage = err.strerror or str(err)
+                    break
+                if start is not None and frame.pts is not None and frame.pts < start:
+                    continue  # context before the range (open-GOP leading frames of the keyframe before)
+                if end is not None and frame.pts is not None and frame.pts >= end:
                     break
                 # Untagged streams: BT.709 for HD, BT.601 for SD (as players assume).
                 space = frame.colorspace if frame.colorspace in (1, 5, 6, 9) else (
@@ -156,7 +170,7 @@ class VideoSource:
                 count += 1
                 corrupt += frame.is_corrupt  # decoded with errors the decoder concealed
                 yield rgb, frame.pts
-        listed = self._container_frames
+        listed = self._container_frames if whole else None
         if count == 0:
             raise InputError(f"{self.path}: no frame decodes" + (f" ({damage})" if damage else ""))
         if damage or corrupt or (listed and count < listed):
@@ -165,6 +179,34 @@ class VideoSource:
             if not self.allow_truncated:
                 raise InputError(f"{what}; --allow-truncated converts the frames that decode")
             self.truncated = (count, listed)
+
+
+def _decoded(container, stream, start):
+    """The frames of `stream` decoded from the keyframe at or before pts `start` (None: from the
+    beginning). If the container's seek lands after `start` (a file without an index), from the beginning."""
+    if start is not None:
+        container.seek(start, stream=stream, backward=True)
+        frames = container.decode(stream)
+        first = next(frames, None)
+        if first is not None and first.pts is not None and first.pts <= start:
+            yield first
+            yield from frames
+            return
+        container.seek(stream.start_time or 0, stream=stream, backward=True)
+    yield from container.decode(stream)
+
+
+class VideoSegment:
+    """The frames of a `VideoSource` with `start` <= pts < `end` (None: open ended), as a source
+    for `convert.encode_frames`: one unit of work of `sritm convert-batch`."""
+
+    def __init__(self, source, start=None, end=None, frame_count=None):
+        self.source, self.start, self.end = source, start, end
+        self.path, self.frame_rate, self.time_base = source.path, source.frame_rate, source.time_base
+        self.frame_count = frame_count
+
+    def __iter__(self):
+        return self.source.frames(self.start, self.end)
 
 
 def yuv420_frame_bytes(width, height, bytes_per_sample=1):
@@ -375,6 +417,16 @@ def check_encoder(crf=18, preset="medium"):
 MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}
 
 
+def _audio_args(container, audio_source, audio_codecs):
+    """ffmpeg arguments that map video input 0 and, if `audio_source` has audio, its audio
+    streams as input 1: copied, or AAC where an MP4 cannot carry them."""
+    if audio_source is None or not audio_codecs:
+        return ["-map", "0:v:0"]
+    copy = container != "mp4" or all(c in MP4_AUDIO for c in audio_codecs)
+    return (["-i", os.fspath(audio_source), "-map", "0:v:0", "-map", "1:a?"]
+            + (["-c:a", "copy"] if copy else ["-c:a", "aac", "-b:a", "192k"]))
+
+
 class HevcWriter:
     """Encodes frames to HEVC Main10 HDR10 as they are converted: PyAV writes each
     frame, uncompressed with its source timestamp, as NUT into a pipe, from which
@@ -406,12 +458,7 @@ class HevcWriter:
         x265_params = ":".join(params)
         cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-itsoffset", f"{video_offset:.6f}",
                "-f", "nut", "-i", "pipe:0"]
-        if audio_source is not None and audio_codecs:
-            cmd += ["-i", os.fspath(audio_source), "-map", "0:v:0", "-map", "1:a?"]
-            copy = container != "mp4" or all(c in MP4_AUDIO for c in audio_codecs)
-            cmd += ["-c:a", "copy"] if copy else ["-c:a", "aac", "-b:a", "192k"]
-        else:
-            cmd += ["-map", "0:v:0"]
+        cmd += _audio_args(container, audio_source, audio_codecs)
         cmd += ["-c:v", "libx265", "-pix_fmt", "yuv420p10le", "-profile:v", "main10",
                 "-preset", preset, "-crf", str(crf), "-x265-params", x265_params,
                 "-color_primaries", "bt2020", "-color_trc", trc, "-colorspace", "bt2020nc",
@@ -568,3 +615,44 @@ def _remux_replacing(path, changes):
         os.replace(remuxed, path)
     finally:
         fileio.remove(remuxed)
+
+
+def join_segments(segments, output, container="mp4", video_offset=0.0, audio_source=None, audio_codecs=(),
+                  name=None):
+    """Joins HEVC segments that `HevcWriter` wrote (container "nut", same encoder settings) into
+    `output` ("mp4" or "matroska" `container`) without re-encoding: ffmpeg's concat demuxer,
+    streams copied, with the audio of `audio_source` copied once (as `HevcWriter` does).
+
+    `segments`: (path, duration) in order, duration the seconds (Fraction) from the segment's
+    first frame to the next segment's (None for the last): each segment is placed exactly
+    there, so the source's timestamps are kept across the joins (HevcWriter's segment files
+    start at 0, ffmpeg normalising them). `video_offset`: as `HevcWriter`'s."""
+    _require("ffmpeg")
+    output, name = os.fspath(output), os.fspath(name or output)
+    listing = f"{output}.ffconcat"
+    lines, start, placed = ["ffconcat version 1.0"], Fraction(0), 0
+    for path, duration in segments:
+        lines.append("file '{}'".format(os.path.abspath(path).replace("'", "'\\''")))
+        if duration is not None:
+            # ffmpeg adds the durations up in microseconds: each is the difference of the exact
+            # start times rounded, so that the n-th segment is off by 0.5 us at most, not n x 0.5 us.
+            start += Fraction(duration)
+            micros = round(start * 1_000_000) - placed
+            placed += micros
+            lines.append(f"duration {micros // 1_000_000}.{micros % 1_000_000:06d}")
+    try:
+        with open(listing, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-itsoffset", f"{video_offset:.6f}",
+               "-f", "concat", "-safe", "0", "-i", listing]
+        cmd += _audio_args(container, audio_source, audio_codecs) + ["-c:v", "copy"]
+        if container == "mp4":
+            cmd += ["-tag:v", "hvc1", "-movflags", "+faststart"]
+        proc = subprocess.run(cmd + ["-f", container, output], capture_output=True, text=True)
+        if proc.returncode:
+            if "No space left on device" in proc.stderr:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), name)
+            detail = "; ".join(line.strip() for line in proc.stderr.splitlines() if line.strip())[-2000:]
+            raise ToolError(f"{name}: ffmpeg failed to join its segments: {detail or proc.returncode}")
+    finally:
+        fileio.remove(listing)

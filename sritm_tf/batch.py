@@ -1,0 +1,370 @@
+"""`sritm convert-batch`: a catalogue of images and videos converted in parallel on Apache Beam.
+
+The units of work are an image, or a segment of a video: videos are cut at the keyframes of
+their packet index (demuxed, not decoded) into segments of about `segment_seconds`
+(`plan_title`). Each segment is decoded from its keyframe (`video.VideoSegment`), converted
+and encoded on its own (`convert.encode_frames` into a `video.HevcWriter` with the title's
+encoder settings, as NUT; raw yuv420p10le for .yuv) and written atomically into the title's
+work folder, `OUT_DIR/.sritm-work/<name>-<key>/seg-<index>-<first pts>-<end pts>.nut`, with
+its frame count and light levels beside it (`.json`, written last: a segment is finished when
+its .json is there). Once every segment of a title is there the title is joined without
+re-encoding (`video.join_segments`: ffmpeg's concat demuxer, the source's timestamps kept;
+raw .yuv segments are appended), the source's audio is copied once, MaxCLL / MaxFALL of the
+title (CTA-861.3: the max over its segments' MaxCLL and MaxFALL) are written into the stream
+(`video.write_light_levels`), the output is renamed into place and the work folder removed.
+
+<key> hashes the input's absolute path, size and modification time with the conversion
+settings: a re-run with the same inputs and settings converts only the segments a killed run
+did not finish, and skips the titles whose output exists. The model is loaded once per worker
+(`ConvertUnit.setup`). An input that cannot be converted (`SritmError`: damaged, HDR
+already, ...) is recorded in its work folder (`error.txt`) and reported at the end, while the
+rest converts; other exceptions fail the element, which the runner retries.
+
+Inputs and OUT_DIR must be on a file system every worker sees (local on DirectRunner; NFS or a
+GCS FUSE mount on a cluster).
+"""
+import glob
+import hashlib
+import json
+import logging
+import os
+import shutil
+from fractions import Fraction
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from sritm_tf import convert, fileio, imageio, video
+from sritm_tf.errors import InputError, SritmError
+
+WORK = ".sritm-work"
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".m4v", ".avi", ".webm", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
+                    ".flv", ".wmv", ".y4m")
+VIDEO_FORMATS = ("mkv", "mp4", "yuv")
+#: FrameConverter's settings, and the encoder's, that a title's key (and its segments) depend on.
+CONVERTER_KEYS = ("scale", "weights", "baseline", "tile", "white_nits", "peak_nits", "precision", "engine",
+                  "transfer")
+
+
+def find_inputs(patterns):
+    """[(input path, output name)] for `patterns`: files, folders (searched recursively for
+    images and videos by extension) and globs. The output name is the file's name without its
+    extension, under its sub-folder for a file found in a folder (`a/b/c.mp4` from folder `a`:
+    `b/c`). InputError for a pattern that names nothing, or two inputs with one output name."""
+    found = []
+    for pattern in patterns:
+        pattern = os.fspath(pattern)
+        if os.path.isdir(pattern):
+            for folder, _, files in sorted(os.walk(pattern)):
+                for name in sorted(files):
+                    path = os.path.join(folder, name)
+                    if name.lower().endswith(imageio.SDR_IMAGE_EXTENSIONS + VIDEO_EXTENSIONS):
+                        found.append((path, os.path.splitext(os.path.relpath(path, pattern))[0]))
+        elif os.path.isfile(pattern):
+            found.append((pattern, os.path.splitext(os.path.basename(pattern))[0]))
+        else:
+            matches = sorted(m for m in glob.glob(pattern, recursive=True) if os.path.isfile(m))
+            if not matches:
+                raise InputError(f"{pattern}: no such file or folder, and no file matches it")
+            found += [(m, os.path.splitext(os.path.basename(m))[0]) for m in matches]
+    inputs, names = [], {}
+    for path, name in found:
+        key = os.path.realpath(path)
+        if key in names:
+            continue  # named twice (a file and its folder, overlapping globs)
+        clash = next((p for p, n in inputs if n == name and _is_image(p) == _is_image(path)), None)
+        if clash:
+            raise InputError(f"{path}: same output name as {clash} ({name}); rename one or convert them apart")
+        names[key] = name
+        inputs.append((path, name))
+    return inputs
+
+
+def _is_image(path):
+    return path.lower().endswith(imageio.SDR_IMAGE_EXTENSIONS)
+
+
+def title_key(path, settings):
+    """A hash of `path` (absolute), its size and modification time, and `settings` (a dict)."""
+    stat = os.stat(path)
+    text = json.dumps([os.path.abspath(path), stat.st_size, stat.st_mtime_ns, settings], sort_keys=True,
+                      default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def keyframes(path, stream_index):
+    """(pts of the keyframes, sorted; the smallest pts; packets) of a video stream from its
+    packet index: demuxed, not decoded. None for the pts if a packet has none."""
+    import av
+
+    keys, first, packets = set(), None, 0
+    try:
+        with av.open(path, metadata_errors="replace") as container:
+            for packet in container.demux(container.streams[stream_index]):
+                if packet.size == 0:
+                    continue  # the flush packet
+                if packet.pts is None:
+                    return None, None, packets
+                packets += 1
+                first = packet.pts if first is None else min(first, packet.pts)
+                if packet.is_keyframe:
+                    keys.add(packet.pts)
+    except av.error.FFmpegError as err:
+        raise InputError(f"{path}: damaged video ({err.strerror or err})") from None
+    return sorted(keys), first, packets
+
+
+def segment_bounds(keys, time_base, seconds):
+    """[(start, end)] pts ranges cut at `keys` (keyframe pts) at least `seconds` apart; the first
+    starts at the beginning (None), the last runs to the end (None)."""
+    starts = [None]
+    last = keys[0] if keys else None
+    for key in keys[1:]:
+        if (key - last) * time_base >= seconds:
+            starts.append(key)
+            last = key
+    return list(zip(starts, starts[1:] + [None]))
+
+
+def plan_title(path, output, work, settings, segment_seconds):
+    """The title dict of one input: its kind, paths and, for a video, its segments."""
+    title = {"input": path, "output": output, "work": work, "kind": "image" if _is_image(path) else "video"}
+    if title["kind"] == "image":
+        return title
+    if path.lower().endswith(".yuv"):
+        raise InputError(f"{path}: a raw .yuv needs its frame size; convert it with sritm convert --size WxH")
+    source = video.VideoSource(path)  # probes it: not a video, no video stream, HDR already
+    keys, first, packets = keyframes(path, source._stream_index)
+    if not packets:
+        raise InputError(f"{path}: no video frames")
+    bounds = [(None, None)] if keys is None else segment_bounds(keys, source.time_base, segment_seconds)
+    title.update(width=source.width * settings["scale"], height=source.height * settings["scale"],
+                 frame_rate=source.frame_rate, time_base=source.time_base, offset=source.start_offset,
+                 audio_codecs=source.audio_codecs, listed=source._container_frames, first=first,
+                 segments=bounds)
+    return title
+
+
+def segment_path(title, index, format):
+    start, end = title["segments"][index]
+    ext = "yuv" if format == "yuv" else "nut"
+    return os.path.join(title["work"], f"seg-{index:04d}-{'begin' if start is None else start}-"
+                                       f"{'end' if end is None else end}.{ext}")
+
+
+def _write_json(path, data):
+    with fileio.atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(data, f)
+
+
+def record_error(title, message):
+    """Keeps one line on why `title` failed in its work folder, for the report at the end."""
+    os.makedirs(title["work"], exist_ok=True)
+    with fileio.atomic_path(os.path.join(title["work"], "error.txt")) as tmp, open(tmp, "w") as f:
+        f.write(message)
+
+
+class ConvertUnit(beam.DoFn):
+    """Converts one unit, (title, segment index) or (image title, None); the model is loaded
+    once per worker, in `setup`. Yields (work folder, segment index)."""
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def setup(self):
+        self.convert = convert.FrameConverter(**{k: self.settings[k] for k in CONVERTER_KEYS})
+
+    def process(self, unit):
+        title, index = unit
+        try:
+            with convert.disk_full_is_one_line(title["output"]):
+                if index is None:
+                    signal = self.convert(imageio.read_sdr_image(title["input"]))
+                    imageio.write_hdr_png(title["output"], signal, self.settings["transfer"])
+                else:
+                    self.segment(title, index)
+        except SritmError as err:  # the option it may name is sritm convert's
+            record_error(title, str(err).replace("; --allow-truncated", "; sritm convert --allow-truncated"))
+        yield title["work"], index
+
+    def segment(self, title, index):
+        s = self.settings
+        path = segment_path(title, index, s["format"])
+        if os.path.exists(path + ".json"):  # done by an earlier attempt
+            return
+        os.makedirs(title["work"], exist_ok=True)
+        start, end = title["segments"][index]
+        source = video.VideoSegment(video.VideoSource(title["input"]), start, end)
+        with fileio.atomic_path(path) as tmp:
+            if s["format"] == "yuv":
+                writer = video.Yuv420p10Writer(tmp, title["width"], title["height"])
+            else:
+                writer = video.HevcWriter(tmp, title["width"], title["height"], title["frame_rate"],
+                                          title["time_base"], "nut", s["crf"], s["preset"], name=title["output"],
+                                          transfer=s["transfer"])
+            frames, levels = convert.encode_frames(source, writer, self.convert, progress=False)
+        _write_json(path + ".json", {"frames": frames, "pid": os.getpid(),
+                                     "levels": None if levels is None else [levels.peak, levels.frame_average]})
+
+
+def join_title(title, format):
+    """Joins the finished segments of a video title into its output (see the module), then removes
+    its work folder."""
+    output, parts = title["output"], []
+    for index in range(len(title["segments"])):
+        path = segment_path(title, index, format)
+        with open(path + ".json") as f:
+            parts.append((path, json.load(f)))
+    frames = sum(info["frames"] for _, info in parts)
+    if title["listed"] and frames < title["listed"]:
+        raise InputError(f"{title['input']}: truncated or damaged video: {frames} of {title['listed']} frames "
+                         "decoded; sritm convert --allow-truncated converts the frames that decode")
+    levels = None
+    if all(info["levels"] for _, info in parts):
+        levels = video.LightLevels()
+        levels.peak = max(info["levels"][0] for _, info in parts)
+        levels.frame_average = max(info["levels"][1] for _, info in parts)
+    with convert.disk_full_is_one_line(output), fileio.atomic_path(output) as tmp:
+        if format == "yuv":
+            with open(tmp, "wb") as out:
+                for path, _ in parts:
+                    with open(path, "rb") as f:
+                        shutil.copyfileobj(f, out, 1 << 24)
+        else:
+            starts = [title["first"]] + [start for start, _ in title["segments"][1:]]
+            durations = [Fraction(b - a) * title["time_base"] for a, b in zip(starts, starts[1:])] + [None]
+            video.join_segments([(path, d) for (path, _), d in zip(parts, durations)], tmp,
+                                convert.CONTAINERS[format], title["offset"], title["input"], title["audio_codecs"],
+                                name=output)
+            if levels is not None:
+                video.write_light_levels(tmp, levels, name=output)
+    fileio.remove(title["work"])
+    return frames
+
+
+class JoinTitle(beam.DoFn):
+    """(work folder, {"titles": [video title], "units": [converted units]}) -> the title joined,
+    unless one of its units failed (its error.txt is there)."""
+
+    def __init__(self, format):
+        self.format = format
+
+    def process(self, item):
+        for title in item[1]["titles"]:
+            if os.path.exists(os.path.join(title["work"], "error.txt")) or not os.path.exists(title["work"]):
+                continue  # failed, or joined by an earlier attempt of this element
+            try:
+                join_title(title, self.format)
+            except SritmError as err:
+                record_error(title, str(err))
+        return []
+
+
+def pipeline_options(runner, workers, beam_args):
+    """Beam's options: `runner`, then for the DirectRunner `workers` processes (threads for 1),
+    then `beam_args` (--name=value), which may override them."""
+    args = [f"--runner={runner}"]
+    if runner in ("DirectRunner", "direct"):
+        mode = "multi_processing" if workers > 1 else "in_memory"
+        args += [f"--direct_num_workers={workers}", f"--direct_running_mode={mode}",
+                 "--default_sdk_harness_log_level=ERROR"]
+    return PipelineOptions(args + list(beam_args))
+
+
+def batch_settings(segment_seconds=10.0, format="mkv", crf=18, preset="medium", scale=2, weights=None,
+                   baseline=False, tile=None, white_nits=203.0, peak_nits=convert.PEAK_NITS, precision="fp32",
+                   engine="tf", transfer="pq"):
+    """The settings of a batch, checked: `segment_seconds`, about how long a video segment is (cut at
+    keyframes); `format`, the video output's (mkv, mp4 or yuv); the rest as `convert.convert_video`'s."""
+    if format not in VIDEO_FORMATS:
+        raise InputError(f"--format: expected one of {', '.join(VIDEO_FORMATS)}, got {format!r}")
+    if not segment_seconds > 0:
+        raise InputError(f"--segment-seconds: expected seconds > 0, got {segment_seconds!r}")
+    video.check_encoder(crf, preset)
+    convert.check_transfer(transfer)
+    return {"scale": scale, "weights": weights, "baseline": baseline, "tile": tile, "white_nits": white_nits,
+            "peak_nits": peak_nits, "precision": precision, "engine": engine, "transfer": transfer,
+            "crf": crf, "preset": preset, "format": format, "segment_seconds": segment_seconds}
+
+
+def plan(inputs, out_dir, settings, overwrite=False):
+    """(titles, units, report) of a batch: the titles to convert (`plan_title`), the units of work
+    left to do ((title, segment index) or (image title, None)), and the report so far: skipped
+    (outputs that exist, unless `overwrite`), failed (inputs refused), segments (to convert) and
+    reused (segments a previous run finished)."""
+    report = {"done": [], "skipped": [], "failed": [], "segments": 0, "reused": 0}
+    titles, units = [], []
+    os.makedirs(out_dir, exist_ok=True)
+    out_dir = os.path.abspath(out_dir)  # absolute: the workers may run elsewhere
+    for path, name in find_inputs(inputs):
+        path = os.path.abspath(path)
+        output = os.path.join(out_dir, f"{name}.{'png' if _is_image(path) else settings['format']}")
+        if os.path.exists(output) and not overwrite:
+            report["skipped"].append(output)
+            continue
+        work = os.path.join(out_dir, WORK, f"{name.replace(os.sep, '_')}-{title_key(path, settings)}")
+        fileio.remove(os.path.join(work, "error.txt"))  # a previous run's
+        os.makedirs(os.path.dirname(output), exist_ok=True)
+        try:
+            title = plan_title(path, output, work, settings, settings["segment_seconds"])
+        except SritmError as err:
+            report["failed"].append((path, str(err)))
+            continue
+        titles.append(title)
+        if title["kind"] == "image":
+            units.append((title, None))
+            continue
+        for index in range(len(title["segments"])):
+            if os.path.exists(segment_path(title, index, settings["format"]) + ".json"):
+                report["reused"] += 1
+            else:
+                units.append((title, index))
+                report["segments"] += 1
+    return titles, units, report
+
+
+def run_pipeline(titles, units, settings, runner="DirectRunner", workers=None, beam_args=()):
+    """Converts `units` and joins the video `titles` on Beam (see the module)."""
+    workers = workers or os.cpu_count() or 1
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    with beam.Pipeline(options=pipeline_options(runner, workers, beam_args)) as p:
+        done = (p | "Units" >> beam.Create(units, reshuffle=False) | beam.Reshuffle()
+                | beam.ParDo(ConvertUnit(settings)))
+        videos = p | "Titles" >> beam.Create([(t["work"], t) for t in titles if t["kind"] == "video"])
+        _ = {"titles": videos, "units": done} | beam.CoGroupByKey() | beam.ParDo(JoinTitle(settings["format"]))
+
+
+def convert_batch(inputs, out_dir, runner="DirectRunner", workers=None, beam_args=(), overwrite=False, **options):
+    """Converts images (to .png) and videos (to .mkv, .mp4 or .yuv) into `out_dir`, in parallel
+    on Apache Beam (see the module).
+
+    Args:
+        inputs: files, folders and globs (`find_inputs`).
+        out_dir: the output folder (made if missing); outputs are `out_dir/<name>.<ext>`.
+        runner: Beam's runner; `workers` (default: the CPU count) is DirectRunner's processes.
+        beam_args: more Beam pipeline options, "--name=value".
+        overwrite: convert titles whose output exists (default: skip them).
+        options: `batch_settings`'.
+
+    Returns:
+        The report of `plan`, with done (outputs written) and failed completed.
+    """
+    settings = batch_settings(**options)
+    titles, units, report = plan(inputs, out_dir, settings, overwrite)
+    if titles:
+        run_pipeline(titles, units, settings, runner, workers, beam_args)
+    for title in titles:
+        error = os.path.join(title["work"], "error.txt")
+        if os.path.exists(error):
+            with open(error) as f:
+                report["failed"].append((title["input"], f.read().strip()))
+        elif os.path.exists(title["output"]) and (title["kind"] == "image" or not os.path.exists(title["work"])):
+            report["done"].append(title["output"])
+            fileio.remove(title["work"])  # an image's, left by an earlier failure
+        else:
+            report["failed"].append((title["input"], f"{title['input']}: not finished (see the runner's log)"))
+    report["failed"].sort()
+    with_work = os.path.join(out_dir, WORK)
+    if os.path.isdir(with_work) and not os.listdir(with_work):
+        os.rmdir(with_work)
+    return report

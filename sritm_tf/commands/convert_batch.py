@@ -1,0 +1,120 @@
+"""`sritm convert-batch`: a catalogue of SDR images and videos -> HDR10, in parallel on Apache Beam."""
+import os
+import sys
+import time
+import traceback
+
+from sritm_tf.errors import SritmError, ToolError, UserError
+
+BEAM_MISSING = 'Apache Beam is not installed: pip install "sritm_tf[beam]"'
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "convert-batch", help="convert many images and videos in parallel (Apache Beam; resumable)",
+        description="Convert SDR images (to 16-bit HDR10 .png) and videos (to HEVC HDR10 .mkv/.mp4, or .yuv) into "
+                    "OUT_DIR, in parallel on Apache Beam: videos are split at keyframes into segments converted "
+                    "on their own and joined without re-encoding. A re-run converts only what a killed run did not "
+                    "finish. Beam's own options go after, as --name=value (e.g. --project=my-project).")
+    parser.add_argument("inputs", nargs="+", help="images, videos, folders (searched recursively) and globs")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
+                        help="output folder: OUT_DIR/<name>.png for an image, OUT_DIR/<name>.<format> for a video "
+                             "(<name>: the file's name without extension, with its sub-folder for files found in a folder)")
+    parser.add_argument("--runner", default="DirectRunner",
+                        help="Beam runner: DirectRunner (default: this machine), DataflowRunner, FlinkRunner, SparkRunner, ...")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(),
+                        help=f"DirectRunner worker processes (default: the CPU count, {os.cpu_count()})")
+    parser.add_argument("--segment-seconds", type=float, default=10.0,
+                        help="video segment length in seconds, cut at the keyframe after it (default 10)")
+    parser.add_argument("--format", choices=("mkv", "mp4", "yuv"), default="mkv",
+                        help="video output format (default mkv); images are written as .png")
+    parser.add_argument("--scale", type=int, choices=(2, 4), default=2, help="upscaling factor (default 2)")
+    parser.add_argument("--weights", help="weights (.npz, .keras, .weights.h5); default: the bundled ones")
+    parser.add_argument("--baseline", action="store_true", help="classical conversion instead of the network")
+    parser.add_argument("--white-nits", type=float, default=203.0, help="SDR reference white in cd/m2 (default 203)")
+    parser.add_argument("--peak-nits", type=float, default=1000.0, help="no output pixel brighter, cd/m2 (default 1000)")
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32", "int8"], default="auto",
+                        help="network precision (default auto, chosen on this machine as sritm convert does)")
+    parser.add_argument("--engine", choices=["auto", "tf", "openvino", "litert"], default="auto",
+                        help="what runs the network (as sritm convert)")
+    parser.add_argument("--transfer", choices=("pq", "hlg"), default="pq", help="output transfer (default pq)")
+    parser.add_argument("--tile", metavar="N|WxH", help="LR tile size for inference (as sritm convert)")
+    parser.add_argument("--crf", type=int, default=18, help="x265 constant rate factor (default 18)")
+    parser.add_argument("--preset", default="medium", help="x265 preset (default medium)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="convert inputs whose output exists (default: skip them, so that a re-run resumes)")
+    parser.add_argument("--quiet", action="store_true", help="print only failures")
+    parser.set_defaults(func=run, check=check, beam_args=True, tensorflow=False)
+
+
+def check(args):
+    """Option values, Beam and the weights file, before any work."""
+    from sritm_tf.inference import parse_tile
+    from sritm_tf.pretrained import check_weights_file
+    from sritm_tf.video import check_encoder
+
+    from sritm_tf.fileio import captured_stderr
+
+    try:
+        with captured_stderr():  # its warnings about optional Google Cloud clients
+            import apache_beam  # noqa: F401
+    except ImportError:
+        raise UserError(BEAM_MISSING) from None
+    if args.tile:
+        parse_tile(args.tile, "--tile")
+    for option, nits in (("--white-nits", args.white_nits), ("--peak-nits", args.peak_nits)):
+        if not 0 < nits <= 10000:
+            raise UserError(f"--{option}: expected cd/m2 in (0, 10000], got {nits:g}")
+    if not args.segment_seconds > 0:
+        raise UserError(f"--segment-seconds: expected seconds > 0, got {args.segment_seconds:g}")
+    if args.workers < 1:
+        raise UserError(f"--workers: expected 1 or more, got {args.workers}")
+    check_encoder(args.crf, args.preset)
+    if args.weights and not args.baseline:
+        try:
+            check_weights_file(args.weights)
+        except FileNotFoundError as err:
+            raise UserError(str(err)) from None
+
+
+def run(args):
+    from sritm_tf.commands.convert import network_setup
+    from sritm_tf.fileio import captured_stderr
+    from sritm_tf.inference import parse_tile
+
+    chosen, engine, _ = ("fp32", "tf", "") if args.baseline else network_setup(args)
+    os.makedirs(args.output, exist_ok=True)
+    log = os.path.join(args.output, ".sritm-batch.log")
+    start = time.perf_counter()
+    try:
+        with captured_stderr(log):  # Beam's and its workers' logs
+            from sritm_tf import batch
+
+            report = batch.convert_batch(
+            args.inputs, args.output, runner=args.runner, workers=args.workers, beam_args=args.beam_args,
+            segment_seconds=args.segment_seconds, format=args.format, overwrite=args.overwrite, crf=args.crf,
+            preset=args.preset, scale=args.scale, weights=args.weights, baseline=args.baseline,
+            tile=parse_tile(args.tile, "--tile") if args.tile else None, white_nits=args.white_nits,
+                peak_nits=args.peak_nits, precision=chosen, engine=engine, transfer=args.transfer)
+    except SritmError:
+        raise
+    except Exception as err:  # a worker's bug or a lost worker: the runner's message is long, the log has it
+        with open(log, "a") as f:
+            traceback.print_exc(file=f)
+        last = next((line for line in reversed(str(err).splitlines()) if line.strip()), type(err).__name__)
+        raise ToolError(f"the Beam pipeline failed ({last.strip()[:300]}); log: {log}; a re-run resumes") from None
+    os.remove(log)
+    for path, message in report["failed"]:
+        print(f"sritm convert-batch: failed: {message if message.startswith(path) else f'{path}: {message}'}",
+              file=sys.stderr)
+    if not args.quiet:
+        print(f"{len(report['done'])} converted, {len(report['skipped'])} skipped (output exists), "
+              f"{len(report['failed'])} failed; video segments: {report['segments']} converted, "
+              f"{report['reused']} reused; {time.perf_counter() - start:.1f} s on {args.runner}"
+              + (f" with {args.workers} workers" if args.runner == "DirectRunner" else ""))
+    if report["failed"]:
+        print(f"sritm convert-batch: error: {len(report['failed'])} of "
+              f"{len(report['failed']) + len(report['done']) + len(report['skipped'])} inputs failed: "
+              + ", ".join(path for path, _ in report["failed"]), file=sys.stderr)
+        return 1
+    return 0

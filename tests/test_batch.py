@@ -1,0 +1,236 @@
+"""`sritm convert-batch` (issue 14, item 2): a catalogue converted segment by segment on Apache
+Beam's DirectRunner with 2 worker processes, against the single-process `sritm convert`.
+
+The classical conversion (--baseline) keeps it fast: what is tested is the splitting, joining,
+resuming and reporting, which do not depend on the network."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from sritm_tf import convert, fileio, pretrained, video
+
+pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
+beam_batch = pytest.importorskip("sritm_tf.batch", reason="Apache Beam not installed (pip install \".[beam]\")")
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WIDTH, HEIGHT, FRAMES = 64, 48, 75  # 3 s at 25 fps, a keyframe every second: 3 segments of 1 s
+SETTINGS = dict(baseline=True, segment_seconds=1.0, preset="ultrafast", crf=12)  # crf 12: encoder noise well under 45 dB
+
+
+def ffmpeg(*args):
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *map(str, args)], check=True)
+
+
+def make_clip(path, frames=FRAMES, gop=25, audio=True):
+    """testsrc2, H.264 8-bit BT.709, a keyframe every `gop` frames, with a sine-tone AAC track."""
+    args = ["-f", "lavfi", "-i", f"testsrc2=size={WIDTH}x{HEIGHT}:rate=25"]
+    if audio:
+        args += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-c:a", "aac", "-shortest"]
+    ffmpeg(*args, "-frames:v", frames, "-c:v", "libx264", "-g", gop, "-pix_fmt", "yuv420p", path)
+    return path
+
+
+def sritm(*args, timeout=180):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-m", "sritm_tf.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def batch(inputs, out_dir, **options):
+    return beam_batch.convert_batch(inputs, out_dir, workers=2, **{**SETTINGS, **options})
+
+
+def probe(path, *extra):
+    out = subprocess.run(["ffprobe", "-v", "error", "-of", "json", *extra, str(path)], capture_output=True,
+                         text=True, check=True).stdout
+    return json.loads(out)
+
+
+def frame_times(path):
+    """The video frames' presentation times in seconds (Fractions), sorted."""
+    out = probe(path, "-select_streams", "v:0", "-show_entries", "stream=time_base:packet=pts")
+    tick = Fraction(out["streams"][0]["time_base"])
+    return sorted(p["pts"] * tick for p in out["packets"])
+
+
+def decoded(path):
+    """The frames of `path` as yuv420p10 planes stacked (3H/2, W), int64."""
+    import av
+
+    with av.open(str(path)) as container:
+        return [f.reformat(format="yuv420p10le").to_ndarray().astype(np.int64) for f in container.decode(video=0)]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return make_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
+
+
+@pytest.fixture(scope="module")
+def single(clip, tmp_path_factory):
+    """The single-process conversions of `clip`: .yuv and .mkv."""
+    folder = tmp_path_factory.mktemp("single")
+    results = {fmt: convert.convert_video(clip, folder / f"clip.{fmt}", progress=False,
+                                          baseline=True, preset="ultrafast", crf=12) for fmt in ("yuv", "mkv")}
+    return folder, results
+
+
+def test_find_inputs_names_outputs_and_refuses_clashes(tmp_path):
+    for name in ("a.mp4", "sub/b.mov", "sub/c.png", "notes.txt"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    found = beam_batch.find_inputs([tmp_path, str(tmp_path / "sub" / "*.png")])  # c.png twice: once
+    assert [(os.path.relpath(p, tmp_path), n) for p, n in found] == [
+        ("a.mp4", "a"), ("sub/b.mov", "sub/b"), ("sub/c.png", "sub/c")]
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "a.mkv").write_bytes(b"")
+    with pytest.raises(beam_batch.InputError, match=r"a.mkv: same output name as .*a.mp4"):
+        beam_batch.find_inputs([tmp_path / "a.mp4", tmp_path / "other" / "a.mkv"])
+    with pytest.raises(beam_batch.InputError, match="nothing-here"):
+        beam_batch.find_inputs([tmp_path / "nothing-here*.mp4"])
+
+
+def test_segments_are_cut_at_keyframes_about_n_seconds_apart():
+    keys = [0, 12800, 25600, 38400, 51200]  # a keyframe a second, time base 1/12800
+    assert beam_batch.segment_bounds(keys, Fraction(1, 12800), 2.0) == [(None, 25600), (25600, 51200), (51200, None)]
+    assert beam_batch.segment_bounds(keys, Fraction(1, 12800), 10.0) == [(None, None)]
+
+
+def test_three_segments_in_parallel_equal_the_single_process_output(clip, single, tmp_path):
+    folder, results = single
+    report = batch([clip], tmp_path / "yuv", format="yuv")
+    assert report["segments"] == 3 and report["failed"] == [] and report["reused"] == 0
+    assert (tmp_path / "yuv" / "clip.yuv").read_bytes() == (folder / "clip.yuv").read_bytes()  # bit exact
+    assert os.listdir(tmp_path / "yuv") == ["clip.yuv"]  # the work folder is gone
+
+    report = batch([clip], tmp_path / "mkv", format="mkv")
+    out, want = tmp_path / "mkv" / "clip.mkv", folder / "clip.mkv"
+    assert report["done"] == [str(out)] and report["segments"] == 3
+    assert frame_times(out) == frame_times(want) and len(frame_times(out)) == FRAMES
+    got, ref = decoded(out), decoded(want)
+    assert len(got) == len(ref) == FRAMES
+    psnrs = [10 * np.log10(1023**2 / max(np.mean((a - b) ** 2), 1e-12)) for a, b in zip(got, ref)]
+    assert min(psnrs) > 45, sorted(psnrs)[:5]
+    streams = probe(out, "-show_streams")["streams"]
+    v = next(s for s in streams if s["codec_type"] == "video")
+    assert (v["codec_name"], v["pix_fmt"], v["color_primaries"], v["color_transfer"], v["color_space"],
+            v["color_range"]) == ("hevc", "yuv420p10le", "bt2020", "smpte2084", "bt2020nc", "tv")
+    assert [s["codec_name"] for s in streams if s["codec_type"] == "audio"] == ["aac"]  # copied once
+    # MaxCLL / MaxFALL of the title: the max over the segments = the single pass's, in the stream.
+    frames = probe(out, "-select_streams", "v:0", "-show_frames", "-show_entries", "frame=key_frame,side_data_list")
+    keyframes = [f for f in frames["frames"] if f["key_frame"]]
+    assert len(keyframes) >= 3  # one at least per segment, each with the final values
+    for frame in keyframes:
+        side = {d["side_data_type"]: d for d in frame["side_data_list"]}
+        light = side["Content light level metadata"]
+        assert (light["max_content"], light["max_average"]) == (results["mkv"]["max_cll"], results["mkv"]["max_fall"])
+        assert Fraction(side["Mastering display metadata"]["max_luminance"]) == 1000
+
+
+def test_rerun_converts_only_the_missing_segments(clip, single, tmp_path):
+    """A killed run, simulated: segments 0 and 2 finished, segment 1 half written by a dead process."""
+    folder, _ = single
+    out = tmp_path / "out"
+    settings = beam_batch.batch_settings(**SETTINGS, format="yuv")
+    titles, units, report = beam_batch.plan([clip], out, settings)
+    assert [index for _, index in units] == [0, 1, 2] and report["segments"] == 3
+    worker = beam_batch.ConvertUnit(settings)
+    worker.setup()
+    for unit in (units[0], units[2]):
+        assert list(worker.process(unit)) == [(titles[0]["work"], unit[1])]
+    first = beam_batch.segment_path(titles[0], 0, "yuv")
+    marked = bytearray(open(first, "rb").read())
+    marked[:WIDTH * 2] = bytes(WIDTH * 2)  # a mark a re-conversion would undo: 32 black output pixels
+    open(first, "wb").write(marked)
+    stale = os.path.join(titles[0]["work"], f".part-999999-{os.path.basename(beam_batch.segment_path(titles[0], 1, 'yuv'))}")
+    open(stale, "wb").write(b"half a segment")
+
+    report = batch([clip], out, format="yuv")
+    assert (report["segments"], report["reused"], report["failed"]) == (1, 2, [])
+    got, want = (out / "clip.yuv").read_bytes(), (folder / "clip.yuv").read_bytes()
+    assert got[:WIDTH * 2] == bytes(WIDTH * 2) and got[WIDTH * 2:] == want[WIDTH * 2:]  # segment 0 kept as it was
+    assert os.listdir(out) == ["clip.yuv"]  # work folder and stale temporary gone
+
+    report = batch([clip], out, format="yuv")  # a finished title is skipped
+    assert report["skipped"] == [str(out / "clip.yuv")] and report["segments"] == report["reused"] == 0
+
+
+def test_a_corrupt_file_is_reported_and_skipped_while_the_rest_converts(clip, tmp_path):
+    shelf = tmp_path / "shelf"
+    shelf.mkdir()
+    shutil.copy(clip, shelf / "good.mp4")
+    shutil.copy(pretrained.sample_path(), shelf / "still.png")
+    (shelf / "garbage.mp4").write_bytes(b"not a video" * 100)
+    data = bytearray(make_clip(tmp_path / "clip.mp4", audio=False).read_bytes())  # fails in a worker, half way
+    mdat = data.find(b"mdat")
+    data[(mdat + len(data)) // 2:(mdat + len(data)) // 2 + 400] = b"\xff" * 400
+    (shelf / "damaged.mp4").write_bytes(bytes(data))
+    out = tmp_path / "out"
+    result = sritm("convert-batch", shelf, "-o", out, "--baseline", "--segment-seconds", "1", "--workers", "2",
+                   "--preset", "ultrafast", "--format", "mp4")
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith(f"sritm convert-batch: failed: {shelf / 'damaged.mp4'}: truncated or damaged video")
+    assert lines[1].startswith(f"sritm convert-batch: failed: {shelf / 'garbage.mp4'}: not a readable video")
+    assert lines[2] == (f"sritm convert-batch: error: 2 of 4 inputs failed: {shelf / 'damaged.mp4'}, "
+                        f"{shelf / 'garbage.mp4'}")
+    assert "2 converted, 0 skipped (output exists), 2 failed" in result.stdout
+    assert sorted(os.listdir(out)) == [".sritm-work", "good.mp4", "still.png"]
+    assert frame_times(out / "good.mp4") == frame_times(clip)
+    assert probe(out / "good.mp4", "-show_streams")["streams"][0]["codec_tag_string"] == "hvc1"
+
+
+def test_convert_works_without_beam_and_convert_batch_says_how_to_get_it(tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "apache_beam.py").write_text("raise ImportError('No module named apache_beam')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), REPO])}
+    run = lambda *a: subprocess.run([sys.executable, "-m", "sritm_tf.cli", *map(str, a)], capture_output=True,
+                                    text=True, env=env, timeout=120)
+    result = run("convert", pretrained.sample_path(), "-o", tmp_path / "o.png", "--baseline", "--quiet")
+    assert result.returncode == 0 and (tmp_path / "o.png").is_file(), result.stderr
+    result = run("convert-batch", pretrained.sample_path(), "-o", tmp_path / "out", "--baseline")
+    assert result.returncode == 2
+    assert result.stderr.strip() == 'sritm convert-batch: error: Apache Beam is not installed: pip install "sritm_tf[beam]"'
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_killed_midway_a_rerun_resumes_and_equals_the_single_process_output(tmp_path):
+    """A real SIGKILL of the whole run (driver and workers) once some segments are finished."""
+    clip = make_clip(tmp_path / "long.mp4", frames=250, gop=25, audio=False)  # 10 segments
+    want = tmp_path / "want.yuv"
+    convert.convert_video(clip, want, baseline=True, progress=False)
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "sritm_tf.cli", "convert-batch", clip, "-o", out, "--baseline", "--segment-seconds",
+            "1", "--workers", "2", "--format", "yuv"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))}
+    process = subprocess.Popen(list(map(str, args)), env=env, start_new_session=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    finished = lambda: [n for n in _walk(out) if n.endswith(".json")]
+    while len(finished()) < 2 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.communicate()
+    done_before = len(finished())
+    assert 2 <= done_before < 10 and not (out / "long.yuv").exists()
+
+    result = sritm("convert-batch", clip, "-o", out, "--baseline", "--segment-seconds", "1", "--workers", "2",
+                   "--format", "yuv")
+    assert result.returncode == 0, result.stderr
+    assert f"video segments: {10 - done_before} converted, {done_before} reused" in result.stdout
+    assert (out / "long.yuv").read_bytes() == want.read_bytes()
+    assert sorted(os.listdir(out)) == ["long.yuv"]
+
+
+def _walk(folder):
+    return [os.path.join(d, n) for d, _, names in os.walk(folder) for n in names if not fileio.is_temporary(n)]
