@@ -351,3 +351,20 @@ def test_bad_argument_values_are_one_line(inputs, folders, args, names):
     assert result.stdout.strip() in ("", "False"), "TensorFlow was imported first"
     assert "usage:" not in line
     assert os.listdir(out) == [] and os.listdir(tmp) == []
+
+
+# ---------------------------------------------------------------------------
+# `sritm prepare`: damaged training sources are listed, the rest goes on; nothing usable leaves nothing
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("damage", ["zero", "truncated", "corrupt"])
+def test_prepare_lists_damaged_sources_and_leaves_no_folder(inputs, folders, damage):
+    out, tmp = folders
+    bad = tmp.parent / f"{damage}.exr"
+    bad.write_bytes(damaged((inputs / "img.exr").read_bytes(), damage))
+    result = sritm("prepare", bad, "-o", out / "records", "--quiet", tmp=tmp)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert lines[-1].startswith("sritm prepare: ") and "no usable source" in lines[-1], lines
+    assert any(str(bad) in line for line in lines[:-1]), lines  # the damaged file is named
+    assert os.listdir(out) == [] and os.listdir(tmp) == []

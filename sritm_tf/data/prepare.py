@@ -21,6 +21,7 @@ Same inputs and seed -> byte-identical shards. A re-run skips sources already in
 import dataclasses
 import json
 import os
+import shutil
 import sys
 import zlib
 
@@ -160,6 +161,7 @@ def prepare(paths, out_dir, config, overwrite=False, progress=True, log=None):
 
     config.check()
     log = log or (lambda msg: print(msg, file=sys.stderr))
+    created = not os.path.exists(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     for name in os.listdir(out_dir):
         if fileio.is_temporary(name):
@@ -208,4 +210,6 @@ def prepare(paths, out_dir, config, overwrite=False, progress=True, log=None):
         summary["written"] += 1
     bar.close()
     summary["patches"] = len(manifest)
+    if created and not manifest:  # nothing usable: leave no folder holding only prepare.json
+        shutil.rmtree(out_dir, ignore_errors=True)
     return summary
