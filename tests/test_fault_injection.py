@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from test_faults import REPO, ffmpeg
+from test_faults import REPO, default_sigint, ffmpeg, has_bytes
 
 SHARED_GAINMAP = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "hdri", "gainmap",
                               "seine_sdr_gainmap_srgb.jpg")
@@ -283,7 +283,7 @@ def test_full_disk_is_one_line(inputs, folders, source, output, prelude):
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory):
     path = tmp_path_factory.mktemp("long") / "long.mp4"
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=25", "-frames:v", 400, "-c:v", "libx264",
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=25", "-frames:v", 3000, "-c:v", "libx264",
            "-pix_fmt", "yuv420p", path)
     return path
 
@@ -301,10 +301,11 @@ def test_signal_mid_run_then_a_rerun(inputs, long_clip, folders, signum, code, m
     output = out / "o.mp4"
     env = {**os.environ, "PYTHONPATH": REPO, "TMPDIR": str(tmp)}
     process = subprocess.Popen([sys.executable, "-m", "sritm_tf.cli", "convert", str(long_clip), "-o", str(output),
-                                "--baseline", "--quiet"], stderr=subprocess.PIPE, text=True, env=env)
+                                "--baseline", "--quiet"], stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=default_sigint)
     intermediate = out / f".part-{process.pid}-o.mp4"  # the partial compressed output (streamed encoding)
     deadline = time.monotonic() + 120
-    while not (intermediate.exists() and intermediate.stat().st_size):
+    while not has_bytes(intermediate):
         assert process.poll() is None, process.stderr.read()
         assert time.monotonic() < deadline
         time.sleep(0.005)

@@ -135,6 +135,23 @@ def ffmpeg(*args):
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *map(str, args)], check=True)
 
 
+def default_sigint():
+    """preexec_fn: SIGINT back to Python's default in the child. A shell starts background jobs with
+    SIGINT ignored, and Python then never raises KeyboardInterrupt: without this the SIGINT tests
+    would test nothing when the suite itself runs in the background."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def has_bytes(path):
+    """The file exists and is not empty (False if it is renamed away meanwhile)."""
+    try:
+        return os.path.getsize(path) > 0
+    except OSError:
+        return False
+
+
 def make_clip(path, frames=8, size="64x36", rate=25, *extra):
     """`frames` frames of testsrc, H.264 8-bit yuv420p, no audio; `extra`: more ffmpeg output options."""
     ffmpeg("-f", "lavfi", "-i", f"testsrc=size={size}:rate={rate}", "-frames:v", frames, "-c:v", "libx264",
@@ -191,7 +208,7 @@ def test_encoder_error_names_the_output_not_the_temporary(tmp_path, clip, monkey
 # ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory):
-    return make_clip(tmp_path_factory.mktemp("long") / "long.mp4", 300)
+    return make_clip(tmp_path_factory.mktemp("long") / "long.mp4", 3000)  # killed long before its end
 
 
 def _start_and_signal(source, output, signum):
@@ -202,10 +219,11 @@ def _start_and_signal(source, output, signum):
 
     env = {**os.environ, "PYTHONPATH": REPO}
     process = subprocess.Popen([sys.executable, "-m", "sritm_tf.cli", "convert", str(source), "-o", str(output),
-                                "--quiet", "--precision", "fp32"], stderr=subprocess.PIPE, text=True, env=env)
+                                "--quiet", "--precision", "fp32"], stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=default_sigint)
     deadline = time.monotonic() + 90
     partial = output.parent / f".part-{process.pid}-{output.name}"
-    while not (os.path.exists(partial) and os.path.getsize(partial)):
+    while not has_bytes(partial):
         assert process.poll() is None, process.stderr.read()
         assert time.monotonic() < deadline
         time.sleep(0.01)
@@ -542,7 +560,8 @@ def test_sigint_while_tensorflow_starts_is_one_line(tmp_path):
 
     env = {**os.environ, "PYTHONPATH": REPO}
     process = subprocess.Popen([sys.executable, "-m", "sritm_tf.cli", "convert", sample_path(), "-o",
-                                str(tmp_path / "x.png"), "--quiet"], stderr=subprocess.PIPE, text=True, env=env)
+                                str(tmp_path / "x.png"), "--quiet"], stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=default_sigint)
     deadline = time.monotonic() + 60
     while "tensorflow" not in open(f"/proc/{process.pid}/maps").read():  # TensorFlow's libraries load
         assert process.poll() is None and time.monotonic() < deadline
