@@ -495,7 +495,6 @@ def fit_stage(model, train_ds, val_ds, cfg, stage_dir, steps, chief=True, worker
 def train(cfg, strategy=None, extra_callbacks=()):
     """Runs `cfg.stage` ("pretrain", "full" or "both") and writes the run folder.
     Returns the trained model of the last stage run."""
-    from sritm_tf.pipeline import make_dataset
 
     previous = keras.mixed_precision.global_policy()
     if cfg.mixed_precision:

@@ -15,7 +15,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from sritm_tf import convert, fileio, pretrained, video
+from sritm_tf import convert, fileio, pretrained
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
 beam_batch = pytest.importorskip("sritm_tf.batch", reason="Apache Beam not installed (pip install \".[beam]\")")

@@ -10,12 +10,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
-from test_faults import REPO, default_sigint, ffmpeg, has_bytes
+from test_faults import REPO, _start_and_signal, ffmpeg
 
 SHARED_GAINMAP = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "hdri", "gainmap",
                               "seine_sdr_gainmap_srgb.jpg")
@@ -299,19 +298,8 @@ def test_signal_mid_run_then_a_rerun(inputs, long_clip, folders, signum, code, m
 
     out, tmp = folders
     output = out / "o.mp4"
-    env = {**os.environ, "PYTHONPATH": REPO, "TMPDIR": str(tmp)}
-    process = subprocess.Popen([sys.executable, "-m", "sritm_tf.cli", "convert", str(long_clip), "-o", str(output),
-                                "--baseline", "--quiet"], stderr=subprocess.PIPE, text=True, env=env,
-                               preexec_fn=default_sigint)
-    intermediate = out / f".part-{process.pid}-o.mp4"  # the partial compressed output (streamed encoding)
-    deadline = time.monotonic() + 120
-    while not has_bytes(intermediate):
-        assert process.poll() is None, process.stderr.read()
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-    process.send_signal(signum)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == code and err.strip() == message, err
+    returncode, err = _start_and_signal(long_clip, output, signum, "--baseline", env={"TMPDIR": str(tmp)})
+    assert returncode == code and err.strip() == message, err
     left = os.listdir(out)
     assert (left == []) if signum != signal.SIGKILL else (left and all(map(fileio.is_temporary, left))), left
 

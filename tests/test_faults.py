@@ -211,16 +211,17 @@ def long_clip(tmp_path_factory):
     return make_clip(tmp_path_factory.mktemp("long") / "long.mp4", 3000)  # killed long before its end
 
 
-def _start_and_signal(source, output, signum):
-    """Starts `sritm convert SOURCE -o OUTPUT` (the network, fp32), sends `signum` once the encoder is
-    writing its temporary output, and returns (exit status, stderr)."""
+def _start_and_signal(source, output, signum, *options, env=None):
+    """Starts `sritm convert SOURCE -o OUTPUT OPTIONS` (default: the network, fp32) with `env` added to
+    the environment, sends `signum` once the encoder is writing its temporary output, and returns
+    (exit status, stderr)."""
     import signal
     import time
 
-    env = {**os.environ, "PYTHONPATH": REPO}
+    env = {**os.environ, "PYTHONPATH": REPO, **(env or {})}
     process = subprocess.Popen([sys.executable, "-m", "sritm_tf.cli", "convert", str(source), "-o", str(output),
-                                "--quiet", "--precision", "fp32"], stderr=subprocess.PIPE, text=True, env=env,
-                               preexec_fn=default_sigint)
+                                "--quiet", *(options or ("--precision", "fp32"))], stderr=subprocess.PIPE, text=True,
+                               env=env, preexec_fn=default_sigint)
     deadline = time.monotonic() + 90
     partial = output.parent / f".part-{process.pid}-{output.name}"
     while not has_bytes(partial):
