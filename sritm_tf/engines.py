@@ -12,10 +12,11 @@
 
 `auto` takes OpenVINO for bf16 when it is installed and the CPU has Intel AMX
 (OpenVINO's bf16 kernels use its tiles; the issue measured 2.3x TF bf16 there);
-else `tf`, whose output the API's default gives too. Measured on the AMD EPYC build machine (AVX512-BF16, no AMX), 2026-11-26,
-one 1080p -> 4K x2 frame, the four in one process: TF bf16 1.00, OpenVINO bf16
-0.74 (OpenVINO does not run bf16 there: f32 0.70), TF fp32 0.49 of TF bf16's
-speed; OpenVINO f32 is 1.45x TF fp32.
+else `tf`, whose output the API's default gives too. On the AMD EPYC build
+machine (AVX512-BF16, no AMX; `sritm bench speed --full`, 2026-11-26) a
+1080p -> 4K x2 frame took 13.8 s on TF bf16, 12.4 s on OpenVINO bf16 (11% less,
+with a larger bf16 error: 51 dB against float32), 16.8 s on LiteRT int8,
+25.7 s on TF fp32: `--engine openvino` takes the 11% there.
 """
 import importlib.util
 import os
