@@ -21,8 +21,11 @@ def test_nominal_peaks_follow_the_isa_flags():
 
 @pytest.mark.slow
 def test_speed_benchmark_prints_peaks_rows_and_the_summary_line():
+    from sritm_tf.engines import installed
+
+    profile = ["--profile"] if installed("openvino") else []
     out = subprocess.run([sys.executable, "-m", "sritm_tf.benchmarks.speed", "--frame", "64x48", "--tile", "32x24",
-                          "--repeats", "1", "--engines", "tf-fp32", "tf-bf16"],
+                          "--repeats", "1", "--engines", "tf-fp32", "tf-bf16", *profile],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.strip().splitlines()
@@ -32,3 +35,7 @@ def test_speed_benchmark_prints_peaks_rows_and_the_summary_line():
     ratios = [float(row.split("|")[7]) for row in rows]
     assert all(0 < r < 1.5 for r in ratios), rows
     assert re.fullmatch(r"s_per_4k_frame=\d+\.\d\d peak_ratio=\d\.\d{3}", lines[-1]), lines[-1]
+    if profile:  # OpenVINO's per-node counters, summed per op type: convolutions lead
+        table = [line.split("|") for line in lines if line.startswith("| ") and line.count("|") == 4]
+        shares = {c[1].strip(): float(c[3].strip()[:-1]) for c in table if c[3].strip().endswith("%")}
+        assert "Convolution" in shares and shares["Convolution"] == max(shares.values()), shares

@@ -58,6 +58,8 @@ def add_arguments(p):
                    help=f"any of {', '.join(ENGINES)} or 'all' (default: {' '.join(DEFAULT_ENGINES)})")
     p.add_argument("--repeats", type=int, default=2, help="timed runs per measurement, the best is kept")
     p.add_argument("--json", help="also write the peaks and rows to this JSON file")
+    p.add_argument("--profile", action="store_true",
+                   help="also print the time per op type of one tile on OpenVINO bf16 (its PERF_COUNT)")
 
 
 # ---------------------------------------------------------------------------
@@ -160,8 +162,48 @@ def _runner(model, mode, precision):
     return model.predict_on_batch
 
 
+def openvino_profile(scale, tile):
+    """{op type: seconds} of one tile (core `tile` plus the tiling margin on each side) of the
+    x`scale` network on OpenVINO bf16, from OpenVINO's own per-node counters (PERF_COUNT)."""
+    import collections
+    import tempfile
+
+    import numpy as np
+    import openvino as ov
+
+    from sritm_tf.inference import receptive_margin
+    from sritm_tf.model import build_deep_sritm
+
+    model = build_deep_sritm(scale=scale, skip="classical", precision="fp32")
+    margin = receptive_margin(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        model.export(os.path.join(tmp, "model"), format="tf_saved_model", verbose=False)
+        network = ov.convert_model(os.path.join(tmp, "model"))
+    shape = [1, tile[0] + 2 * margin, tile[1] + 2 * margin, 3]
+    network.reshape({0: shape})
+    request = ov.Core().compile_model(network, "CPU", {"INFERENCE_PRECISION_HINT": "bf16", "PERF_COUNT": "YES",
+                                                       "PERFORMANCE_HINT": "LATENCY"}).create_infer_request()
+    x = np.random.default_rng(0).random(shape, np.float32)
+    request.infer({0: x})
+    request.infer({0: x})
+    seconds = collections.Counter()
+    for node in request.get_profiling_info():
+        seconds[node.node_type] += node.real_time.total_seconds()
+    return dict(seconds.most_common())
+
+
+def format_profile(seconds):
+    total = sum(seconds.values())
+    lines = ["| op type | s per tile | share |", "|---|---|---|"]
+    lines += [f"| {name} | {t:.3f} | {t / total:.1%} |" for name, t in seconds.items() if t / total >= 0.001]
+    return "\n".join(lines + [f"| all | {total:.3f} | |"])
+
+
 def worker(job):
     import numpy as np
+
+    if job.get("profile"):
+        return openvino_profile(job["scale"], tuple(job["tile"]))
 
     from sritm_tf.flops import model_macs
     from sritm_tf.inference import TiledPredictor
@@ -272,6 +314,16 @@ def run(args):
 
         with atomic_path(args.json) as tmp, open(tmp, "w") as f:
             json.dump({"nominal": nominal, "measured": measured, "rows": rows}, f, indent=1)
+    if args.profile:
+        from sritm_tf.engines import installed
+
+        if installed("openvino"):
+            tile = tiles_arg[0] if tiles_arg else (360, 640)
+            print(f"\nTime per op type, OpenVINO bf16, x{args.scale[0]}, one {tile[1]}x{tile[0]} tile plus margins:")
+            print(format_profile(_run_worker({"profile": True, "scale": args.scale[0], "tile": list(tile)},
+                                             ENGINES["openvino-bf16"][0]) or {}))
+        else:
+            print("--profile: OpenVINO is not installed (pip install \"sritm_tf[openvino]\")", file=sys.stderr)
     best = min([r for r in rows if r["scale"] == 2] or rows, key=lambda r: r["s_per_4k_frame"])
     ratio = f"{best['peak_ratio']:.3f}" if best.get("peak_ratio") else "nan"
     print(f"s_per_4k_frame={best['s_per_4k_frame']:.2f} peak_ratio={ratio}")
