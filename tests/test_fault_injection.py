@@ -205,22 +205,30 @@ def test_damaged_weights_in_eval_and_export(folders):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("damage", ["zero", "corrupt"])
+@pytest.mark.parametrize("damage", ["zero", "corrupt", "mid"])
 def test_damaged_record_shard_is_one_line(folders, damage):
-    """A shard that is empty or not TFRecord data is named before training starts (no run folder)."""
+    """A shard that is empty, not TFRecord data, or damaged after its first record (a flipped byte
+    that only its CRC shows) is named before training starts (no run folder)."""
     from train_helpers import write_records
 
     out, tmp = folders
-    records = write_records(str(tmp.parent / "records"), count=2, size=8, shards=2)
+    records = write_records(str(tmp.parent / "records"), count=8, size=8, shards=2)
     shard = os.path.join(records, "shard-00001.tfrecord")
     with open(shard, "r+b") as f:
-        data = damaged(f.read(), damage)
+        data = f.read()
+        if damage == "mid":
+            at = len(data) * 4 // 5
+            data = data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]
+        else:
+            data = damaged(data, damage)
+            data = data if damage == "zero" else b"not a record" + data
         f.seek(0)
         f.truncate()
-        f.write(data if damage == "zero" else b"not a record" + data)
+        f.write(data)
     result = sritm("train", records, "--steps", 1, "--pretrain-steps", 1, "--batch-size", 1, "--channels", 4,
                    "--m", 1, "--n", 1, "--run-dir", out / "run", tmp=tmp)
-    assert_refused(result, "train", shard, before_tensorflow=False)
+    line = assert_refused(result, "train", shard, before_tensorflow=False)
+    assert damage != "mid" or "at record" in line, line
     assert os.listdir(out) == [] and os.listdir(tmp) == []
 
 

@@ -109,8 +109,9 @@ def make_config(args):
 
 
 def check_records(shards, patch_size=None):
-    """The first record of every shard parses (a damaged, cut or foreign file is named now, not
-    as a TensorFlow traceback mid-training), and --patch-size fits its LR patches."""
+    """Every record of every shard reads (its CRC) and the first parses (a damaged, cut or
+    foreign file is named now, not as a TensorFlow traceback mid-training), and --patch-size
+    fits its LR patches."""
     if patch_size is not None and patch_size <= 0:
         raise UserError(f"--patch-size: expected a positive number of LR pixels, got {patch_size}")
     import tensorflow as tf
@@ -119,12 +120,19 @@ def check_records(shards, patch_size=None):
     from sritm_tf.fileio import captured_stderr
 
     for shard in shards:
+        first, count = [], 0
         try:
             with captured_stderr():  # TensorFlow's C++ log of the same DATA_LOSS
-                first = [parse_example(serialized)[0] for serialized in tf.data.TFRecordDataset(shard).take(1)]
+                # Every record is read once (its CRC checked: a record damaged mid-shard is named now,
+                # not mid-training); the first is parsed.
+                for serialized in tf.data.TFRecordDataset(shard):
+                    if not first:
+                        first = [parse_example(serialized)[0]]
+                    count += 1
         except tf.errors.OpError as err:
             reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*", "", err.message.splitlines()[0])  # TF's node names
-            raise UserError(f"{shard}: not a readable record shard ({reason})") from None
+            where = f" at record {count + 1}" if count else ""
+            raise UserError(f"{shard}: not a readable record shard{where} ({reason})") from None
         if not first:
             raise UserError(f"{shard}: no records (an empty shard)")
         height, width = first[0].shape[:2]
