@@ -92,16 +92,28 @@ class ShapeCache:
         return self.compiled[x.shape](x)
 
 
-def openvino_runner(model, precision="bf16"):
-    """OpenVINO: `model` (float32 weights) -> SavedModel -> `openvino.convert_model`,
-    compiled per tile shape on the CPU with INFERENCE_PRECISION_HINT bf16 or f32."""
+def openvino_network(model):
+    """`model` (float32 weights) -> SavedModel -> `openvino.convert_model`: an OpenVINO model."""
     import openvino as ov
 
     with tempfile.TemporaryDirectory() as tmp:
         model.export(os.path.join(tmp, "model"), format="tf_saved_model", verbose=False)
-        network = ov.convert_model(os.path.join(tmp, "model"))
+        return ov.convert_model(os.path.join(tmp, "model"))
+
+
+def openvino_config(precision, **extra):
+    """The CPU plugin's settings: INFERENCE_PRECISION_HINT bf16 or f32, latency first."""
+    return {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32", "PERFORMANCE_HINT": "LATENCY",
+            **extra}
+
+
+def openvino_runner(model, precision="bf16"):
+    """OpenVINO: `openvino_network(model)` compiled per tile shape on the CPU."""
+    import openvino as ov
+
+    network = openvino_network(model)
     core = ov.Core()
-    config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32", "PERFORMANCE_HINT": "LATENCY"}
+    config = openvino_config(precision)
 
     def compile(shape):
         reshaped = network.clone()

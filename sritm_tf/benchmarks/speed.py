@@ -166,23 +166,21 @@ def openvino_profile(scale, tile):
     """{op type: seconds} of one tile (core `tile` plus the tiling margin on each side) of the
     x`scale` network on OpenVINO bf16, from OpenVINO's own per-node counters (PERF_COUNT)."""
     import collections
-    import tempfile
 
     import numpy as np
     import openvino as ov
 
+    from sritm_tf.engines import openvino_config, openvino_network
     from sritm_tf.inference import receptive_margin
     from sritm_tf.model import build_deep_sritm
 
     model = build_deep_sritm(scale=scale, skip="classical", precision="fp32")
     margin = receptive_margin(model)
-    with tempfile.TemporaryDirectory() as tmp:
-        model.export(os.path.join(tmp, "model"), format="tf_saved_model", verbose=False)
-        network = ov.convert_model(os.path.join(tmp, "model"))
+    network = openvino_network(model)
     shape = [1, tile[0] + 2 * margin, tile[1] + 2 * margin, 3]
     network.reshape({0: shape})
-    request = ov.Core().compile_model(network, "CPU", {"INFERENCE_PRECISION_HINT": "bf16", "PERF_COUNT": "YES",
-                                                       "PERFORMANCE_HINT": "LATENCY"}).create_infer_request()
+    compiled = ov.Core().compile_model(network, "CPU", openvino_config("bf16", PERF_COUNT="YES"))
+    request = compiled.create_infer_request()
     x = np.random.default_rng(0).random(shape, np.float32)
     request.infer({0: x})
     request.infer({0: x})
