@@ -35,6 +35,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from sritm_tf import convert, fileio, imageio, video
+from sritm_tf.convert import _is_image
 from sritm_tf.errors import InputError, SritmError
 
 WORK = ".sritm-work"
@@ -67,21 +68,17 @@ def find_inputs(patterns):
             if not matches:
                 raise InputError(f"{pattern}: no such file or folder, and no file matches it")
             found += [(m, os.path.splitext(os.path.basename(m))[0]) for m in matches]
-    inputs, names = [], {}
+    inputs, seen, owners = [], set(), {}
     for path, name in found:
         key = os.path.realpath(path)
-        if key in names:
+        if key in seen:
             continue  # named twice (a file and its folder, overlapping globs)
-        clash = next((p for p, n in inputs if n == name and _is_image(p) == _is_image(path)), None)
-        if clash:
+        clash = owners.setdefault((name, _is_image(path)), path)
+        if clash != path:
             raise InputError(f"{path}: same output name as {clash} ({name}); rename one or convert them apart")
-        names[key] = name
+        seen.add(key)
         inputs.append((path, name))
     return inputs
-
-
-def _is_image(path):
-    return path.lower().endswith(imageio.SDR_IMAGE_EXTENSIONS)
 
 
 def title_key(path, settings):
@@ -152,16 +149,10 @@ def segment_path(title, index, format):
                                        f"{'end' if end is None else end}.{ext}")
 
 
-def _write_json(path, data):
-    with fileio.atomic_path(path) as tmp, open(tmp, "w") as f:
-        json.dump(data, f)
-
-
 def record_error(title, message):
     """Keeps one line on why `title` failed in its work folder, for the report at the end."""
     os.makedirs(title["work"], exist_ok=True)
-    with fileio.atomic_path(os.path.join(title["work"], "error.txt")) as tmp, open(tmp, "w") as f:
-        f.write(message)
+    fileio.write_text(os.path.join(title["work"], "error.txt"), message)
 
 
 class ConvertUnit(beam.DoFn):
@@ -203,8 +194,8 @@ class ConvertUnit(beam.DoFn):
                                           title["time_base"], "nut", s["crf"], s["preset"], name=title["output"],
                                           transfer=s["transfer"])
             frames, levels = convert.encode_frames(source, writer, self.convert, progress=False)
-        _write_json(path + ".json", {"frames": frames, "pid": os.getpid(),
-                                     "levels": None if levels is None else [levels.peak, levels.frame_average]})
+        light = None if levels is None else [levels.peak, levels.frame_average]
+        fileio.write_text(path + ".json", json.dumps({"frames": frames, "pid": os.getpid(), "levels": light}))
 
 
 def join_title(title, format):

@@ -120,3 +120,9 @@ def captured_stderr(path=None):
             os.close(saved)
             capture.seek(0)
             log.text = capture.read().decode(errors="replace")
+
+
+def write_text(path, text):
+    """Writes `text` (UTF-8) to `path` atomically (`atomic_path`), replacing it."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)

@@ -15,7 +15,6 @@ Two protocols, one request each (signatures in `sritm_tf.export.SIGNATURES`):
 import functools
 import http.client
 import json
-import socket
 import urllib.request
 
 import numpy as np
@@ -139,7 +138,7 @@ def rest_predict(inputs, url, signature_name="serving_default", columnar=False, 
             raise RuntimeError(f"{url}: the server took the connection but not the request "
                                f"within {timeout:g} s") from None
         raise RuntimeError(f"{url}: cannot connect ({err.reason})") from None
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         raise RuntimeError(f"{url}: no answer within {timeout:g} s") from None
     except (http.client.HTTPException, ConnectionError) as err:  # closed or not HTTP
         raise RuntimeError(f"{url}: not an HTTP answer ({type(err).__name__}: {one_line(err)})") from None

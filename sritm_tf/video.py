@@ -27,7 +27,7 @@ from sritm_tf import colour, fileio
 from sritm_tf.errors import InputError, ToolError
 
 #: FFmpeg's AVColorTransferCharacteristic codes of HDR transfers: (name, ffmpeg's name).
-HDR_TRANSFERS = {16: ("PQ", "smpte2084"), 18: ("HLG", "arib-std-b67")}
+HDR_TRANSFERS = {code: (key.upper(), name) for key, (code, name) in colour.TRANSFERS.items()}
 #: Mastering display peaks to choose from (cd/m2): the common HDR10 mastering monitors, and PQ's top.
 MASTERING_PEAKS_NITS = (1000.0, 4000.0, 10000.0)
 MASTERING_MIN_NITS = 0.0001

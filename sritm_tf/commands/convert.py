@@ -48,22 +48,13 @@ def register(subparsers):
 def check(args):
     """The checks that need no TensorFlow, run before the CLI imports it: a mistyped argument fails at once."""
     from sritm_tf.convert import check_fps, check_input, check_output, open_source, output_format
-    from sritm_tf.inference import parse_tile
     from sritm_tf.pretrained import check_weights_file
     from sritm_tf.sizes import parse_size
-    from sritm_tf.video import check_encoder
 
-    if args.tile:
-        parse_tile(args.tile, "--tile")  # option values first, then files
+    check_options(args)  # option values first, then files
     if args.size is not None:
         parse_size(args.size, "--size")
     check_fps(args.fps)
-    for option, nits in (("--white-nits", args.white_nits), ("--peak-nits", args.peak_nits)):
-        if not 0 < nits <= 10000:
-            raise UserError(f"{option}: expected cd/m2 in (0, 10000], got {nits:g}")
-    check_encoder(args.crf, args.preset)
-    if not args.baseline:
-        network_setup(args)
     try:
         check_input(args.input)
         output_format(args.output, args.format)
@@ -75,6 +66,22 @@ def check(args):
         frames.close()
     except (FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError, IsADirectoryError) as err:
         raise UserError(str(err)) from None
+
+
+def check_options(args):
+    """The option values `convert` and `convert-batch` share: tile, white and peak levels,
+    encoder settings, precision and engine."""
+    from sritm_tf.inference import parse_tile
+    from sritm_tf.video import check_encoder
+
+    if args.tile:
+        parse_tile(args.tile, "--tile")
+    for option, nits in (("--white-nits", args.white_nits), ("--peak-nits", args.peak_nits)):
+        if not 0 < nits <= 10000:
+            raise UserError(f"{option}: expected cd/m2 in (0, 10000], got {nits:g}")
+    check_encoder(args.crf, args.preset)
+    if not args.baseline:
+        network_setup(args)
 
 
 def network_setup(args):

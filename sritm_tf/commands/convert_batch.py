@@ -49,27 +49,20 @@ def register(subparsers):
 
 def check(args):
     """Option values, Beam and the weights file, before any work."""
-    from sritm_tf.inference import parse_tile
-    from sritm_tf.pretrained import check_weights_file
-    from sritm_tf.video import check_encoder
-
+    from sritm_tf.commands.convert import check_options
     from sritm_tf.fileio import captured_stderr
+    from sritm_tf.pretrained import check_weights_file
 
     try:
         with captured_stderr():  # its warnings about optional Google Cloud clients
             import apache_beam  # noqa: F401
     except ImportError:
         raise UserError(BEAM_MISSING) from None
-    if args.tile:
-        parse_tile(args.tile, "--tile")
-    for option, nits in (("--white-nits", args.white_nits), ("--peak-nits", args.peak_nits)):
-        if not 0 < nits <= 10000:
-            raise UserError(f"--{option}: expected cd/m2 in (0, 10000], got {nits:g}")
+    check_options(args)
     if not args.segment_seconds > 0:
         raise UserError(f"--segment-seconds: expected seconds > 0, got {args.segment_seconds:g}")
     if args.workers < 1:
         raise UserError(f"--workers: expected 1 or more, got {args.workers}")
-    check_encoder(args.crf, args.preset)
     if args.weights and not args.baseline:
         try:
             check_weights_file(args.weights)

@@ -104,11 +104,6 @@ def read_manifest(out_dir):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def _write_atomic(path, text):
-    with fileio.atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-
-
 def _write_source(source, shard_path, config, shard):
     """Write all patches of one source to `shard_path` (atomically); return manifest rows."""
     import tensorflow as tf
@@ -179,7 +174,7 @@ def prepare(paths, out_dir, config, overwrite=False, progress=True, log=None):
             for name in os.listdir(out_dir):
                 if name.startswith("shard-") or name in (MANIFEST, CONFIG):
                     os.remove(os.path.join(out_dir, name))
-    _write_atomic(config_path, json.dumps(settings, indent=2) + "\n")
+    fileio.write_text(config_path, json.dumps(settings, indent=2) + "\n")
 
     manifest = read_manifest(out_dir)
     done = {row["source"] for row in manifest if os.path.exists(os.path.join(out_dir, row["shard"]))}
@@ -206,7 +201,7 @@ def prepare(paths, out_dir, config, overwrite=False, progress=True, log=None):
             continue
         manifest += rows
         next_index += 1
-        _write_atomic(os.path.join(out_dir, MANIFEST), "".join(json.dumps(r) + "\n" for r in manifest))
+        fileio.write_text(os.path.join(out_dir, MANIFEST), "".join(json.dumps(r) + "\n" for r in manifest))
         summary["written"] += 1
     bar.close()
     summary["patches"] = len(manifest)
