@@ -145,9 +145,9 @@ class FrameConverter:
 
             engine, _ = engines.resolve(engine, precision)
             tile = parse_tile(tile or DEFAULT_TILES[precision])
-            try:  # OpenVINO and LiteRT take the float32 network and lower its precision themselves
+            try:
                 model = pretrained.load_model(scale, weights, white_nits=white_nits,
-                                              precision=precision if engine == "tf" else "fp32")
+                                              precision=engines.model_precision(engine, precision))
             except ValueError as err:
                 raise InputError(str(err)) from err
             self.predict = TiledPredictor(model, tile, run=engines.runner(model, engine, precision))

@@ -145,6 +145,12 @@ def litert_runner(model, precision="fp32"):
     return ShapeCache(compile)
 
 
+def model_precision(engine, precision):
+    """The precision to build the Keras network in for `engine`: OpenVINO and LiteRT take
+    the float32 network and lower its precision themselves."""
+    return precision if engine == "tf" else "fp32"
+
+
 def runner(model, engine, precision):
     """The run callable of `engine` ("tf", "openvino", "litert") for `model`."""
     if engine == "openvino":

@@ -203,6 +203,7 @@ def worker(job):
     if job.get("profile"):
         return openvino_profile(job["scale"], tuple(job["tile"]))
 
+    from sritm_tf import engines
     from sritm_tf.flops import model_macs
     from sritm_tf.inference import TiledPredictor
     from sritm_tf.model import build_deep_sritm
@@ -212,12 +213,14 @@ def worker(job):
     _, precision, mode = ENGINES[job["engine"]]
     scale, frame, repeats = job["scale"], tuple(job["frame"]), job["repeats"]
     model = build_deep_sritm(scale=scale, skip="classical",
-                             precision=precision if mode in ("tiled", "xla") else "fp32")
+                             precision=precision if mode in ("tiled", "xla") else engines.model_precision(mode, precision))
     image = np.random.default_rng(0).random(frame + (3,), dtype=np.float32)
+    run = _runner(model, mode, precision)  # converted once; an engine compiles each new tile shape
+    macs = model_macs(model, *frame)
     rows = []
     for tile in job["tiles"]:
         tile = (min(tile[0], frame[0]), min(tile[1], frame[1]))
-        predictor = TiledPredictor(model, tile=tile, run=_runner(model, mode, precision))
+        predictor = TiledPredictor(model, tile=tile, run=run)
         t0 = time.perf_counter()
         predictor(image)
         first = time.perf_counter() - t0
@@ -226,7 +229,7 @@ def worker(job):
         rows.append({
             "engine": job["engine"], "precision": precision, "scale": scale,
             "frame": f"{frame[1]}x{frame[0]}", "tile": f"{tile[1]}x{tile[0]}",  # WxH
-            "gflops": 2 * model_macs(model, *frame) / seconds / 1e9,
+            "gflops": 2 * macs / seconds / 1e9,
             "s_per_4k_frame": seconds * uhd_lr_pixels / (frame[0] * frame[1]),
             "extrapolated": frame[0] * frame[1] != uhd_lr_pixels, "first_call_s": first,
         })
