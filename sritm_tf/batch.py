@@ -23,6 +23,8 @@ rest converts; other exceptions fail the element, which the runner retries.
 Inputs and OUT_DIR must be on a file system every worker sees (local on DirectRunner; NFS or a
 GCS FUSE mount on a cluster).
 """
+import contextlib
+import fcntl
 import glob
 import hashlib
 import json
@@ -36,7 +38,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from sritm_tf import convert, fileio, imageio, video
 from sritm_tf.convert import _is_image
-from sritm_tf.errors import InputError, SritmError
+from sritm_tf.errors import InputError, SritmError, ToolError
 
 WORK = ".sritm-work"
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".m4v", ".avi", ".webm", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
@@ -149,6 +151,129 @@ def segment_path(title, index, format):
                                        f"{'end' if end is None else end}.{ext}")
 
 
+def _place(title, index):
+    """Seconds (Fraction) from the file's start to the first frame of segment `index`, as
+    `video.join_segments` places it; None past the last segment."""
+    if index >= len(title["segments"]):
+        return None
+    start = title["first"] if index == 0 else title["segments"][index][0]
+    return Fraction(f"{title['offset']:.6f}") + Fraction(start - title["first"]) * title["time_base"]
+
+
+def _state_path(title):
+    return os.path.join(title["work"], "joined.json")
+
+
+def joined_segments(title):
+    """How many segments of `title` are in its joined prefix (`join_ready`): finished, their files gone."""
+    try:
+        with open(_state_path(title)) as f:
+            return json.load(f)["joined"]
+    except FileNotFoundError:
+        return 0
+
+
+@contextlib.contextmanager
+def _locked(title):
+    """Holds the title's join lock (flock: released if the process dies)."""
+    os.makedirs(title["work"], exist_ok=True)
+    with open(os.path.join(title["work"], "join.lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def _append_segment(title, index, format, joined, state):
+    """Appends segment `index` (finished) to the joined prefix `joined` at `state["length"]`;
+    returns the new state (the caller records it)."""
+    path = segment_path(title, index, format)
+    if format == "yuv":
+        with open(joined, "r+b" if index else "wb") as out, open(path, "rb") as f:
+            out.truncate(state["length"])
+            out.seek(state["length"])
+            shutil.copyfileobj(f, out, 1 << 24)
+            out.flush()
+            os.fsync(out.fileno())
+            return dict(state, length=out.tell())
+    place, end = _place(title, index), _place(title, index + 1)
+    audio, first = os.path.join(title["work"], "audio.nut"), None
+    if title["audio_codecs"]:  # the audio packets of this segment's time range
+        first = video.segment_audio(title["input"], None if index == 0 else place, end, audio)
+    if index == 0:  # ffmpeg shifts a title whose audio starts before 0 (AAC priming) so that it starts at 0
+        state["shift"] = str(max(Fraction(0), -first) if first is not None else Fraction(0))
+    shift = Fraction(state["shift"])
+    try:
+        chunk = video.mkv_segment_chunk(path, place + shift, audio if first is not None else None,
+                                        (first or 0) + shift, name=title["output"])
+    finally:
+        fileio.remove(audio)
+    mkv = video.mkv_join_start(joined, chunk, title["output"]) if index == 0 else state["mkv"]
+    mkv = video.mkv_join_append(joined, chunk, mkv, title["output"])
+    return dict(state, mkv=mkv, length=mkv["length"])
+
+
+def join_ready(title, format, finish=False):
+    """Joins in order the finished segments of a video title that follow its joined prefix
+    (`OUT_DIR/.sritm-work/<name>-<key>/joined.<mkv|yuv>`, its state in `joined.json`), removing
+    each segment once it is in; with `finish`, then finishes the prefix and renames it into
+    the output (`finish_title`). Under the title's lock; safe to kill anywhere: the state is
+    written after the bytes are on disk, and what a killed append left past the recorded length
+    is cut off. Returns the state (None for mp4, which is joined at the end: `join_title`)."""
+    if format == "mp4":
+        return None
+    n = len(title["segments"])
+    joined = os.path.join(title["work"], f"joined.{'yuv' if format == 'yuv' else 'mkv'}")
+    with _locked(title):
+        try:
+            with open(_state_path(title)) as f:
+                state = json.load(f)
+        except FileNotFoundError:
+            state = {"joined": 0, "frames": 0, "levels": None, "length": 0}
+        while state["joined"] < n:
+            index = state["joined"]
+            path = segment_path(title, index, format)
+            if not os.path.exists(path + ".json"):
+                break
+            with open(path + ".json") as f:
+                info = json.load(f)
+            state = _append_segment(title, index, format, joined, state)
+            light = info["levels"]
+            state.update(joined=index + 1, frames=state["frames"] + info["frames"],
+                         levels=light if index == 0 else light and state["levels"] and
+                         [max(a, b) for a, b in zip(state["levels"], light)])
+            fileio.write_text(_state_path(title), json.dumps(state))
+        for index in range(state["joined"]):  # in the prefix: their files go (a kill may have left them)
+            path = segment_path(title, index, format)
+            fileio.remove(path)
+            fileio.remove(path + ".json")
+        if finish:
+            finish_title(title, format, joined, state)
+    return state
+
+
+def finish_title(title, format, joined, state):
+    """Checks the frame count of a joined title, finishes its prefix in place (`video.mkv_join_finish`,
+    then MaxCLL / MaxFALL of the title, the max over its segments', into the stream:
+    `video.write_light_levels`) and renames it into the output."""
+    if state["joined"] < len(title["segments"]):
+        missing = segment_path(title, state["joined"], format)
+        raise ToolError(f"{title['input']}: segment {os.path.basename(missing)} is not finished; a re-run converts it")
+    if title["listed"] and state["frames"] < title["listed"]:
+        raise InputError(f"{title['input']}: truncated or damaged video: {state['frames']} of {title['listed']} "
+                         "frames decoded; sritm convert --allow-truncated converts the frames that decode")
+    if format != "yuv":
+        stage = state.get("stage")
+        if stage is None:  # the Cues, sizes and Duration: repeatable
+            video.mkv_join_finish(joined, state["mkv"])
+            state["stage"] = "levels"
+            fileio.write_text(_state_path(title), json.dumps(state))
+        if state["levels"]:
+            levels = video.LightLevels()
+            levels.peak, levels.frame_average = state["levels"]
+            with convert.disk_full_is_one_line(title["output"]):
+                video.write_light_levels(joined, levels, name=title["output"], resumed=stage == "levels")
+    os.replace(joined, title["output"])
+
+
 def record_error(title, message):
     """Keeps one line on why `title` failed in its work folder, for the report at the end."""
     os.makedirs(title["work"], exist_ok=True)
@@ -181,7 +306,8 @@ class ConvertUnit(beam.DoFn):
     def segment(self, title, index):
         s = self.settings
         path = segment_path(title, index, s["format"])
-        if os.path.exists(path + ".json"):  # done by an earlier attempt
+        if os.path.exists(path + ".json") or index < joined_segments(title):  # done by an earlier attempt
+            join_ready(title, s["format"])
             return
         os.makedirs(title["work"], exist_ok=True)
         start, end = title["segments"][index]
@@ -196,11 +322,17 @@ class ConvertUnit(beam.DoFn):
             frames, levels = convert.encode_frames(source, writer, self.convert, progress=False)
         light = None if levels is None else [levels.peak, levels.frame_average]
         fileio.write_text(path + ".json", json.dumps({"frames": frames, "pid": os.getpid(), "levels": light}))
+        join_ready(title, s["format"])  # this segment and those after it that wait, if it was the next one
 
 
 def join_title(title, format):
     """Joins the finished segments of a video title into its output (see the module), then removes
-    its work folder."""
+    its work folder. Returns the frame count."""
+    if format != "mp4":
+        with convert.disk_full_is_one_line(title["output"]):
+            frames = join_ready(title, format, finish=True)["frames"]
+        fileio.remove(title["work"])
+        return frames
     output, parts = title["output"], []
     for index in range(len(title["segments"])):
         path = segment_path(title, index, format)
@@ -305,8 +437,9 @@ def plan(inputs, out_dir, settings, overwrite=False):
         if title["kind"] == "image":
             units.append((title, None))
             continue
+        joined = joined_segments(title)
         for index in range(len(title["segments"])):
-            if os.path.exists(segment_path(title, index, settings["format"]) + ".json"):
+            if index < joined or os.path.exists(segment_path(title, index, settings["format"]) + ".json"):
                 report["reused"] += 1
             else:
                 units.append((title, index))
