@@ -3,12 +3,14 @@ Beam's DirectRunner with 2 worker processes, against the single-process `sritm c
 
 The classical conversion (--baseline) keeps it fast: what is tested is the splitting, joining,
 resuming and reporting, which do not depend on the network."""
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from fractions import Fraction
 
@@ -136,7 +138,8 @@ def test_three_segments_in_parallel_equal_the_single_process_output(clip, single
 
 
 def test_rerun_converts_only_the_missing_segments(clip, single, tmp_path):
-    """A killed run, simulated: segments 0 and 2 finished, segment 1 half written by a dead process."""
+    """A killed run, simulated: segment 0 finished and joined, segment 2 finished and waiting for
+    segment 1, which a dead process half wrote, and the tail of an append the kill cut short."""
     folder, _ = single
     out = tmp_path / "out"
     settings = beam_batch.batch_settings(**SETTINGS, format="yuv")
@@ -146,21 +149,132 @@ def test_rerun_converts_only_the_missing_segments(clip, single, tmp_path):
     worker.setup()
     for unit in (units[0], units[2]):
         assert list(worker.process(unit)) == [(titles[0]["work"], unit[1])]
-    first = beam_batch.segment_path(titles[0], 0, "yuv")
-    marked = bytearray(open(first, "rb").read())
+    work = titles[0]["work"]
+    seg = lambda i: os.path.basename(beam_batch.segment_path(titles[0], i, "yuv"))
+    # Segment 0 is in the joined prefix and its file gone; segment 2 waits for segment 1.
+    assert sorted(os.listdir(work)) == sorted(["join.lock", "joined.json", "joined.yuv", seg(2), seg(2) + ".json"])
+    joined = os.path.join(work, "joined.yuv")
+    marked = bytearray(open(joined, "rb").read())
+    assert len(marked) == 25 * (2 * WIDTH) * (2 * HEIGHT) * 3  # 25 frames of 10-bit 4:2:0
     marked[:WIDTH * 2] = bytes(WIDTH * 2)  # a mark a re-conversion would undo: 32 black output pixels
-    open(first, "wb").write(marked)
-    stale = os.path.join(titles[0]["work"], f".part-999999-{os.path.basename(beam_batch.segment_path(titles[0], 1, 'yuv'))}")
+    open(joined, "wb").write(marked + b"half an append")  # past the length joined.json records
+    stale = os.path.join(work, f".part-999999-{seg(1)}")
     open(stale, "wb").write(b"half a segment")
 
     report = batch([clip], out, format="yuv")
     assert (report["segments"], report["reused"], report["failed"]) == (1, 2, [])
     got, want = (out / "clip.yuv").read_bytes(), (folder / "clip.yuv").read_bytes()
     assert got[:WIDTH * 2] == bytes(WIDTH * 2) and got[WIDTH * 2:] == want[WIDTH * 2:]  # segment 0 kept as it was
-    assert os.listdir(out) == ["clip.yuv"]  # work folder and stale temporary gone
+    assert os.listdir(out) == ["clip.yuv"]  # work folder, stale temporary and the cut-off tail gone
 
     report = batch([clip], out, format="yuv")  # a finished title is skipped
     assert report["skipped"] == [str(out / "clip.yuv")] and report["segments"] == report["reused"] == 0
+
+
+def _work_bytes(work, peak, stop):
+    """Polls folder `work` until `stop` is set: peak[0] the most bytes it held besides the joined
+    prefix (segments, their temporaries, the audio of a segment being joined), peak[1] the prefix's."""
+    while not stop.is_set():
+        temporary = prefix = 0
+        for folder, _, names in os.walk(work):
+            for name in names:
+                try:
+                    size = os.path.getsize(os.path.join(folder, name))
+                except OSError:  # renamed or removed meanwhile
+                    continue
+                if name == "joined.mkv":
+                    prefix += size
+                else:
+                    temporary += size
+        peak[0], peak[1] = max(peak[0], temporary), max(peak[1], prefix)
+        time.sleep(0.001)
+
+
+def test_segments_are_joined_as_they_finish_so_temporary_disk_is_bounded(clip, single, tmp_path):
+    """Segments converted in order: each is joined as it finishes and its file removed, so that
+    besides the joined prefix (which becomes the output) the work folder never holds more than
+    the segment being converted; out of order, a segment waits only for those before it."""
+    folder, results = single
+    out = tmp_path / "out"
+    settings = beam_batch.batch_settings(**SETTINGS, format="mkv")
+    titles, units, _ = beam_batch.plan([clip], out, settings)
+    work = titles[0]["work"]
+    worker = beam_batch.ConvertUnit(settings)
+    worker.setup()
+    peak, stop, sizes = [0, 0], threading.Event(), []
+    poller = threading.Thread(target=_work_bytes, args=(work, peak, stop))
+    poller.start()
+    try:
+        for unit in units:
+            before = os.path.getsize(os.path.join(work, "joined.mkv")) if unit[1] else 0
+            list(worker.process(unit))
+            assert sorted(os.listdir(work)) == ["join.lock", "joined.json", "joined.mkv"]
+            sizes.append(os.path.getsize(os.path.join(work, "joined.mkv")) - before)
+    finally:
+        stop.set()
+        poller.join()
+    # The bound: one segment (x265's NUT, a little larger than its share of the output) besides the prefix.
+    assert 0 < peak[0] <= 1.25 * max(sizes) + 4096, (peak, sizes)
+    assert beam_batch.JoinTitle("mkv").process((work, {"titles": titles, "units": []})) == []
+    out_file = out / "clip.mkv"
+    assert sorted(os.listdir(out)) == [".sritm-work", "clip.mkv"] and os.listdir(out / ".sritm-work") == []
+    assert peak[1] <= os.path.getsize(out_file)
+    assert frame_times(out_file) == frame_times(folder / "clip.mkv")
+    frames = probe(out_file, "-select_streams", "v:0", "-show_frames", "-show_entries", "frame=side_data_list")
+    light = frames["frames"][0]["side_data_list"]
+    assert any(d.get("max_content") == results["mkv"]["max_cll"] for d in light)
+
+    # Out of order: 2 then 1 wait (segment 0 is not finished), then 0 joins all three.
+    out = tmp_path / "reversed"
+    titles, units, _ = beam_batch.plan([clip], out, settings)
+    work = titles[0]["work"]
+    seg = lambda i: os.path.basename(beam_batch.segment_path(titles[0], i, "mkv"))
+    list(worker.process(units[2]))
+    list(worker.process(units[1]))
+    assert sorted(os.listdir(work)) == sorted(["join.lock", seg(1), seg(1) + ".json", seg(2), seg(2) + ".json"])
+    list(worker.process(units[0]))
+    assert sorted(os.listdir(work)) == ["join.lock", "joined.json", "joined.mkv"]
+    beam_batch.JoinTitle("mkv").process((work, {"titles": titles, "units": []}))
+    assert frame_times(out / "clip.mkv") == frame_times(folder / "clip.mkv")
+
+
+def test_a_kill_while_a_title_is_finished_then_a_rerun_gives_the_output(clip, single, tmp_path):
+    """Killed after the Cues and sizes were written and the light levels half (the content light
+    level SEI of the first keyframe only): the re-run finishes the title as one run would."""
+    folder, results = single
+    out = tmp_path / "out"
+    settings = beam_batch.batch_settings(**SETTINGS, format="mkv")
+    titles, units, _ = beam_batch.plan([clip], out, settings)
+    worker = beam_batch.ConvertUnit(settings)
+    worker.setup()
+    for unit in units:
+        list(worker.process(unit))
+    title, work = titles[0], titles[0]["work"]
+    with open(os.path.join(work, "joined.json")) as f:
+        state = json.load(f)
+    from sritm_tf import video
+
+    video.mkv_join_finish(os.path.join(work, "joined.mkv"), state["mkv"])
+    state["stage"] = "levels"
+    fileio.write_text(os.path.join(work, "joined.json"), json.dumps(state))
+    levels = video.LightLevels()
+    levels.peak, levels.frame_average = state["levels"]
+    old, new = video.hdr10_sei_nals(video.PLACEHOLDER_PEAK, *video.PLACEHOLDER_LIGHT)[1], \
+        video.hdr10_sei_nals(video.mastering_peak(levels.max_cll), levels.max_cll, levels.max_fall)[1]
+    data = open(os.path.join(work, "joined.mkv"), "rb").read()
+    at = data.index(old, data.index(b"\x1f\x43\xb6\x75"))  # the first in a Cluster
+    open(os.path.join(work, "joined.mkv"), "wb").write(data[:at] + new + data[at + len(old):])
+
+    report = batch([clip], out, format="mkv")
+    assert (report["segments"], report["reused"], report["failed"]) == (0, 3, [])
+    assert os.listdir(out) == ["clip.mkv"]
+    out_file = out / "clip.mkv"
+    assert frame_times(out_file) == frame_times(folder / "clip.mkv")
+    frames = probe(out_file, "-select_streams", "v:0", "-show_frames", "-show_entries", "frame=key_frame,side_data_list")
+    for frame in (f for f in frames["frames"] if f["key_frame"]):
+        light = {d["side_data_type"]: d for d in frame["side_data_list"]}["Content light level metadata"]
+        assert (light["max_content"], light["max_average"]) == (results["mkv"]["max_cll"], results["mkv"]["max_fall"])
+    assert probe(out_file, "-show_format")["format"]["duration"] == probe(folder / "clip.mkv", "-show_format")["format"]["duration"]
 
 
 def test_a_corrupt_file_is_reported_and_skipped_while_the_rest_converts(clip, tmp_path):
@@ -216,12 +330,12 @@ def test_killed_midway_a_rerun_resumes_and_equals_the_single_process_output(tmp_
     process = subprocess.Popen(list(map(str, args)), env=env, start_new_session=True, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    finished = lambda: [n for n in _walk(out) if n.endswith(".json")]
-    while len(finished()) < 2 and process.poll() is None and time.monotonic() < deadline:
+    finished = lambda: _finished_segments(out)
+    while finished() < 2 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.communicate()
-    done_before = len(finished())
+    done_before = finished()
     assert 2 <= done_before < 10 and not (out / "long.yuv").exists()
 
     result = sritm("convert-batch", clip, "-o", out, "--baseline", "--segment-seconds", "1", "--workers", "2",
@@ -232,5 +346,15 @@ def test_killed_midway_a_rerun_resumes_and_equals_the_single_process_output(tmp_
     assert sorted(os.listdir(out)) == ["long.yuv"]
 
 
-def _walk(folder):
-    return [os.path.join(d, n) for d, _, names in os.walk(folder) for n in names if not fileio.is_temporary(n)]
+def _finished_segments(folder):
+    """Segments finished under `folder`, as a re-run counts them: joined (joined.json's count) and
+    waiting (seg-<index>-*.json past those)."""
+    count = 0
+    for work, _, names in os.walk(folder):
+        joined = 0
+        if "joined.json" in names:
+            with contextlib.suppress(OSError, ValueError):
+                joined = json.load(open(os.path.join(work, "joined.json")))["joined"]
+        count += joined + sum(1 for n in names if n.startswith("seg-") and n.endswith(".json")
+                              and int(n.split("-")[1]) >= joined)
+    return count
