@@ -7,11 +7,21 @@ and encoded on its own (`convert.encode_frames` into a `video.HevcWriter` with t
 encoder settings, as NUT; raw yuv420p10le for .yuv) and written atomically into the title's
 work folder, `OUT_DIR/.sritm-work/<name>-<key>/seg-<index>-<first pts>-<end pts>.nut`, with
 its frame count and light levels beside it (`.json`, written last: a segment is finished when
-its .json is there). Once every segment of a title is there the title is joined without
-re-encoding (`video.join_segments`: ffmpeg's concat demuxer, the source's timestamps kept;
-raw .yuv segments are appended), the source's audio is copied once, MaxCLL / MaxFALL of the
-title (CTA-861.3: the max over its segments' MaxCLL and MaxFALL) are written into the stream
-(`video.write_light_levels`), the output is renamed into place and the work folder removed.
+its .json is there). Segments are joined in order as they finish, without re-encoding
+(`join_ready`, under the title's lock): the worker that finishes segment k appends it, and the
+finished segments after it, to the title's joined prefix (`joined.mkv`: the segment's HEVC
+stream with the source's audio of its time range, remuxed by ffmpeg to Matroska and its
+Clusters appended in place, `video.mkv_join_append`; `joined.yuv`: raw bytes appended), writes
+the prefix's state (`joined.json`: segments in, length, frame count, light levels) once the
+bytes are on disk, and removes the segment's files. So a title's temporary disk is the segments
+being converted and those that wait for an earlier one, not all its segments plus the output.
+Once the last is in, the prefix is finished in place (`video.mkv_join_finish`: Cues, sizes,
+Duration), MaxCLL / MaxFALL of the title (CTA-861.3: the max over its segments') are written
+into the stream (`video.write_light_levels`), the prefix is renamed into the output and the work
+folder removed. A kill anywhere leaves a state a re-run continues from: bytes past the recorded
+length (a cut-off append) are dropped. For mp4 output the segments wait for the last one and are
+joined by ffmpeg's concat demuxer (`video.join_segments`: an MP4's sample index is written by
+one muxing pass over every sample), the source's audio copied once.
 
 <key> hashes the input's absolute path, size and modification time with the conversion
 settings: a re-run with the same inputs and settings converts only the segments a killed run
@@ -21,7 +31,8 @@ already, ...) is recorded in its work folder (`error.txt`) and reported at the e
 rest converts; other exceptions fail the element, which the runner retries.
 
 Inputs and OUT_DIR must be on a file system every worker sees (local on DirectRunner; NFS or a
-GCS FUSE mount on a cluster).
+GCS FUSE mount on a cluster), and for mkv and yuv output one whose `flock` locks hold across
+workers (local, NFSv4, Filestore; not GCS FUSE): the join's lock.
 """
 import contextlib
 import fcntl
@@ -198,16 +209,19 @@ def _append_segment(title, index, format, joined, state):
     audio, first = os.path.join(title["work"], "audio.nut"), None
     if title["audio_codecs"]:  # the audio packets of this segment's time range
         first = video.segment_audio(title["input"], None if index == 0 else place, end, audio)
-    if index == 0:  # ffmpeg shifts a title whose audio starts before 0 (AAC priming) so that it starts at 0
-        state["shift"] = str(max(Fraction(0), -first) if first is not None else Fraction(0))
-    shift = Fraction(state["shift"])
+    if index == 0:
+        # ffmpeg moves a title whose audio starts before 0 (AAC priming) by the first packet's time in
+        # the Matroska time base (ms, rounded half away from 0), every timestamp rounded first: as
+        # `sritm convert`'s output, and the first segment's, are. The later segments' Clusters move as much.
+        ms = -first * 1000 if first is not None and first < 0 else 0
+        state["shift"] = int(ms + Fraction(1, 2)) if ms else 0
     try:
-        chunk = video.mkv_segment_chunk(path, place + shift, audio if first is not None else None,
-                                        (first or 0) + shift, name=title["output"])
+        chunk = video.mkv_segment_chunk(path, place, audio if first is not None else None, first or 0,
+                                        name=title["output"])
     finally:
         fileio.remove(audio)
     mkv = video.mkv_join_start(joined, chunk, title["output"]) if index == 0 else state["mkv"]
-    mkv = video.mkv_join_append(joined, chunk, mkv, title["output"])
+    mkv = video.mkv_join_append(joined, chunk, mkv, title["output"], shift=state["shift"] if index else 0)
     return dict(state, mkv=mkv, length=mkv["length"])
 
 
@@ -236,10 +250,10 @@ def join_ready(title, format, finish=False):
             with open(path + ".json") as f:
                 info = json.load(f)
             state = _append_segment(title, index, format, joined, state)
-            light = info["levels"]
-            state.update(joined=index + 1, frames=state["frames"] + info["frames"],
-                         levels=light if index == 0 else light and state["levels"] and
-                         [max(a, b) for a, b in zip(state["levels"], light)])
+            levels = info["levels"]  # None for HLG
+            if index and levels:
+                levels = [max(a, b) for a, b in zip(state["levels"], levels)]
+            state.update(joined=index + 1, frames=state["frames"] + info["frames"], levels=levels)
             fileio.write_text(_state_path(title), json.dumps(state))
         for index in range(state["joined"]):  # in the prefix: their files go (a kill may have left them)
             path = segment_path(title, index, format)

@@ -846,10 +846,11 @@ def _elements_with_headers(data, start, end):
         begin = stop
 
 
-def mkv_join_append(path, chunk, state, name=None):
+def mkv_join_append(path, chunk, state, name=None, shift=0):
     """Appends the Clusters of `chunk` (a later segment's `mkv_segment_chunk`, whose video track
     must be the first's) to `path` at `state["length"]` (what a killed append left after it is cut
-    off), and notes its keyframes for the Cues. Returns the new state; `path` is synced to disk."""
+    off), each `shift` (TimestampScale units) later, and notes its keyframes for the Cues. Returns
+    the new state; `path` is synced to disk."""
     name = name or path
     head, clusters = _live_matroska(chunk, name)
     track, _, private = _video_track(chunk, head[TRACKS])
@@ -862,9 +863,12 @@ def mkv_join_append(path, chunk, state, name=None):
         for body, stop in clusters:
             position = f.tell() - state["segment"]
             base = 0
+            payload = chunk[body:stop]
             for element_id, start, end in _elements(chunk, body, stop):
                 if element_id == TIMESTAMP:
-                    base = int.from_bytes(chunk[start:end], "big")
+                    base = int.from_bytes(chunk[start:end], "big") + shift
+                    if shift:  # the Cluster's Timestamp, its first child (RFC 9559 5.1.3.1), moved
+                        payload = _uint(TIMESTAMP, base) + chunk[end:stop]
                 elif element_id in (SIMPLE_BLOCK, BLOCK_GROUP):
                     block = (start, end) if element_id == SIMPLE_BLOCK else _children(chunk, start, end).get(BLOCK)
                     if block is None:
@@ -876,7 +880,7 @@ def mkv_join_append(path, chunk, state, name=None):
                            else REFERENCE_BLOCK not in _children(chunk, start, end))
                     if number == track and key:
                         state["cues"].append([time, position])
-            f.write(_element(CLUSTER, chunk[body:stop]))
+            f.write(_element(CLUSTER, payload))
         f.flush()
         os.fsync(f.fileno())
         state["length"] = f.tell()
@@ -893,9 +897,9 @@ def mkv_join_finish(path, state):
         for time, position in state["cues"])
     entries = [(INFO, state["info"]), (TRACKS, state["tracks"]), (CUES, state["length"] - state["segment"])]
     entries += [(TAGS, state["tags"])] if "tags" in state else []
-    seek_head = _element(SEEK_HEAD, b"".join(
-        _element(SEEK, _element(SEEK_ID, element_id.to_bytes(4, "big"), 1) + _element(SEEK_POSITION, p.to_bytes(8, "big"), 1), 1)
-        for element_id, p in entries), 1)
+    seek = lambda element_id, position: _element(SEEK, _element(SEEK_ID, element_id.to_bytes(4, "big"), 1)
+                                                 + _element(SEEK_POSITION, position.to_bytes(8, "big"), 1), 1)
+    seek_head = _element(SEEK_HEAD, b"".join(seek(*entry) for entry in entries), 1)
     with open(path, "r+b") as f:
         f.truncate(state["length"])
         f.seek(state["length"])

@@ -249,7 +249,7 @@ def test_a_kill_while_a_title_is_finished_then_a_rerun_gives_the_output(clip, si
     worker.setup()
     for unit in units:
         list(worker.process(unit))
-    title, work = titles[0], titles[0]["work"]
+    work = titles[0]["work"]
     with open(os.path.join(work, "joined.json")) as f:
         state = json.load(f)
     from sritm_tf import video
@@ -270,11 +270,13 @@ def test_a_kill_while_a_title_is_finished_then_a_rerun_gives_the_output(clip, si
     assert os.listdir(out) == ["clip.mkv"]
     out_file = out / "clip.mkv"
     assert frame_times(out_file) == frame_times(folder / "clip.mkv")
-    frames = probe(out_file, "-select_streams", "v:0", "-show_frames", "-show_entries", "frame=key_frame,side_data_list")
+    frames = probe(out_file, "-select_streams", "v:0", "-show_frames", "-show_entries",
+                   "frame=key_frame,side_data_list")
     for frame in (f for f in frames["frames"] if f["key_frame"]):
         light = {d["side_data_type"]: d for d in frame["side_data_list"]}["Content light level metadata"]
         assert (light["max_content"], light["max_average"]) == (results["mkv"]["max_cll"], results["mkv"]["max_fall"])
-    assert probe(out_file, "-show_format")["format"]["duration"] == probe(folder / "clip.mkv", "-show_format")["format"]["duration"]
+    duration = lambda path: probe(path, "-show_format")["format"]["duration"]
+    assert duration(out_file) == duration(folder / "clip.mkv")
 
 
 def test_a_corrupt_file_is_reported_and_skipped_while_the_rest_converts(clip, tmp_path):

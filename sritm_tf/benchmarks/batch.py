@@ -4,9 +4,11 @@ A synthetic SDR clip (testsrc2 with a sine tone, 24 fps, a keyframe every 2 s) i
 (the classical conversion unless --network), each run a fresh `sritm` process:
 
 1. `sritm convert-batch` on DirectRunner with --workers processes, uninterrupted: wall time,
-   segments, and the peak temporary disk: the largest total size of the work folder
-   (`OUT_DIR/.sritm-work`, the finished compressed segments) and of the hidden temporaries
-   in OUT_DIR (the joined output before its rename), polled every 10 ms;
+   segments, and, polled every 10 ms, the peak temporary disk: the largest total size of the
+   work folder (`OUT_DIR/.sritm-work`: segments being converted or waiting for an earlier one,
+   the audio of the segment being joined) and of hidden temporaries in OUT_DIR, the joined
+   prefix (`joined.mkv`, which becomes the output) left out; and the peak of both together,
+   prefix included, against the output's size;
 2. the same into a fresh folder, killed (SIGKILL to the driver and its workers) once
    --kill-after segments are finished, then run again: what the second run converted and reused,
    and whether its decoded frames are those of run 1 (the files differ: Matroska stamps the date);
@@ -48,23 +50,35 @@ def add_arguments(parser):
 
 def _sritm(args, kill_after=None, work=None):
     """Runs `sritm ARGS` as a process of its own (group); polls `work` (OUT_DIR) for temporary bytes.
-    Returns (exit status, stdout, wall seconds, peak temporary bytes)."""
+    Returns (exit status, stdout, wall seconds, peak temporary bytes, peak with the joined prefix)."""
     process = subprocess.Popen([sys.executable, "-m", "sritm_tf.cli", *map(str, args)], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
-    start, peak, done = time.perf_counter(), [0], threading.Event()
+    start, peak, done = time.perf_counter(), [0, 0], threading.Event()
 
     def poll():
         while not done.is_set() and work:
-            total, finished = 0, 0
+            total, prefix, finished = 0, 0, 0
             for folder, _, names in os.walk(work):
+                joined = 0
+                if "joined.json" in names:  # segments in the joined prefix, their files gone
+                    try:
+                        with open(os.path.join(folder, "joined.json")) as f:
+                            joined = json.load(f)["joined"]
+                    except (OSError, ValueError):
+                        pass
+                finished += joined
                 for name in names:
                     temporary = name.startswith(".part-") or ".sritm-work" in folder
-                    finished += name.endswith(".json")
+                    finished += name.startswith("seg-") and name.endswith(".json") and int(name[4:8]) >= joined
                     try:
-                        total += os.path.getsize(os.path.join(folder, name)) if temporary else 0
+                        size = os.path.getsize(os.path.join(folder, name)) if temporary else 0
                     except OSError:  # renamed or removed meanwhile
-                        pass
-            peak[0] = max(peak[0], total)
+                        continue
+                    if name == "joined.mkv":
+                        prefix += size
+                    else:
+                        total += size
+            peak[0], peak[1] = max(peak[0], total), max(peak[1], total + prefix)
             if kill_after is not None and finished >= kill_after:
                 os.killpg(process.pid, signal.SIGKILL)
                 return
@@ -77,7 +91,7 @@ def _sritm(args, kill_after=None, work=None):
     poller.join()
     if process.returncode not in (0, -signal.SIGKILL):
         print(err.strip(), file=sys.stderr)
-    return process.returncode, out, time.perf_counter() - start, peak[0]
+    return process.returncode, out, time.perf_counter() - start, peak[0], peak[1]
 
 
 def _frame_times(path):
@@ -107,6 +121,7 @@ def run(args):
     common += ["--precision", args.precision] if args.network else ["--baseline"]
     options = common + ["--segment-seconds", args.segment_seconds, "--workers", args.workers, "--format", "mkv"]
     frames, raw_frame = args.seconds * 24, width * 2 * height * 2 * 3  # yuv420p10le bytes of an output frame
+    n_segments = max(1, round(args.seconds / max(args.segment_seconds, 2)))  # keyframes every 2 s
     with tempfile.TemporaryDirectory(prefix="sritm-bench-batch-") as work:
         clip = os.path.join(work, "clip.mp4")
         subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
@@ -118,17 +133,20 @@ def run(args):
               f"keyframe every 2 s, segments of ~{args.segment_seconds:g} s, {what}, x265 --preset {args.preset} "
               f"--crf {args.crf}, .mkv, DirectRunner with {args.workers} workers, {os.cpu_count()} CPUs")
         out = os.path.join(work, "batch")
-        code, stdout, wall, peak = _sritm(["convert-batch", clip, "-o", out, *options], work=out)
+        code, stdout, wall, peak, with_prefix = _sritm(["convert-batch", clip, "-o", out, *options], work=out)
         if code:
             return 1
         output = os.path.join(out, "clip.mkv")
+        size = os.path.getsize(output)
         print(f"convert-batch: {wall:.1f} s wall; {stdout.strip()}")
         print(f"peak temporary disk: {peak / 2**10:.0f} KiB ({peak / raw_frame:.1f} uncompressed output frames; "
-              f"output {os.path.getsize(output) / 2**10:.0f} KiB, {frames} frames)")
+              f"{peak / size * n_segments:.1f} segments' share of the output); with the joined prefix "
+              f"{with_prefix / 2**10:.0f} KiB, {with_prefix / size:.2f}x the output "
+              f"({size / 2**10:.0f} KiB, {frames} frames)")
 
         resumed = os.path.join(work, "resumed")
         _sritm(["convert-batch", clip, "-o", resumed, *options], kill_after=args.kill_after, work=resumed)
-        code, stdout, wall2, _ = _sritm(["convert-batch", clip, "-o", resumed, *options], work=resumed)
+        code, stdout, wall2, _, _ = _sritm(["convert-batch", clip, "-o", resumed, *options], work=resumed)
         if code:
             return 1
         same = _min_psnr(os.path.join(resumed, "clip.mkv"), output) == float("inf")
@@ -136,7 +154,7 @@ def run(args):
               f"its frames {'identical to' if same else 'DIFFER from'} the uninterrupted run's")
 
         single = os.path.join(work, "single.mkv")
-        code, _, wall1, _ = _sritm(["convert", clip, "-o", single, "--quiet", *common])
+        code, _, wall1, _, _ = _sritm(["convert", clip, "-o", single, "--quiet", *common])
         if code:
             return 1
         times, want = _frame_times(output), _frame_times(single)
