@@ -360,3 +360,27 @@ def _finished_segments(folder):
         count += joined + sum(1 for n in names if n.startswith("seg-") and n.endswith(".json")
                               and int(n.split("-")[1]) >= joined)
     return count
+
+
+def test_joined_timestamps_equal_the_single_process_ones_at_24_fps_with_aac_priming(tmp_path):
+    """24 fps (frame times not whole ms) and 44.1 kHz AAC, whose priming puts the first audio packet
+    at -23.2 ms: ffmpeg moves `sritm convert`'s output by a whole 23 ms, and the join as much."""
+    clip = tmp_path / "c24.mp4"
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={WIDTH}x{HEIGHT}:rate=24", "-f", "lavfi", "-i",
+           "sine=frequency=440:sample_rate=44100", "-frames:v", 72, "-c:v", "libx264", "-g", 24, "-pix_fmt", "yuv420p",
+           "-c:a", "aac", "-shortest", clip)
+    want = tmp_path / "single.mkv"
+    convert.convert_video(clip, want, progress=False, baseline=True, preset="ultrafast", crf=30)
+    settings = beam_batch.batch_settings(**{**SETTINGS, "crf": 30}, format="mkv")
+    titles, units, _ = beam_batch.plan([clip], tmp_path / "out", settings)
+    assert len(units) == 3
+    worker = beam_batch.ConvertUnit(settings)
+    worker.setup()
+    for unit in units:
+        list(worker.process(unit))
+    beam_batch.JoinTitle("mkv").process((titles[0]["work"], {"titles": titles, "units": []}))
+    got = tmp_path / "out" / "c24.mkv"
+    assert frame_times(got) == frame_times(want) and len(frame_times(got)) == 72
+    audio = lambda path: [p["pts"] for p in
+                          probe(path, "-select_streams", "a:0", "-show_entries", "packet=pts")["packets"]]
+    assert audio(got) == audio(want) and audio(got)[:2] == [0, 23]
