@@ -37,7 +37,7 @@ DEFAULT_TILES = {"fp32": DEFAULT_TILE, "bf16": (540, 960), "int8": DEFAULT_TILE}
 # Layers that mix no neighbouring pixels.
 _POINTWISE = {"InputLayer", "ReLU", "Activation", "Add", "Subtract", "Multiply", "Concatenate",
               "DetailLayer", "Identity", "Rescaling", "ClassicalMapping",
-              "PreActivationReLU", "ChromaGate"}
+              "PreActivationReLU", "ChromaGate", "ShadowGate"}
 
 
 def _layer_reach(layer):

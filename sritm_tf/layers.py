@@ -301,3 +301,38 @@ class ChromaGate(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "c0": self.c0}
+
+
+@keras.saving.register_keras_serializable(package="sritm_tf")
+class ShadowGate(keras.layers.Layer):
+    """Shadows stay classical (issue #12): the network's residual luma is scaled by
+    g = Y^2 / (Y^2 + y0^2), with Y the relative linear luminance of the SDR input at
+    that pixel (bicubic-upsampled BT.709 Y'CbCr -> R'G'B' -> BT.1886 gamma 2.4 ->
+    BT.709 luminance, BT.709-6 item 3.2); its chroma is kept.
+
+    Below y0 (default 1/1000 of SDR white: BT.1886's "moderate" black level of
+    0.1 cd/m2 under a 100 cd/m2 white) an 8-bit SDR grade holds little of the
+    picture, so real grades disagree on what HDR it stands for; there the output
+    is the classical conversion's luma, and above it the correction passes.
+    Called on [residual, sdr_yuv]. No weights.
+    """
+
+    LUMINANCE = np.array([[0.2126, 0.7152, 0.0722]], np.float32)
+
+    def __init__(self, y0=1e-3, gamma=2.4, **kwargs):
+        super().__init__(**kwargs)
+        self.y0, self.gamma = float(y0), float(gamma)
+        self.to_rgb = YCbCrConverter("bt709", inverse=True, clip=True, dtype=self.dtype_policy, name="to_rgb709")
+
+    def call(self, inputs):
+        residual, sdr = inputs
+        y = _pointwise(ops.power(self.to_rgb(sdr), self.gamma), self.LUMINANCE)
+        y2 = y * y
+        gate = y2 / (y2 + self.y0 * self.y0)
+        return ops.concatenate([residual[..., :1] * gate, residual[..., 1:]], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "y0": self.y0, "gamma": self.gamma}

@@ -19,11 +19,12 @@ import keras
 from keras import layers
 
 from sritm_tf.layers import (BicubicUpsample, ChromaGate, ClassicalMapping, DepthToSpace, DetailLayer, PreActivationReLU,
-                             SelfGuidedFilter)
+                             SelfGuidedFilter, ShadowGate)
 from sritm_tf.precision import policy
 
 SKIPS = ("bicubic", "classical")
 CHROMA_GATE = 4 / 255  # `layers.ChromaGate`'s c0 in classical-skip networks
+SHADOW_GATE = 1e-3  # `layers.ShadowGate`'s y0 in classical-skip networks (BT.1886: 0.1 of 100 cd/m2)
 
 # Tensors the notebooks look at (paper Figs. 6 and 8): name -> layer name.
 INTERMEDIATES = {
@@ -124,7 +125,7 @@ def upsample_head(x, scale, channels, name="up"):
 
 def build_deep_sritm(scale=2, channels=64, m=3, n=10, modulation=True, skip="bicubic", white_nits=203.0,
                      white_input=False, precision=None, name=None, decomposition=True, skips=True,
-                     chroma_gate=CHROMA_GATE):
+                     chroma_gate=CHROMA_GATE, shadow_gate=SHADOW_GATE):
     """The Deep SR-ITM network of Fig. 3.
 
     Args:
@@ -144,6 +145,9 @@ def build_deep_sritm(scale=2, channels=64, m=3, n=10, modulation=True, skip="bic
             sets the white level per sample (training across white levels).
         chroma_gate: with skip="classical", c0 of `layers.ChromaGate` on the
             residual (a neutral SDR pixel gets the classical, neutral chroma);
+            0 or None: no gate. No parameters either way.
+        shadow_gate: with skip="classical", y0 of `layers.ShadowGate` on the
+            residual (below y0 of SDR white the output has the classical luma);
             0 or None: no gate. No parameters either way.
         precision: "fp32", or "bf16" for bfloat16 convolutions with float32
             weights, front end and output (`sritm_tf.precision`); None: Keras'
@@ -172,13 +176,13 @@ def build_deep_sritm(scale=2, channels=64, m=3, n=10, modulation=True, skip="bic
     keras.config.set_dtype_policy(policy(precision) if precision else previous)
     try:
         return _build(scale, channels, m, n, modulation, skip, white_nits, white_input, name, decomposition, skips,
-                      chroma_gate)
+                      chroma_gate, shadow_gate)
     finally:
         keras.config.set_dtype_policy(previous)
 
 
 def _build(scale, channels, m, n, modulation, skip, white_nits, white_input, name, decomposition, skips,
-           chroma_gate=None):
+           chroma_gate=None, shadow_gate=None):
     classical = skip == "classical"
     image = keras.Input((None, None, 3), name="sdr_yuv")
     base_in, detail_in = decompose(image) if decomposition else (image, image)
@@ -225,6 +229,8 @@ def _build(scale, channels, m, n, modulation, skip, white_nits, white_input, nam
     inputs = image
     if classical and chroma_gate:
         z = ChromaGate(chroma_gate, name="classical_chroma_gate", dtype="float32")([z, base])
+    if classical and shadow_gate:
+        z = ShadowGate(shadow_gate, name="classical_shadow_gate", dtype="float32")([z, base])
     if classical:
         mapping = ClassicalMapping(white_nits, name="classical", dtype="float32")
         if white_input:

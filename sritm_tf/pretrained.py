@@ -52,6 +52,7 @@ def model_config(model):
         config["skips"] = False
     if "classical" in names:  # a config without it (weights saved before the gate) gets the default gate
         config["chroma_gate"] = model.get_layer("classical_chroma_gate").c0 if "classical_chroma_gate" in names else 0
+        config["shadow_gate"] = model.get_layer("classical_shadow_gate").y0 if "classical_shadow_gate" in names else 0
     return config
 
 

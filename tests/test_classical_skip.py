@@ -1,5 +1,6 @@
 """The classical skip (issue #12 part 2), HDR10 mastering, white-anchored SDR and
 on-the-fly training pairs."""
+import json
 import os
 
 import numpy as np
@@ -84,6 +85,44 @@ def test_chroma_gate_keeps_neutral_input_neutral_and_colour_corrections(tmp_path
     assert ChromaGate.from_config(ChromaGate(0.02).get_config()).c0 == 0.02
     path = pretrained.save_weights_npz(plain, str(tmp_path / "plain.npz"), dtype="float32")
     assert "classical_chroma_gate" not in {layer.name for layer in pretrained.load_weights_npz(path).layers}
+
+
+def test_shadow_gate_keeps_the_classical_luma_below_a_thousandth_of_white(tmp_path):
+    """`layers.ShadowGate`: the residual's luma is scaled by Y^2 / (Y^2 + y0^2), Y the SDR
+    input's relative linear luminance (y0 = 1e-3): a near-black input keeps the classical
+    luma, a mid-grey one gets the correction whole, chroma is left to the chroma gate;
+    weights saved before the gate (no "shadow_gate" in their config) get it by default."""
+    from sritm_tf.layers import ShadowGate
+
+    gated = build_deep_sritm(2, channels=8, m=1, n=1, skip="classical", chroma_gate=0)
+    plain = build_deep_sritm(2, channels=8, m=1, n=1, skip="classical", chroma_gate=0, shadow_gate=0)
+    assert "classical_shadow_gate" not in {layer.name for layer in plain.layers}
+    assert gated.count_params() == plain.count_params()
+    kernel, bias = gated.get_layer("out_conv").get_weights()
+    for model in (gated, plain):
+        model.get_layer("out_conv").set_weights([kernel, bias + np.array([0.01, 0.02, -0.02], np.float32)])
+    for code in (2.0, 10.0, 20.0, 128.0):
+        rgb = np.full((1, 12, 12, 3), code / 255)
+        x = colour.sdr_rgb_to_model_yuv(rgb).astype(np.float32)
+        classical = colour.pq2020_rgb_to_model_yuv(colour.sdr_to_hdr10_baseline(bicubic_upscale(rgb[0], 2), 203.0))
+        y = (code / 255) ** 2.4
+        out = gated.predict(x, verbose=0)[0]
+        np.testing.assert_allclose(out[..., 0] - classical[..., 0], 0.01 * y * y / (y * y + 1e-6), atol=1e-4)
+        np.testing.assert_allclose(out[..., 1:] - classical[..., 1:],
+                                   np.broadcast_to([0.02, -0.02], out[..., 1:].shape), atol=1e-4)
+        np.testing.assert_allclose(plain.predict(x, verbose=0)[0][..., 0] - classical[..., 0], 0.01, atol=1e-4)
+    assert 0.01 * (2 / 255) ** 4.8 / 1e-6 < 1e-5  # code 2: the correction is gone
+    assert ShadowGate.from_config(ShadowGate(0.005).get_config()).y0 == 0.005
+    path = pretrained.save_weights_npz(plain, str(tmp_path / "plain.npz"), dtype="float32")
+    assert "classical_shadow_gate" not in {layer.name for layer in pretrained.load_weights_npz(path).layers}
+    with np.load(path) as saved:  # a file from before the gate: no key in its config
+        arrays = dict(saved)
+    config = json.loads(str(arrays["config"]))
+    del config["shadow_gate"]
+    arrays["config"] = np.array(json.dumps(config))
+    np.savez(tmp_path / "old.npz", **arrays)
+    old = pretrained.load_weights_npz(str(tmp_path / "old.npz"))
+    assert old.get_layer("classical_shadow_gate").y0 == 1e-3
 
 
 def test_per_sample_white_input_matches_the_fixed_white(tmp_path):

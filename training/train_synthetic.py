@@ -99,8 +99,11 @@ def main(argv=None):
     if args.init:
         source = pretrained.load_weights_npz(args.init)
         shapes = {l.name: [w.shape for w in l.get_weights()] for l in source.layers}
+        # A bicubic-skip network's last conv predicts a different residual: it restarts at zero.
+        keep_out = pretrained.model_config(source)["skip"] == "classical"
         for layer in model.layers:
-            if layer.weights and layer.name != "out_conv" and shapes.get(layer.name) == [w.shape for w in layer.get_weights()]:
+            if (layer.weights and (keep_out or layer.name != "out_conv")
+                    and shapes.get(layer.name) == [w.shape for w in layer.get_weights()]):
                 layer.set_weights(source.get_layer(layer.name).get_weights())
     model.compile(optimizer=keras.optimizers.Adam(args.lr), loss="mse")
 
