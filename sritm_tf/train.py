@@ -44,7 +44,7 @@ from sritm_tf import colour
 from sritm_tf.fileio import atomic_path
 from sritm_tf import precision
 from sritm_tf.metrics import keras_metrics
-from sritm_tf.model import build_deep_sritm, transfer_weights
+from sritm_tf.model import CHROMA_GATE, SHADOW_GATE, build_deep_sritm, transfer_weights
 
 
 @dataclasses.dataclass
@@ -57,6 +57,8 @@ class TrainConfig:
     n: int = 10
     skip: str = "classical"           # global residual over the BT.2408 conversion; "bicubic": the paper's
     white_nits: float = 203.0         # SDR white of the classical skip (fine-tuning: the grade's white)
+    chroma_gate: float = CHROMA_GATE  # c0 of layers.ChromaGate (classical skip; 0: none)
+    shadow_gate: float = SHADOW_GATE  # y0 of layers.ShadowGate (classical skip; 0: none)
     stage: str = "both"               # pretrain | full | both
     recipe: str = "ours"              # ours | paper: the authors' optimiser, loss, init, schedule (no augmentation)
     pretrain_steps: int = None        # None: the recipe's (ours 20000; paper 200 epochs)
@@ -396,7 +398,7 @@ class _Scope:
 def build_model(cfg, modulation=True):
     """The network of `cfg`; with mixed precision, a float32 output layer is added."""
     model = build_deep_sritm(cfg.scale, cfg.channels, cfg.m, cfg.n, modulation=modulation, skip=cfg.skip,
-                             white_nits=cfg.white_nits)
+                             white_nits=cfg.white_nits, chroma_gate=cfg.chroma_gate, shadow_gate=cfg.shadow_gate)
     if cfg.mixed_precision:
         out = keras.layers.Activation("linear", dtype="float32", name="hdr_yuv_float32")(model.output)
         model = keras.Model(model.input, out, name=model.name)
@@ -430,14 +432,16 @@ def load_init_weights(model, path):
 
 
 def init_architecture(path):
-    """{scale, channels, m, n, skip} of the network stored in a .keras or .npz file
-    (None for .weights.h5, which does not record it)."""
+    """{scale, channels, m, n, skip} and, for a classical skip, {chroma_gate, shadow_gate}
+    of the network stored in a .keras or .npz file (None for .weights.h5, which does
+    not record it)."""
     from sritm_tf.pretrained import model_config, read_weights
 
     if path.endswith(".weights.h5"):
         return None
     config = model_config(read_weights(path))
-    return {key: config[key] for key in ("scale", "channels", "m", "n", "skip")}
+    keys = ("scale", "channels", "m", "n", "skip", "chroma_gate", "shadow_gate")
+    return {key: config[key] for key in keys if key in config}
 
 
 def plain_copy(model, cfg):
@@ -446,7 +450,8 @@ def plain_copy(model, cfg):
     keras.mixed_precision.set_global_policy("float32")  # else the copy would be mixed too
     try:
         plain = build_deep_sritm(cfg.scale, cfg.channels, cfg.m, cfg.n, modulation=True, skip=cfg.skip,
-                                 white_nits=cfg.white_nits)
+                                 white_nits=cfg.white_nits, chroma_gate=cfg.chroma_gate,
+                                 shadow_gate=cfg.shadow_gate)
     finally:
         keras.mixed_precision.set_global_policy(policy)
     transfer_weights(model, plain)

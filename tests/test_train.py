@@ -113,6 +113,24 @@ def test_fine_tuning_on_pairs_lowers_their_loss(tmp_path, capsys):
     assert after < 0.7 * before, (before, after)
 
 
+def test_fine_tuning_keeps_the_init_networks_gates_unless_told(tmp_path, capsys):
+    """The classical skip's gates have no weights: the run trains the --init network's
+    settings (`pretrained.model_config`), and --chroma-gate / --shadow-gate override them."""
+    init = build_deep_sritm(2, channels=8, m=1, n=1, skip="classical", chroma_gate=0.02, shadow_gate=0)
+    weights = pretrained.save_weights_npz(init, str(tmp_path / "init.npz"), dtype="float32")
+    pairs = write_pairs(str(tmp_path / "pairs"), count=1, height=32, width=32)
+    for extra, expected in (((), (0.02, 0)), (("--shadow-gate", 0.002), (0.02, 0.002))):
+        run = tmp_path / f"ft{len(extra)}"
+        code, _, err = train_cli(capsys, "--init", weights, "--pairs", pairs, "--run-dir", run, "--steps", 1,
+                                 "--patch-size", 8, "--crops", 4, *extra)
+        assert code == 0, err
+        config = pretrained.model_config(pretrained.load_weights_npz(str(run / "deep_sritm_x2.npz")))
+        assert (config["chroma_gate"], config["shadow_gate"]) == pytest.approx(expected)
+    code, _, err = train_cli(capsys, "--init", weights, "--pairs", pairs, "--run-dir", tmp_path / "bad",
+                             "--shadow-gate", -1)
+    assert code == 2 and "--shadow-gate" in err and len(err.strip().splitlines()) == 1
+
+
 def test_user_errors_are_one_line(records, tmp_path, capsys):
     cases = [
         ([tmp_path / "nothing"], "nothing"),

@@ -48,6 +48,11 @@ def register(subparsers):
                    help="residual over the classical BT.2408 conversion (default) or over bicubic (the paper's Eq. 12)")
     p.add_argument("--white-nits", type=float,
                    help="SDR white of the classical skip in cd/m2 (default 203; fine-tuning: the grade's white)")
+    p.add_argument("--chroma-gate", type=float, metavar="C0",
+                   help="c0 of the classical skip's chroma gate (default 4/255, or the --init network's; 0: none)")
+    p.add_argument("--shadow-gate", type=float, metavar="Y0",
+                   help="y0 of the classical skip's shadow gate, a fraction of SDR white (default 0.001, or the "
+                        "--init network's; 0: none)")
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints and validations (default 500)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--shuffle-buffer", type=int, help="records in the shuffle buffer (default 2048)")
@@ -98,9 +103,10 @@ def make_config(args):
             raise UserError(f"{cfg.init}: cannot read weights ({err})") from None
         for key, value in architecture.items():
             given = getattr(args, key, None)
-            if key == "scale" and given is not None:
+            if key in ("scale", "chroma_gate", "shadow_gate") and given is not None:
                 # Another scale is allowed: every layer but the upsampler carries over by
-                # name (x2 weights are a good start for x4); the rest starts fresh.
+                # name (x2 weights are a good start for x4); the rest starts fresh. The gates
+                # have no weights: any setting carries the weights.
                 continue
             if given is not None and given != value:
                 raise UserError(f"{cfg.init}: holds a network with {key}={value}, not {given}")
@@ -159,6 +165,9 @@ def check_config(cfg, overwrite):
         check_records(shards, cfg.patch_size)
     if cfg.init and not os.path.exists(cfg.init):
         raise UserError(f"{cfg.init}: no such weights file")
+    for option, value in (("--chroma-gate", cfg.chroma_gate), ("--shadow-gate", cfg.shadow_gate)):
+        if not value >= 0:
+            raise UserError(f"{option}: expected 0 (none) or a positive level, got {value}")
     for folder in (cfg.val_pairs,):
         if folder and not os.path.isdir(folder):
             raise UserError(f"{folder}: no such folder")
