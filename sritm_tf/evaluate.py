@@ -112,29 +112,35 @@ def white_search(sdr_up, hdr):
 HUE_SECTORS = ("red", "yellow", "green", "cyan", "blue", "magenta")
 
 
-def hue_errors(reference, de_map, min_chroma=0.02):
-    """Mean of the per-pixel dE_ITP `de_map` (`metrics.delta_e_itp_map`) per hue
-    sector of the reference: pixels whose ICtCp chroma exceeds `min_chroma`, binned
-    by hue angle into six 60-degree sectors named after the hue at their centre
-    (measured on BT.2020 primaries and secondaries). Sectors with no such pixel are NaN."""
+def hue_sectors(reference, min_chroma=0.02):
+    """{hue: mask} of the hue sectors of a PQ BT.2020 R'G'B' `reference`: pixels
+    whose ICtCp chroma exceeds `min_chroma`, binned by hue angle into six 60-degree
+    sectors named after the hue at their centre (measured on BT.2020 primaries and
+    secondaries)."""
     ictcp = colour.rgb2020_to_ictcp(colour.pq_eotf(reference))
     chroma = np.hypot(ictcp[..., 1], ictcp[..., 2])
     centres = np.arctan2(*colour.rgb2020_to_ictcp(100.0 * _PRIMARIES)[:, [2, 1]].T)
     hue = np.arctan2(ictcp[..., 2], ictcp[..., 1])
     nearest = np.argmin(np.abs(np.angle(np.exp(1j * (hue[..., None] - centres)))), axis=-1)
-    out = {}
-    for i, name in enumerate(HUE_SECTORS):
-        mask = (chroma > min_chroma) & (nearest == i)
-        out[name] = float(de_map[mask].mean()) if mask.any() else float("nan")
-    return out
+    return {name: (chroma > min_chroma) & (nearest == i) for i, name in enumerate(HUE_SECTORS)}
+
+
+def hue_errors(sectors, de_map):
+    """Mean of the per-pixel dE_ITP `de_map` (`metrics.delta_e_itp_map`) in each
+    hue sector (`hue_sectors` of the reference); NaN for a sector with no pixel."""
+    return {name: float(de_map[mask].mean()) if mask.any() else float("nan") for name, mask in sectors.items()}
 
 
 _PRIMARIES = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 1, 1], [0, 0, 1], [1, 0, 1]], np.float64)
 
 
-def quality(reference, candidate):
+def quality(reference, candidate, sectors=None):
     """All metrics of a PQ BT.2020 R'G'B' `candidate` against `reference` (H, W, 3),
-    with the mean dE_ITP per hue sector as "de_<hue>" (`hue_errors`)."""
+    with the mean dE_ITP per hue sector as "de_<hue>" (`hue_errors`). `sectors`:
+    `hue_sectors(reference)`, computed here when None (pass it to score several
+    candidates against one reference)."""
+    if sectors is None:
+        sectors = hue_sectors(reference)
     de = metrics.delta_e_itp_map(reference, candidate)
     ref_yuv, cand_yuv = colour.pq2020_rgb_to_model_yuv(reference), colour.pq2020_rgb_to_model_yuv(candidate)
     large = min(reference.shape[:2]) >= MS_SSIM_MIN_SIDE
@@ -146,7 +152,7 @@ def quality(reference, candidate):
         "mpsnr": metrics.mpsnr(colour.pq_eotf(reference) / colour.PQ_PEAK,
                                colour.pq_eotf(candidate) / colour.PQ_PEAK),
         "de_itp": float(np.mean(de)),
-        **{f"de_{hue}": value for hue, value in hue_errors(reference, de).items()},
+        **{f"de_{hue}": value for hue, value in hue_errors(sectors, de).items()},
     }
 
 
@@ -170,9 +176,9 @@ def evaluate_pair(sdr, hdr, scale, predict=None, white_nits=203.0, protocol="our
     else:
         lr = make_lr(sdr, scale)
         sdr_up = upscale_bicubic(lr, scale)
-        reference = hdr
+        reference, sectors = hdr, hue_sectors(hdr)
         model_in, model_out = (lambda x: x), to_hdr10
-        to_frame, score = to_hdr10, quality
+        to_frame, score = to_hdr10, (lambda ref, image: quality(ref, image, sectors))
     white, gamma = oracle_search(sdr_up, hdr)
     used = white_search(sdr_up, hdr) if white_nits == "auto" else float(white_nits)
     candidates = {}
