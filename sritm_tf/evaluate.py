@@ -35,7 +35,10 @@ from sritm_tf import colour, imageio, metrics
 from sritm_tf.data.resize import downscale, imresize
 from sritm_tf.data.sources import find_pairs
 
-METRICS = ("psnr_pq", "psnr_ycbcr", "ssim", "ms_ssim", "mpsnr", "de_itp")
+# (heading, row key, format) of each metric column of `format_table`
+COLUMNS = (("PSNR PQ", "psnr_pq", ".2f"), ("PSNR YCbCr", "psnr_ycbcr", ".2f"), ("SSIM", "ssim", ".4f"),
+           ("MS-SSIM", "ms_ssim", ".4f"), ("mPSNR", "mpsnr", ".2f"), ("dE_ITP", "de_itp", ".2f"))
+METRICS = tuple(key for _, key, _ in COLUMNS)
 ORACLE_WHITES = np.arange(100.0, 1001.0, 10.0)  # cd/m2; graded SDR white can sit well above 203
 ORACLE_GAMMAS = np.round(np.linspace(2.0, 2.8, 17), 2)  # 2.00, 2.05, ..., 2.80
 MS_SSIM_MIN_SIDE = 161  # 11 * 2^4: the 5-scale window of tf.image.ssim_multiscale
@@ -109,29 +112,35 @@ def white_search(sdr_up, hdr):
 HUE_SECTORS = ("red", "yellow", "green", "cyan", "blue", "magenta")
 
 
-def hue_errors(reference, de_map, min_chroma=0.02):
-    """Mean of the per-pixel dE_ITP `de_map` (`metrics.delta_e_itp_map`) per hue
-    sector of the reference: pixels whose ICtCp chroma exceeds `min_chroma`, binned
-    by hue angle into six 60-degree sectors named after the hue at their centre
-    (measured on BT.2020 primaries and secondaries). Sectors with no such pixel are NaN."""
+def hue_sectors(reference, min_chroma=0.02):
+    """{hue: mask} of the hue sectors of a PQ BT.2020 R'G'B' `reference`: pixels
+    whose ICtCp chroma exceeds `min_chroma`, binned by hue angle into six 60-degree
+    sectors named after the hue at their centre (measured on BT.2020 primaries and
+    secondaries)."""
     ictcp = colour.rgb2020_to_ictcp(colour.pq_eotf(reference))
     chroma = np.hypot(ictcp[..., 1], ictcp[..., 2])
     centres = np.arctan2(*colour.rgb2020_to_ictcp(100.0 * _PRIMARIES)[:, [2, 1]].T)
     hue = np.arctan2(ictcp[..., 2], ictcp[..., 1])
     nearest = np.argmin(np.abs(np.angle(np.exp(1j * (hue[..., None] - centres)))), axis=-1)
-    out = {}
-    for i, name in enumerate(HUE_SECTORS):
-        mask = (chroma > min_chroma) & (nearest == i)
-        out[name] = float(de_map[mask].mean()) if mask.any() else float("nan")
-    return out
+    return {name: (chroma > min_chroma) & (nearest == i) for i, name in enumerate(HUE_SECTORS)}
+
+
+def hue_errors(sectors, de_map):
+    """Mean of the per-pixel dE_ITP `de_map` (`metrics.delta_e_itp_map`) in each
+    hue sector (`hue_sectors` of the reference); NaN for a sector with no pixel."""
+    return {name: float(de_map[mask].mean()) if mask.any() else float("nan") for name, mask in sectors.items()}
 
 
 _PRIMARIES = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 1, 1], [0, 0, 1], [1, 0, 1]], np.float64)
 
 
-def quality(reference, candidate):
+def quality(reference, candidate, sectors=None):
     """All metrics of a PQ BT.2020 R'G'B' `candidate` against `reference` (H, W, 3),
-    with the mean dE_ITP per hue sector as "de_<hue>" (`hue_errors`)."""
+    with the mean dE_ITP per hue sector as "de_<hue>" (`hue_errors`). `sectors`:
+    `hue_sectors(reference)`, computed here when None (pass it to score several
+    candidates against one reference)."""
+    if sectors is None:
+        sectors = hue_sectors(reference)
     de = metrics.delta_e_itp_map(reference, candidate)
     ref_yuv, cand_yuv = colour.pq2020_rgb_to_model_yuv(reference), colour.pq2020_rgb_to_model_yuv(candidate)
     large = min(reference.shape[:2]) >= MS_SSIM_MIN_SIDE
@@ -143,29 +152,41 @@ def quality(reference, candidate):
         "mpsnr": metrics.mpsnr(colour.pq_eotf(reference) / colour.PQ_PEAK,
                                colour.pq_eotf(candidate) / colour.PQ_PEAK),
         "de_itp": float(np.mean(de)),
-        **{f"de_{hue}": value for hue, value in hue_errors(reference, de).items()},
+        **{f"de_{hue}": value for hue, value in hue_errors(sectors, de).items()},
     }
 
 
-def evaluate_pair(sdr, hdr, scale, predict=None, white_nits=203.0):
+def evaluate_pair(sdr, hdr, scale, predict=None, white_nits=203.0, protocol="ours"):
     """Metrics of each method on one HR pair (sizes multiples of `scale`).
 
     `predict`: (LR SDR R'G'B' (h, w, 3), white cd/m2) -> HR PQ BT.2020 R'G'B', or
     None for the classical baselines only. `white_nits`: the SDR white of the
     model's classical skip and of "bt2408" (the classical mapping), or "auto" for
     the white that fits this frame best at gamma 2.4 (`white_search`).
+    protocol="paper": the reference's protocol (`evaluate_pair_paper`; `predict` then
+    maps network-convention Y'CbCr).
     Returns ({method: metrics}, {"white", "gamma"} of the oracle, white used).
     """
-    lr = make_lr(sdr, scale)
-    sdr_up = upscale_bicubic(lr, scale)
+    if protocol == "paper":
+        sdr_yuv, reference = paper_frames(sdr, hdr)
+        lr = imresize(sdr_yuv, 1.0 / scale)
+        sdr_up = upscale_bicubic(np.clip(colour.model_yuv_to_sdr_rgb(paper_to_model_yuv(lr)), 0.0, 1.0), scale)
+        model_in, model_out = paper_to_model_yuv, model_to_paper_yuv
+        to_frame, score = pq_rgb_to_paper_yuv, paper_quality
+    else:
+        lr = make_lr(sdr, scale)
+        sdr_up = upscale_bicubic(lr, scale)
+        reference, sectors = hdr, hue_sectors(hdr)
+        model_in, model_out = (lambda x: x), to_hdr10
+        to_frame, score = to_hdr10, (lambda ref, image: quality(ref, image, sectors))
     white, gamma = oracle_search(sdr_up, hdr)
     used = white_search(sdr_up, hdr) if white_nits == "auto" else float(white_nits)
     candidates = {}
     if predict is not None:
-        candidates["model"] = predict(lr, used)
-    candidates["bt2408"] = colour.sdr_to_hdr10_baseline(sdr_up, used, 2.4)
-    candidates["oracle"] = colour.sdr_to_hdr10_baseline(sdr_up, white, gamma)
-    results = {method: quality(hdr, to_hdr10(image)) for method, image in candidates.items()}
+        candidates["model"] = model_out(predict(model_in(lr), used))
+    candidates["bt2408"] = to_frame(colour.sdr_to_hdr10_baseline(sdr_up, used, 2.4))
+    candidates["oracle"] = to_frame(colour.sdr_to_hdr10_baseline(sdr_up, white, gamma))
+    results = {method: score(reference, image) for method, image in candidates.items()}
     return results, {"white": white, "gamma": gamma}, used
 
 
@@ -200,7 +221,9 @@ def model_predictor(model, tile=None):
 # ---------------------------------------------------------------------------
 # The reference's protocol (`sritm eval --protocol paper`): `test_yuv.m`
 # ---------------------------------------------------------------------------
-PAPER_METRICS = ("psnr", "ssim", "mpsnr")
+PAPER_COLUMNS = (("PSNR", "psnr", ".2f"), ("SSIM", "ssim", ".4f"), ("mPSNR", "mpsnr", ".2f"))
+PAPER_METRICS = tuple(key for _, key, _ in PAPER_COLUMNS)
+PAPER_TITLE = "Protocol: paper (test_yuv.m: 4:2:0 narrow-range Y'CbCr codes / 1023, MATLAB ssim, mPSNR_HDR.m)"
 _CHROMA_OFFSET = np.array([0.0, 0.5, 0.5])
 
 
@@ -263,18 +286,7 @@ def evaluate_pair_paper(sdr, hdr, scale, predict=None, white_nits=203.0):
     baselines map the same LR input, taken back to R'G'B'.
     Returns ({method: metrics}, {"white", "gamma"} of the oracle, white used).
     """
-    sdr_yuv, hdr_yuv = paper_frames(sdr, hdr)
-    lr = imresize(sdr_yuv, 1.0 / scale)
-    sdr_up = upscale_bicubic(np.clip(colour.model_yuv_to_sdr_rgb(paper_to_model_yuv(lr)), 0.0, 1.0), scale)
-    white, gamma = oracle_search(sdr_up, hdr)
-    used = white_search(sdr_up, hdr) if white_nits == "auto" else float(white_nits)
-    candidates = {}
-    if predict is not None:
-        candidates["model"] = model_to_paper_yuv(predict(paper_to_model_yuv(lr), used))
-    candidates["bt2408"] = pq_rgb_to_paper_yuv(colour.sdr_to_hdr10_baseline(sdr_up, used, 2.4))
-    candidates["oracle"] = pq_rgb_to_paper_yuv(colour.sdr_to_hdr10_baseline(sdr_up, white, gamma))
-    results = {method: paper_quality(hdr_yuv, image) for method, image in candidates.items()}
-    return results, {"white": white, "gamma": gamma}, used
+    return evaluate_pair(sdr, hdr, scale, predict, white_nits, protocol="paper")
 
 
 def evaluate(folder, scale=2, predict=None, crop=None, progress=None, white_nits=203.0, protocol="ours"):
@@ -298,8 +310,7 @@ def evaluate(folder, scale=2, predict=None, crop=None, progress=None, white_nits
             raise ValueError(f"{hdr_path}: size {hdr.shape[1]}x{hdr.shape[0]} differs from "
                              f"{os.path.basename(sdr_path)} {sdr.shape[1]}x{sdr.shape[0]}")
         sdr, hdr = centre_crop(sdr, crop, scale), centre_crop(hdr, crop, scale)
-        results, oracle, used = (evaluate_pair_paper if paper else evaluate_pair)(sdr, hdr, scale, predict,
-                                                                                  white_nits)
+        results, oracle, used = evaluate_pair(sdr, hdr, scale, predict, white_nits, protocol)
         for method, values in results.items():
             row = {"frame": name, "method": method, **values, "white": used}
             if method == "oracle":
@@ -328,36 +339,30 @@ def mean_rows(rows):
             for m in methods]
 
 
+def _worst_hue(row):
+    """"<hue> <dE_ITP>" of the hue sector with the largest dE_ITP, "" when none."""
+    hues = {h: row.get(f"de_{h}", float("nan")) for h in HUE_SECTORS}
+    hues = {h: v for h, v in hues.items() if not math.isnan(v)}
+    worst = max(hues, key=hues.get) if hues else None
+    return f"{worst} {hues[worst]:.1f}" if worst else ""
+
+
 def format_table(rows):
     """Markdown table of per-frame rows followed by the means. "worst hue" is the hue
     sector with the largest dE_ITP; a model row that loses to the classical mapping
-    (bt2408 at the same white) in PSNR PQ or dE_ITP is flagged WORSE."""
-    if _metric_names(rows) == PAPER_METRICS:
-        return _format_paper_table(rows)
-    head = ("frame", "method", "PSNR PQ", "PSNR YCbCr", "SSIM", "MS-SSIM", "mPSNR", "dE_ITP", "worst hue",
+    (bt2408 at the same white) in PSNR PQ or dE_ITP is flagged WORSE. Rows of the
+    reference's protocol (`evaluate_pair_paper`) get its columns, no hues, under a
+    title line."""
+    paper = _metric_names(rows) == PAPER_METRICS
+    columns = PAPER_COLUMNS if paper else COLUMNS
+    head = ("frame", "method", *(heading for heading, _, _ in columns), *(() if paper else ("worst hue",)),
             "white / gamma", "vs classical")
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows + mean_rows(rows):
-        params = f"{r['white']:.0f}" + (f" / {r['gamma']:.2f}" if "gamma" in r else "") if "white" in r else ""
-        hues = {h: r.get(f"de_{h}", float("nan")) for h in HUE_SECTORS}
-        hues = {h: v for h, v in hues.items() if not math.isnan(v)}
-        worst = max(hues, key=hues.get) if hues else None
-        flag = ("WORSE" if r["worse"] else "better") if "worse" in r else ""
-        cells = (r["frame"], r["method"], f"{r['psnr_pq']:.2f}", f"{r['psnr_ycbcr']:.2f}", f"{r['ssim']:.4f}",
-                 f"{r['ms_ssim']:.4f}", f"{r['mpsnr']:.2f}", f"{r['de_itp']:.2f}",
-                 f"{worst} {hues[worst]:.1f}" if worst else "", params, flag)
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def _format_paper_table(rows):
-    """`format_table` for rows of the reference's protocol (`evaluate_pair_paper`)."""
-    head = ("frame", "method", "PSNR", "SSIM", "mPSNR", "white / gamma", "vs classical")
-    lines = ["Protocol: paper (test_yuv.m: 4:2:0 narrow-range Y'CbCr codes / 1023, MATLAB ssim, mPSNR_HDR.m)",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [PAPER_TITLE] if paper else []
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows + mean_rows(rows):
         params = f"{r['white']:.0f}" + (f" / {r['gamma']:.2f}" if "gamma" in r else "") if "white" in r else ""
         flag = ("WORSE" if r["worse"] else "better") if "worse" in r else ""
-        cells = (r["frame"], r["method"], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", f"{r['mpsnr']:.2f}", params, flag)
+        cells = (r["frame"], r["method"], *(format(r[key], spec) for _, key, spec in columns),
+                 *(() if paper else (_worst_hue(r),)), params, flag)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

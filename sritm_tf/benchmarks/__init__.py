@@ -1,12 +1,47 @@
 """Benchmarks as importable modules: `sritm bench NAME` and benchmarks/bench_NAME.py run
-`sritm_tf.benchmarks.NAME`, whose `add_arguments(parser)` and `run(args)` they call."""
+`sritm_tf.benchmarks.NAME`, whose `add_arguments(parser)` and `run(args)` they call.
+A benchmark that measures in a fresh process runs itself as a child (`run_child`)."""
+import json
+import os
+import subprocess
+import sys
 
 
-def main(name, argv=None):
-    """Runs benchmark `name` as a script (prog bench_<name>.py): its options, then its run."""
+class ChildError(RuntimeError):
+    """A benchmark child process that failed or printed no JSON line."""
+
+    def __init__(self, job, returncode, stderr):
+        self.returncode, self.stderr = returncode, stderr
+        super().__init__(f"{job} failed (exit {returncode}):\n{self.tail(5)}")
+
+    def tail(self, lines):
+        """The last `lines` lines of the child's stderr ("" when it printed none)."""
+        return "\n".join(self.stderr.strip().splitlines()[-lines:])
+
+
+def run_child(name, job, env=None):
+    """Runs `python -m sritm_tf.benchmarks.<name> --child JOB` (JOB: `job` as JSON) in a
+    fresh process, `env` added to the environment and TensorFlow's C++ log quiet, and
+    returns the last JSON line it printed, parsed; ChildError when it fails or prints none."""
+    cmd = [sys.executable, "-m", f"sritm_tf.benchmarks.{name}", "--child", json.dumps(job)]
+    proc = subprocess.run(cmd, env={**os.environ, **(env or {}), "TF_CPP_MIN_LOG_LEVEL": "2"},
+                          capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(("[", "{"))]
+    if proc.returncode or not lines:
+        raise ChildError(job, proc.returncode, proc.stderr)
+    return json.loads(lines[-1])
+
+
+def main(name, argv=None, child=None):
+    """Runs benchmark `name` as a script (prog bench_<name>.py): its options, then its run;
+    with `--child JOB` (`run_child`) prints child(job) as one JSON line instead."""
     import argparse
     import importlib
 
+    argv = sys.argv[1:] if argv is None else argv
+    if child is not None and len(argv) == 2 and argv[0] == "--child":
+        print(json.dumps(child(json.loads(argv[1]))))
+        return 0
     module = importlib.import_module(f"sritm_tf.benchmarks.{name}")
     parser = argparse.ArgumentParser(prog=f"bench_{name}.py", description=module.__doc__.split("\n\n")[0])
     module.add_arguments(parser)

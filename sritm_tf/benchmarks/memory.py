@@ -13,12 +13,10 @@ frame: a single model call.
 Prints a markdown table: case, tile, peak RSS, RSS before the call (model,
 frame, TensorFlow), and the difference, in MiB.
 """
-import json
-import os
 import resource
-import subprocess
 import sys
 
+from sritm_tf.benchmarks import ChildError, run_child
 from sritm_tf.sizes import parse_shape
 
 
@@ -53,29 +51,23 @@ def run(args):
         tiles = [parse_shape(t, "--tiles") for t in args.tiles]  # (h, w)
     cases = [("tiled", t) for t in tiles] if args.tiles else [("whole", frame)] + [("tiled", t) for t in tiles]
 
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     print(f"x{args.scale}, LR {frame[1]}x{frame[0]} -> HR {frame[1] * args.scale}x{frame[0] * args.scale}, "
           f"{args.precision}")
     print("| case | tile (LR WxH) | peak RSS MiB | before call MiB | call adds MiB |")
     print("|---|---|---|---|---|")
     for name, tile in cases:
-        job = json.dumps({"frame": frame, "tile": tile, "scale": args.scale, "precision": args.precision})
-        proc = subprocess.run([sys.executable, "-m", "sritm_tf.benchmarks.memory", "--child", job], env=env, capture_output=True, text=True)
-        if proc.returncode:
-            print(f"| {name} | {tile[1]}x{tile[0]} | failed (exit {proc.returncode}) | | |")
-            print(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "", file=sys.stderr)
+        try:
+            before, peak = run_child("memory", {"frame": frame, "tile": tile, "scale": args.scale,
+                                                "precision": args.precision})
+        except ChildError as e:
+            print(f"| {name} | {tile[1]}x{tile[0]} | failed (exit {e.returncode}) | | |")
+            print(e.tail(1), file=sys.stderr)
             continue
-        before, peak = json.loads(proc.stdout.strip().splitlines()[-1])
         print(f"| {name} | {tile[1]}x{tile[0]} | {peak:.0f} | {before:.0f} | {peak - before:.0f} |", flush=True)
     return 0
-
 
 
 if __name__ == "__main__":
     from sritm_tf.benchmarks import main
 
-    if len(sys.argv) == 3 and sys.argv[1] == "--child":
-        job = json.loads(sys.argv[2])
-        print(json.dumps(measure(job["frame"], job["tile"], job["scale"], job.get("precision", "fp32"))))
-    else:
-        sys.exit(main("memory"))
+    sys.exit(main("memory", child=lambda job: measure(**job)))

@@ -26,9 +26,10 @@ same run as the peaks they are divided by.
 """
 import json
 import os
-import subprocess
 import sys
 import time
+
+from sritm_tf.benchmarks import ChildError, run_child
 
 # name -> (environment, precision, how the model runs)
 ENGINES = {
@@ -237,15 +238,11 @@ def worker(job):
 
 
 def _run_worker(job, env):
-    cmd = [sys.executable, "-m", "sritm_tf.benchmarks.speed", "--worker", json.dumps(job)]
-    proc = subprocess.run(cmd, env={**os.environ, **env, "TF_CPP_MIN_LOG_LEVEL": "2"},
-                          capture_output=True, text=True)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(("[", "{"))]
-    if proc.returncode or not lines:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
-        print(f"{job} failed (exit {proc.returncode}):\n{tail}", file=sys.stderr)
+    try:
+        return run_child("speed", job, env)
+    except ChildError as e:
+        print(e, file=sys.stderr)
         return None
-    return json.loads(lines[-1])
 
 
 # ---------------------------------------------------------------------------
@@ -334,7 +331,4 @@ def run(args):
 if __name__ == "__main__":
     from sritm_tf.benchmarks import main
 
-    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
-        print(json.dumps(worker(json.loads(sys.argv[2]))))
-    else:
-        sys.exit(main("speed"))
+    sys.exit(main("speed", child=worker))

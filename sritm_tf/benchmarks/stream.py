@@ -24,7 +24,6 @@ Extrapolation to T = 60 s of 3840x2160 output at 24 fps (N = 1440 frames, P = 8,
 
 Prints a markdown table (one row per size) and the extrapolated line.
 """
-import json
 import os
 import resource
 import subprocess
@@ -33,6 +32,7 @@ import tempfile
 import threading
 import time
 
+from sritm_tf.benchmarks import ChildError, run_child
 from sritm_tf.sizes import parse_size
 
 MINUTE_4K_FRAMES, PIXELS_4K = 60 * 24, 3840 * 2160
@@ -117,7 +117,6 @@ def run(args):
     sizes = [parse_size(s, "--sizes") for s in args.sizes]
     if sizes[0] == sizes[1]:
         raise SystemExit("--sizes: give two different sizes (the RSS line goes through both)")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     what = f"network {args.precision}" if args.network else "classical"
     print(f"x{args.scale}, {args.frames} frames at 24 fps, {what}, x265 --preset {args.preset} --crf {args.crf}, "
           f".{args.format}")
@@ -131,16 +130,14 @@ def run(args):
             subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
                             f"testsrc2=size={width}x{height}:rate=24", "-frames:v", str(args.frames),
                             "-c:v", "libx264", "-pix_fmt", "yuv420p", clip], check=True)
-            job = json.dumps({"clip": clip, "output": os.path.join(out_dir, f"o.{args.format}"), "scale": args.scale,
-                              "network": args.network, "precision": args.precision, "crf": args.crf,
-                              "preset": args.preset})
-            proc = subprocess.run([sys.executable, "-m", "sritm_tf.benchmarks.stream", "--child", job], env=env,
-                                  capture_output=True, text=True)
-            if proc.returncode:
-                print(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "", file=sys.stderr)
-                print(f"| {width}x{height} | failed (exit {proc.returncode}) | | | | | |")
+            job = {"clip": clip, "output": os.path.join(out_dir, f"o.{args.format}"), "scale": args.scale,
+                   "network": args.network, "precision": args.precision, "crf": args.crf, "preset": args.preset}
+            try:
+                m = run_child("stream", job)
+            except ChildError as e:
+                print(e.tail(1), file=sys.stderr)
+                print(f"| {width}x{height} | failed (exit {e.returncode}) | | | | | |")
                 return 1
-            m = json.loads(proc.stdout.strip().splitlines()[-1])
             rows.append(m)
             hr = f"{width * args.scale}x{height * args.scale}"
             print(f"| {width}x{height} | {hr} | {m['peak_tmp'] / 1024:.1f} | {m['output'] / 1024:.1f} | "
@@ -162,8 +159,4 @@ def run(args):
 if __name__ == "__main__":
     from sritm_tf.benchmarks import main
 
-    if len(sys.argv) == 3 and sys.argv[1] == "--child":
-        job = json.loads(sys.argv[2])
-        print(json.dumps(measure(**job)))
-    else:
-        sys.exit(main("stream"))
+    sys.exit(main("stream", child=lambda job: measure(**job)))
