@@ -172,20 +172,13 @@ def test_rerun_converts_only_the_missing_segments(clip, single, tmp_path):
 
 
 def _work_bytes(work, peak, stop):
-    """Polls folder `work` until `stop` is set: peak[0] the most bytes it held besides the joined
-    prefix (segments, their temporaries, the audio of a segment being joined), peak[1] the prefix's."""
+    """Polls a title's work folder until `stop` is set (`sritm bench batch`'s `work_bytes`): peak[0]
+    the most bytes it held besides the joined prefix (segments, their temporaries, the audio of a
+    segment being joined), peak[1] the prefix's."""
+    from sritm_tf.benchmarks.batch import work_bytes
+
     while not stop.is_set():
-        temporary = prefix = 0
-        for folder, _, names in os.walk(work):
-            for name in names:
-                try:
-                    size = os.path.getsize(os.path.join(folder, name))
-                except OSError:  # renamed or removed meanwhile
-                    continue
-                if name == "joined.mkv":
-                    prefix += size
-                else:
-                    temporary += size
+        temporary, prefix, _ = work_bytes(work)
         peak[0], peak[1] = max(peak[0], temporary), max(peak[1], prefix)
         time.sleep(0.001)
 

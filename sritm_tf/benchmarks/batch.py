@@ -48,6 +48,35 @@ def add_arguments(parser):
     parser.add_argument("--preset", default="medium")
 
 
+def work_bytes(work):
+    """(temporary bytes besides the joined prefixes, bytes of the joined prefixes, finished segments)
+    under `work` (an OUT_DIR or a title's work folder) now: the hidden `.part-` files and whatever
+    is in a `.sritm-work` folder; a segment counts as finished once its `.json` is written or it
+    is in its title's joined prefix (`joined.json`)."""
+    total, prefix, finished = 0, 0, 0
+    for folder, _, names in os.walk(work):
+        joined = 0
+        if "joined.json" in names:  # segments in the joined prefix, their files gone
+            try:
+                with open(os.path.join(folder, "joined.json")) as f:
+                    joined = json.load(f)["joined"]
+            except (OSError, ValueError):
+                pass
+        finished += joined
+        for name in names:
+            temporary = name.startswith(".part-") or ".sritm-work" in folder
+            finished += name.startswith("seg-") and name.endswith(".json") and int(name[4:8]) >= joined
+            try:
+                size = os.path.getsize(os.path.join(folder, name)) if temporary else 0
+            except OSError:  # renamed or removed meanwhile
+                continue
+            if name == "joined.mkv":
+                prefix += size
+            else:
+                total += size
+    return total, prefix, finished
+
+
 def _sritm(args, kill_after=None, work=None):
     """Runs `sritm ARGS` as a process of its own (group); polls `work` (OUT_DIR) for temporary bytes.
     Returns (exit status, stdout, wall seconds, peak temporary bytes, peak with the joined prefix)."""
@@ -57,27 +86,7 @@ def _sritm(args, kill_after=None, work=None):
 
     def poll():
         while not done.is_set() and work:
-            total, prefix, finished = 0, 0, 0
-            for folder, _, names in os.walk(work):
-                joined = 0
-                if "joined.json" in names:  # segments in the joined prefix, their files gone
-                    try:
-                        with open(os.path.join(folder, "joined.json")) as f:
-                            joined = json.load(f)["joined"]
-                    except (OSError, ValueError):
-                        pass
-                finished += joined
-                for name in names:
-                    temporary = name.startswith(".part-") or ".sritm-work" in folder
-                    finished += name.startswith("seg-") and name.endswith(".json") and int(name[4:8]) >= joined
-                    try:
-                        size = os.path.getsize(os.path.join(folder, name)) if temporary else 0
-                    except OSError:  # renamed or removed meanwhile
-                        continue
-                    if name == "joined.mkv":
-                        prefix += size
-                    else:
-                        total += size
+            total, prefix, finished = work_bytes(work)
             peak[0], peak[1] = max(peak[0], total), max(peak[1], total + prefix)
             if kill_after is not None and finished >= kill_after:
                 os.killpg(process.pid, signal.SIGKILL)
