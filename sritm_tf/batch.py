@@ -175,13 +175,26 @@ def _state_path(title):
     return os.path.join(title["work"], "joined.json")
 
 
+def join_state(work):
+    """The joined prefix's state (`joined.json`) in a title's work folder `work`: {"joined" (segments
+    in, their files gone), "frames", "levels", "length", ...}; none joined yet if there is none."""
+    try:
+        with open(os.path.join(work, "joined.json")) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {"joined": 0, "frames": 0, "levels": None, "length": 0}
+
+
 def joined_segments(title):
     """How many segments of `title` are in its joined prefix (`join_ready`): finished, their files gone."""
-    try:
-        with open(_state_path(title)) as f:
-            return json.load(f)["joined"]
-    except FileNotFoundError:
-        return 0
+    return join_state(title["work"])["joined"]
+
+
+def check_frame_count(title, frames):
+    """InputError when a title decoded fewer frames than its container lists."""
+    if title["listed"] and frames < title["listed"]:
+        raise InputError(f"{title['input']}: truncated or damaged video: {frames} of {title['listed']} frames "
+                         "decoded; sritm convert --allow-truncated converts the frames that decode")
 
 
 @contextlib.contextmanager
@@ -237,11 +250,7 @@ def join_ready(title, format, finish=False):
     n = len(title["segments"])
     joined = os.path.join(title["work"], f"joined.{'yuv' if format == 'yuv' else 'mkv'}")
     with _locked(title):
-        try:
-            with open(_state_path(title)) as f:
-                state = json.load(f)
-        except FileNotFoundError:
-            state = {"joined": 0, "frames": 0, "levels": None, "length": 0}
+        state = join_state(title["work"])
         while state["joined"] < n:
             index = state["joined"]
             path = segment_path(title, index, format)
@@ -271,9 +280,7 @@ def finish_title(title, format, joined, state):
     if state["joined"] < len(title["segments"]):
         missing = segment_path(title, state["joined"], format)
         raise ToolError(f"{title['input']}: segment {os.path.basename(missing)} is not finished; a re-run converts it")
-    if title["listed"] and state["frames"] < title["listed"]:
-        raise InputError(f"{title['input']}: truncated or damaged video: {state['frames']} of {title['listed']} "
-                         "frames decoded; sritm convert --allow-truncated converts the frames that decode")
+    check_frame_count(title, state["frames"])
     if format != "yuv":
         stage = state.get("stage")
         if stage is None:  # the Cues, sizes and Duration: repeatable
@@ -353,28 +360,21 @@ def join_title(title, format):
         with open(path + ".json") as f:
             parts.append((path, json.load(f)))
     frames = sum(info["frames"] for _, info in parts)
-    if title["listed"] and frames < title["listed"]:
-        raise InputError(f"{title['input']}: truncated or damaged video: {frames} of {title['listed']} frames "
-                         "decoded; sritm convert --allow-truncated converts the frames that decode")
+    check_frame_count(title, frames)
     levels = None
     if all(info["levels"] for _, info in parts):
         levels = video.LightLevels()
         levels.peak = max(info["levels"][0] for _, info in parts)
         levels.frame_average = max(info["levels"][1] for _, info in parts)
+    # mp4 only: mkv and yuv titles are joined as their segments finish (`join_ready`)
     with convert.disk_full_is_one_line(output), fileio.atomic_path(output) as tmp:
-        if format == "yuv":
-            with open(tmp, "wb") as out:
-                for path, _ in parts:
-                    with open(path, "rb") as f:
-                        shutil.copyfileobj(f, out, 1 << 24)
-        else:
-            starts = [title["first"]] + [start for start, _ in title["segments"][1:]]
-            durations = [Fraction(b - a) * title["time_base"] for a, b in zip(starts, starts[1:])] + [None]
-            video.join_segments([(path, d) for (path, _), d in zip(parts, durations)], tmp,
-                                convert.CONTAINERS[format], title["offset"], title["input"], title["audio_codecs"],
-                                name=output)
-            if levels is not None:
-                video.write_light_levels(tmp, levels, name=output)
+        starts = [title["first"]] + [start for start, _ in title["segments"][1:]]
+        durations = [Fraction(b - a) * title["time_base"] for a, b in zip(starts, starts[1:])] + [None]
+        video.join_segments([(path, d) for (path, _), d in zip(parts, durations)], tmp,
+                            convert.CONTAINERS[format], title["offset"], title["input"], title["audio_codecs"],
+                            name=output)
+        if levels is not None:
+            video.write_light_levels(tmp, levels, name=output)
     fileio.remove(title["work"])
     return frames
 

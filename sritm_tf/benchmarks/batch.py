@@ -53,14 +53,15 @@ def work_bytes(work):
     under `work` (an OUT_DIR or a title's work folder) now: the hidden `.part-` files and whatever
     is in a `.sritm-work` folder; a segment counts as finished once its `.json` is written or it
     is in its title's joined prefix (`joined.json`)."""
+    from sritm_tf.batch import join_state
+
     total, prefix, finished = 0, 0, 0
     for folder, _, names in os.walk(work):
         joined = 0
         if "joined.json" in names:  # segments in the joined prefix, their files gone
             try:
-                with open(os.path.join(folder, "joined.json")) as f:
-                    joined = json.load(f)["joined"]
-            except (OSError, ValueError):
+                joined = join_state(folder)["joined"]
+            except ValueError:  # being rewritten meanwhile
                 pass
         finished += joined
         for name in names:
