@@ -137,6 +137,24 @@ def test_three_segments_in_parallel_equal_the_single_process_output(clip, single
         assert Fraction(side["Mastering display metadata"]["max_luminance"]) == 1000
 
 
+def test_mp4_titles_are_joined_at_the_end_and_equal_the_single_process_output(clip, tmp_path):
+    """--format mp4 keeps the concat-demuxer join (an MP4 index is one muxing pass over every sample)."""
+    want = tmp_path / "single" / "clip.mp4"
+    (tmp_path / "single").mkdir()
+    result = convert.convert_video(clip, want, progress=False, baseline=True, preset="ultrafast", crf=12)
+    report = batch([clip], tmp_path / "out", format="mp4")
+    out = tmp_path / "out" / "clip.mp4"
+    assert report["done"] == [str(out)] and report["segments"] == 3 and os.listdir(tmp_path / "out") == ["clip.mp4"]
+    assert frame_times(out) == frame_times(want) and len(frame_times(out)) == FRAMES
+    got, ref = decoded(out), decoded(want)
+    assert len(got) == len(ref) == FRAMES
+    assert min(10 * np.log10(1023**2 / max(np.mean((a - b) ** 2), 1e-12)) for a, b in zip(got, ref)) > 45
+    frame = probe(out, "-select_streams", "v:0", "-read_intervals", "%+#1", "-show_frames",
+                  "-show_entries", "frame=side_data_list")["frames"][0]
+    light = {d["side_data_type"]: d for d in frame["side_data_list"]}["Content light level metadata"]
+    assert (light["max_content"], light["max_average"]) == (result["max_cll"], result["max_fall"])
+
+
 def test_rerun_converts_only_the_missing_segments(clip, single, tmp_path):
     """A killed run, simulated: segment 0 finished and joined, segment 2 finished and waiting for
     segment 1, which a dead process half wrote, and the tail of an append the kill cut short."""
