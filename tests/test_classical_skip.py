@@ -203,3 +203,25 @@ def test_int8_tflite_keeps_the_classical_skip_in_float():
     assert psnr > 40, psnr
     ops = {op["op_name"] for op in export.tflite_interpreter(content)._get_ops_details()}
     assert {"QUANTIZE", "DEQUANTIZE", "POW"} <= ops and not any("FLEX" in op.upper() for op in ops)
+
+
+def test_knee_with_a_display_black_level_is_the_bt1886_inverse_and_has_a_toe():
+    """An SDR graded on a BT.1886 display with black L_B (Annex 1): the display shows the
+    HDR grade's light, and read back at gamma 2.4 its shadows come out darker (a toe)."""
+    nits = np.geomspace(0.001, 180.0, 200)[:, None] * np.ones(3)  # grey, below a knee of 0.9 at 203
+    hdr = colour.pq_inverse_eotf(nits)
+    for black in (1e-5, 3e-4):
+        sdr = sdr_synthesis.knee(hdr, 203.0, knee=0.9, black=black)
+        shown = colour.bt1886_eotf(sdr, 1.0, black) * 203.0
+        lit = nits[:, 0] > black * 203.0
+        np.testing.assert_allclose(shown[lit], nits[lit], rtol=1e-6)
+        assert np.all(sdr[~lit] == 0.0)  # below the display's black: crushed
+        classical = colour.pq_eotf(colour.sdr_to_hdr10_baseline(sdr, 203.0))[:, 1]
+        ratio = nits[lit, 0] / np.maximum(classical[lit], 1e-12)
+        assert np.all(ratio >= 1.0) and np.all(np.diff(ratio) <= 1e-9)  # darker, most in the deepest shadows
+        assert ratio[0] > 1.3 and ratio[-1] < 1.01
+    assert sdr_synthesis.knee(hdr, 203.0, knee=0.9, black=0.0) == pytest.approx(
+        sdr_synthesis.knee(hdr, 203.0, knee=0.9))
+    blacks = [sdr_synthesis.sample_params("knee", np.random.default_rng(i))["black"] for i in range(200)]
+    lifted = [b for b in blacks if b > 0]
+    assert 60 < len(lifted) < 140 and 1e-5 <= min(lifted) and max(lifted) <= 3e-4

@@ -13,8 +13,10 @@ becomes one training pair per draw:
   4. the HDR10 target: BT.2390 EETF roll-off to the mastering peak
      (`colour.master_hdr10`, default 1000 cd/m2), PQ;
   5. the SDR input from that master with a white-anchored operator
-     (`sdr_synthesis.knee`, random knee, on luminance or per channel), MATLAB-style
-     bicubic downscale (`resize.downscale`), 8 bits.
+     (`sdr_synthesis.knee`, random knee, on luminance or per channel; half of the
+     pairs graded for a BT.1886 display with a black level, which gives the SDR the
+     toe of real SDR grades), MATLAB-style bicubic downscale (`resize.downscale`),
+     8 bits.
 
 Numpy only (no TensorFlow), so it feeds any Keras backend: `sample_batch` gives
 ({"sdr_yuv", "white_nits"}-ready arrays, hdr_yuv) for the network built with

@@ -21,10 +21,19 @@ from sritm_tf import colour
 SDR_GAMMA = 2.4
 
 
-def _to_bt709_gamma(rgb2020_linear):
-    """Linear BT.2020 [0, 1] -> BT.709 by matrix (BT.2087 inverse), clip to [0, 1], gamma 1/2.4."""
+def _to_bt709_gamma(rgb2020_linear, black=0.0):
+    """Linear BT.2020 [0, 1] -> BT.709 by matrix (BT.2087 inverse), clip to [0, 1],
+    then the inverse BT.1886 EOTF with black level `black` (L_B / L_W; 0: gamma 1/2.4)."""
     rgb709 = np.clip(colour.rgb2020_to_rgb709(rgb2020_linear), 0.0, 1.0)
-    return colour.gamma_encode(rgb709, SDR_GAMMA)
+    return _encode(rgb709, black)
+
+
+def _encode(linear, black=0.0):
+    """Relative display light [0, 1] -> SDR code values for a BT.1886 display with
+    black level `black` = L_B / L_W (Annex 1), clipped to [0, 1]; black=0 is gamma 1/2.4."""
+    if black <= 0:
+        return colour.gamma_encode(linear, SDR_GAMMA)
+    return np.clip(colour.bt1886_inverse_eotf(linear, 1.0, black), 0.0, 1.0)
 
 
 # ---------------------------------------------------------------------------
@@ -118,21 +127,28 @@ def knee_curve(x, knee=0.8):
     return np.clip(np.where(x <= knee, x, shoulder), 0.0, 1.0)
 
 
-def knee(hdr_pq, white_nits=203.0, knee=0.8, per_channel=False):
+def knee(hdr_pq, white_nits=203.0, knee=0.8, per_channel=False, black=0.0):
     """PQ BT.2020 R'G'B' -> gamma BT.709 R'G'B' with SDR white at `white_nits`.
 
     Linear light / white_nits; the knee curve (`knee_curve`) applied to BT.2020
     luminance with R:G:B kept, or (`per_channel`) to each BT.709 channel; then
-    BT.2020 -> BT.709 with clipping and gamma 1/2.4. Below the knee this is the
-    exact inverse of `colour.sdr_to_hdr10_baseline(sdr, white_nits)`.
+    BT.2020 -> BT.709 with clipping and the inverse BT.1886 EOTF. With black=0
+    (gamma 1/2.4) this is, below the knee, the exact inverse of
+    `colour.sdr_to_hdr10_baseline(sdr, white_nits)`.
+
+    `black` = L_B / L_W: the SDR graded on a BT.1886 display with that black level
+    (Annex 1, L = a (V + b)^2.4), so the light the colourist saw is the HDR's. Read
+    back at gamma 2.4 (L_B = 0), as the classical mapping does, such an SDR has a
+    toe: its shadows come out darker than the HDR grade's, and everything below
+    L_B is crushed to code 0.
     """
     rel = np.maximum(colour.pq_eotf(hdr_pq), 0.0) / white_nits
     if per_channel:
         rgb709 = knee_curve(colour.rgb2020_to_rgb709(rel), knee)
-        return colour.gamma_encode(np.clip(rgb709, 0.0, 1.0), SDR_GAMMA)
+        return _encode(np.clip(rgb709, 0.0, 1.0), black)
     luminance = rel @ colour.HLG_WEIGHTS
     gain = np.where(luminance > 0, knee_curve(luminance, knee) / np.maximum(luminance, 1e-12), 0.0)
-    return _to_bt709_gamma(rel * gain[..., None])
+    return _to_bt709_gamma(rel * gain[..., None], black)
 
 
 OPERATORS = {"bt2446a": bt2446a, "hable": hable, "knee": knee}
@@ -140,8 +156,15 @@ OPERATORS = {"bt2446a": bt2446a, "hable": hable, "knee": knee}
 DEFAULT_PARAMS = {
     "bt2446a": {"l_hdr": 1000.0, "l_sdr": 100.0},
     "hable": {"white_nits": 203.0, "exposure": 2.0, "white_point": 11.2},
-    "knee": {"white_nits": 203.0, "knee": 0.8, "per_channel": False},
+    "knee": {"white_nits": 203.0, "knee": 0.8, "per_channel": False, "black": 0.0},
 }
+
+
+# SDR mastering-display black levels (L_B / L_W) drawn for half of the knee pairs:
+# 0.001-0.03 cd/m2 under a 100 cd/m2 white, OLED to good LCD grading monitors; the
+# other half is graded at L_B = 0 (as phone cameras' SDR/HDR pairs are).
+KNEE_BLACK_RANGE = (1e-5, 3e-4)
+KNEE_BLACK_PROB = 0.5
 
 
 def sample_params(name, rng):
@@ -155,7 +178,9 @@ def sample_params(name, rng):
             "white_point": float(np.exp(rng.uniform(np.log(4.0), np.log(16.0)))),
         }
     if name == "knee":
-        return {"white_nits": 203.0, "knee": float(rng.uniform(0.55, 1.0)), "per_channel": bool(rng.random() < 0.5)}
+        black = float(np.exp(rng.uniform(*np.log(KNEE_BLACK_RANGE)))) if rng.random() < KNEE_BLACK_PROB else 0.0
+        return {"white_nits": 203.0, "knee": float(rng.uniform(0.55, 1.0)), "per_channel": bool(rng.random() < 0.5),
+                "black": black}
     raise ValueError(f"unknown operator {name!r}; choose from {sorted(OPERATORS)}")
 
 
