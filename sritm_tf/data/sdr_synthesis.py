@@ -11,7 +11,8 @@ Operators (select by name with `OPERATORS` / `synthesize_sdr`):
   * "knee":    SDR anchored at a reference white: linear light relative to `white_nits`
                kept up to a knee, then a logarithmic shoulder (the shape of BT.2446-1
                Method C's tone curve), on luminance or per channel; knee=1 is a hard clip,
-               the exact inverse of the classical BT.2408 mapping below white.
+               the exact inverse of the classical BT.2408 mapping below white; `black`
+               grades it for a BT.1886 display with that black level (a toe).
 `sample_params(name, rng)` draws randomised parameters for augmentation.
 """
 import numpy as np
