@@ -47,10 +47,15 @@ def main(argv=None):
     parser.add_argument("--synthetic", type=float, nargs="*", default=[], metavar="B")
     args = parser.parse_args(argv)
     print(f"{'pair':24s} " + " ".join(f"{c:>5d}" for c in CODES[:-1]))
-    rows = [(name, *evaluate.read_pair(s, h)) for folder in args.folders for name, s, h in evaluate.find_pairs(folder)]
-    rows += [(f"knee, black {b:g}", *synthetic_pair(b)) for b in args.synthetic]
-    for name, sdr, hdr in rows:
-        print(f"{name[:24]:24s} " + " ".join(f"{w:5.0f}" for w in implied_white(sdr, hdr, min_pixels=1 if name.startswith("knee") else 200)))
+    for folder in args.folders:
+        for name, sdr_path, hdr_path in evaluate.find_pairs(folder):
+            _print_row(name, implied_white(*evaluate.read_pair(sdr_path, hdr_path)))
+    for black in args.synthetic:  # a ramp: a few pixels per band are enough
+        _print_row(f"knee, black {black:g}", implied_white(*synthetic_pair(black), min_pixels=1))
+
+
+def _print_row(name, whites):
+    print(f"{name[:24]:24s} " + " ".join(f"{w:5.0f}" for w in whites))
 
 
 if __name__ == "__main__":

@@ -31,9 +31,8 @@ def _to_bt709_gamma(rgb2020_linear, black=0.0):
 
 def _encode(linear, black=0.0):
     """Relative display light [0, 1] -> SDR code values for a BT.1886 display with
-    black level `black` = L_B / L_W (Annex 1), clipped to [0, 1]; black=0 is gamma 1/2.4."""
-    if black <= 0:
-        return colour.gamma_encode(linear, SDR_GAMMA)
+    black level `black` = L_B / L_W (Annex 1; black=0 is gamma 1/2.4), clipped to
+    [0, 1]: light below the black level goes to code 0."""
     return np.clip(colour.bt1886_inverse_eotf(linear, 1.0, black), 0.0, 1.0)
 
 
