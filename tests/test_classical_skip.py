@@ -225,3 +225,32 @@ def test_knee_with_a_display_black_level_is_the_bt1886_inverse_and_has_a_toe():
     blacks = [sdr_synthesis.sample_params("knee", np.random.default_rng(i))["black"] for i in range(200)]
     lifted = [b for b in blacks if b > 0]
     assert 60 < len(lifted) < 140 and 1e-5 <= min(lifted) and max(lifted) <= 3e-4
+
+
+def test_graphics_keyed_over_a_pair_get_the_classical_hdr_and_keep_the_picture():
+    """SDR graphics in an HDR programme (BT.2408-7 clause 5): a graphic's HDR is the
+    classical conversion of its SDR colour at the pair's white, so flat SDR white is
+    graphics white (here 300 cd/m2), not a highlight; the picture around it is kept."""
+    rng = np.random.default_rng(3)
+    sdr = rng.uniform(0.05, 0.6, (96, 96, 3))
+    hdr = colour.pq_inverse_eotf(rng.uniform(1.0, 900.0, (96, 96, 3)))  # any grade: not the classical one
+    covered, whites = [], 0
+    for _ in range(40):
+        s, h = augment.overlay_graphics(sdr, hdr, 300.0, rng)
+        on = np.any(s != sdr, axis=-1)
+        assert on.any() and np.all(np.any(h != hdr, axis=-1) == on)
+        np.testing.assert_allclose(h[on], colour.sdr_to_hdr10_baseline(s[on], 300.0), atol=1e-12)
+        assert np.array_equal(s[~on], sdr[~on]) and np.array_equal(h[~on], hdr[~on])
+        whites += np.any(np.all(s[on] == 1.0, axis=-1))
+        covered.append(on.mean())
+    nits = colour.pq_eotf(colour.sdr_to_hdr10_baseline(np.ones(3), 300.0))
+    np.testing.assert_allclose(nits, 300.0, rtol=1e-6)  # SDR white -> the pair's white, on every channel
+    assert whites >= 5 and 0.02 < np.median(covered) < 0.6  # white graphics drawn; the picture stays visible
+    with_graphics = [augment.make_pair(sdr, np.random.default_rng(i), 2, white_nits=300.0)[1] for i in range(200)]
+    augment.GRAPHICS_PROB, prob = 0.0, augment.GRAPHICS_PROB
+    try:
+        without = [augment.make_pair(sdr, np.random.default_rng(i), 2, white_nits=300.0)[1] for i in range(200)]
+    finally:
+        augment.GRAPHICS_PROB = prob
+    drawn = sum(not np.array_equal(a, b) for a, b in zip(with_graphics, without))
+    assert abs(drawn / 200 - prob) < 0.07  # the share of pairs with graphics

@@ -15,8 +15,10 @@ becomes one training pair per draw:
   5. the SDR input from that master with a white-anchored operator
      (`sdr_synthesis.knee`, random knee, on luminance or per channel; half of the
      pairs graded for a BT.1886 display with a black level, which gives the SDR the
-     toe of real SDR grades), MATLAB-style bicubic downscale (`resize.downscale`),
-     8 bits.
+     toe of real SDR grades);
+  6. for a fifth of the pairs, SDR graphics keyed over both (`overlay_graphics`:
+     boxes, bars, text), their HDR the classical conversion of their SDR colour;
+  7. MATLAB-style bicubic downscale (`resize.downscale`), 8 bits.
 
 Numpy only (no TensorFlow), so it feeds any Keras backend: `sample_batch` gives
 ({"sdr_yuv", "white_nits"}-ready arrays, hdr_yuv) for the network built with
@@ -30,6 +32,8 @@ from sritm_tf.data import resize, sdr_synthesis
 WHITE_RANGE = (100.0, 500.0)  # cd/m2, diffuse white of the HDR target (log-uniform)
 PEAK_NITS = 1000.0
 GREY_PROB = 0.1  # share of pairs made neutral (every pixel grey)
+GRAPHICS_PROB = 0.2  # share of pairs with SDR graphics keyed over them
+_GLYPHS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:-"
 
 
 def rotate_hue(nits2020, degrees=0.0, saturation=1.0):
@@ -76,8 +80,47 @@ def make_pair(scene709, rng, scale, white_nits=None, peak_nits=PEAK_NITS, colour
     hdr_pq = colour.master_hdr10(nits, peak_nits, peak)
     params = sdr_synthesis.sample_params("knee", rng)
     sdr = sdr_synthesis.knee(hdr_pq, **{**params, "white_nits": white})
+    if rng.random() < GRAPHICS_PROB:
+        sdr, hdr_pq = overlay_graphics(sdr, hdr_pq, white, rng)
     lr = colour.quantize(np.clip(resize.downscale(sdr, scale), 0.0, 1.0), 8).astype(np.uint8)
     return lr, hdr_pq, white
+
+
+def overlay_graphics(sdr, hdr_pq, white, rng):
+    """SDR graphics (captions, logos, bars) keyed over an HR pair, placed in the HDR
+    as SDR graphics are placed in an HDR programme: by the classical display-light
+    conversion of their SDR colour at the pair's white, whatever the grade of the
+    picture beneath (BT.2408-7 clause 5: SDR 100 % at HDR Reference White, 203 cd/m2
+    when `white` is 203). So the network learns that flat, hard-edged SDR white is
+    graphics white, not a clipped highlight to expand.
+
+    One to three shapes, each a box or bar, or a line of text (`cv2.putText`), in one
+    flat colour: half neutral (white, or a grey from 60 % up), half random R'G'B'.
+    Returns new (SDR R'G'B', PQ BT.2020 R'G'B') arrays."""
+    import cv2
+
+    sdr, hdr_pq = sdr.copy(), hdr_pq.copy()
+    h, w = sdr.shape[:2]
+    for _ in range(int(rng.integers(1, 4))):
+        if rng.random() < 0.5:
+            grey = 1.0 if rng.random() < 0.5 else rng.uniform(0.6, 1.0)
+            rgb = np.full(3, grey)
+        else:
+            rgb = rng.random(3)
+        mask = np.zeros((h, w), np.uint8)
+        if rng.random() < 0.5:
+            y0, y1 = np.sort(rng.integers(0, h + 1, 2))
+            x0, x1 = np.sort(rng.integers(0, w + 1, 2))
+            mask[y0:y1 + 2, x0:x1 + 2] = 1  # at least 2 pixels each way
+        else:
+            text = "".join(rng.choice(list(_GLYPHS), int(rng.integers(2, 12))))
+            size = rng.uniform(0.15, 1.2) * min(h, w) / 40  # capitals 22 px high per unit: 5-40 % of the patch
+            org = (int(rng.integers(-w // 4, w // 2)), int(rng.integers(h // 4, h + 1)))
+            cv2.putText(mask, text, org, cv2.FONT_HERSHEY_SIMPLEX, size, 1, int(rng.integers(1, 4)))
+        on = mask.astype(bool)
+        sdr[on] = rgb
+        hdr_pq[on] = colour.sdr_to_hdr10_baseline(rgb, white)
+    return sdr, hdr_pq
 
 
 def sample_batch(scenes, peaks, rng, batch_size, lr_patch, scale):
