@@ -114,7 +114,7 @@ def overlay_graphics(sdr, hdr_pq, white, rng):
             mask[y0:y1 + 2, x0:x1 + 2] = 1  # at least 2 pixels each way
         else:
             text = "".join(rng.choice(list(_GLYPHS), int(rng.integers(2, 12))))
-            size = rng.uniform(0.15, 1.2) * min(h, w) / 40  # capitals 22 px high per unit: 5-40 % of the patch
+            size = rng.uniform(0.15, 1.2) * min(h, w) / 40  # capitals 22 px per unit: 8-66 % of the side
             org = (int(rng.integers(-w // 4, w // 2)), int(rng.integers(h // 4, h + 1)))
             cv2.putText(mask, text, org, cv2.FONT_HERSHEY_SIMPLEX, size, 1, int(rng.integers(1, 4)))
         on = mask.astype(bool)
