@@ -246,11 +246,7 @@ def test_graphics_keyed_over_a_pair_get_the_classical_hdr_and_keep_the_picture()
     nits = colour.pq_eotf(colour.sdr_to_hdr10_baseline(np.ones(3), 300.0))
     np.testing.assert_allclose(nits, 300.0, rtol=1e-6)  # SDR white -> the pair's white, on every channel
     assert whites >= 5 and 0.02 < np.median(covered) < 0.6  # white graphics drawn; the picture stays visible
-    with_graphics = [augment.make_pair(sdr, np.random.default_rng(i), 2, white_nits=300.0)[1] for i in range(200)]
-    augment.GRAPHICS_PROB, prob = 0.0, augment.GRAPHICS_PROB
-    try:
-        without = [augment.make_pair(sdr, np.random.default_rng(i), 2, white_nits=300.0)[1] for i in range(200)]
-    finally:
-        augment.GRAPHICS_PROB = prob
-    drawn = sum(not np.array_equal(a, b) for a, b in zip(with_graphics, without))
+    pair = lambda i, prob: augment.make_pair(sdr, np.random.default_rng(i), 2, white_nits=300.0, graphics_prob=prob)[1]
+    prob = augment.GRAPHICS_PROB
+    drawn = sum(not np.array_equal(pair(i, prob), pair(i, 0.0)) for i in range(200))
     assert abs(drawn / 200 - prob) < 0.07  # the share of pairs with graphics

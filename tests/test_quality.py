@@ -85,7 +85,7 @@ def test_white_graphics_land_near_graphics_white():
     """A white caption and a white logo box keyed over the bundled sample (SDR 100 %),
     in two places: BT.2408-7 clause 5 puts SDR graphics white at the HDR Reference
     White, here the model's 203 cd/m2. The weights before graphics were in the training
-    data made them 2.2-3.1x that (453-623 cd/m2); the bundled weights 1.5-2.0x (the box
+    data made them 2.2-3.1x that (453-623 cd/m2); the bundled weights 1.5-2.04x (the box
     beside the sample's window is read as part of it: a flat SDR 100 % is, in a
     photograph, a clipped highlight). This guards that gain; the target is 1.0x."""
     import cv2

@@ -61,12 +61,14 @@ def random_geometry(patch, rng):
     return patch[:, ::-1] if rng.random() < 0.5 else patch
 
 
-def make_pair(scene709, rng, scale, white_nits=None, peak_nits=PEAK_NITS, colour_prob=0.7, scene_peak=None):
+def make_pair(scene709, rng, scale, white_nits=None, peak_nits=PEAK_NITS, colour_prob=0.7, scene_peak=None,
+              graphics_prob=GRAPHICS_PROB):
     """One training pair from a scene-linear BT.709 patch (H, W multiples of `scale`).
 
     Returns (LR SDR BT.709 R'G'B' uint8 (H/s, W/s, 3), HR PQ BT.2020 R'G'B' float
     (H, W, 3), white level cd/m2). `scene_peak`: the whole scene's relative peak
-    (for a mastering curve shared by all patches of a scene; default: the patch's).
+    (for a mastering curve shared by all patches of a scene; default: the patch's). `graphics_prob`:
+    the chance of SDR graphics keyed over the pair (`overlay_graphics`).
     """
     white = white_nits or float(np.exp(rng.uniform(*np.log(WHITE_RANGE))))
     exposure = float(np.exp(rng.uniform(np.log(0.7), np.log(1.4))))
@@ -80,7 +82,7 @@ def make_pair(scene709, rng, scale, white_nits=None, peak_nits=PEAK_NITS, colour
     hdr_pq = colour.master_hdr10(nits, peak_nits, peak)
     params = sdr_synthesis.sample_params("knee", rng)
     sdr = sdr_synthesis.knee(hdr_pq, **{**params, "white_nits": white})
-    if rng.random() < GRAPHICS_PROB:
+    if rng.random() < graphics_prob:
         sdr, hdr_pq = overlay_graphics(sdr, hdr_pq, white, rng)
     lr = colour.quantize(np.clip(resize.downscale(sdr, scale), 0.0, 1.0), 8).astype(np.uint8)
     return lr, hdr_pq, white
