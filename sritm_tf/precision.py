@@ -35,18 +35,36 @@ def bf16_units(flags=None):
     return None
 
 
+def gpu_bf16():
+    """Why the Keras backend's GPU runs bfloat16 (a CUDA GPU of compute capability
+    8.0 or newer: Ampere, Hopper), or None where it has none."""
+    import keras
+
+    backend = keras.config.backend()
+    if backend == "jax":
+        import jax
+
+        return "JAX on a GPU" if jax.default_backend() == "gpu" else None
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        for gpu in tf.config.list_physical_devices("GPU"):
+            major, minor = tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0))
+            if (major, minor) >= (8, 0):
+                return f"TensorFlow on a GPU of compute capability {major}.{minor}"
+    return None
+
+
 def resolve(precision="auto", flags=None):
     """(precision, reason): "bf16" or "fp32" for `precision` in PRECISIONS. auto picks
-    bf16 on a GPU (Keras on JAX with a GPU device) or a CPU with bf16 units."""
+    bf16 on a GPU with bfloat16 (`gpu_bf16`) or a CPU with bf16 units."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision != "auto":
         return precision, "as asked"
-    if os.environ.get("KERAS_BACKEND") == "jax":
-        import jax
-
-        if jax.default_backend() == "gpu":
-            return "bf16", "JAX on a GPU"
+    gpu = gpu_bf16()
+    if gpu:
+        return "bf16", gpu
     unit = bf16_units(flags)
     if unit:
         return "bf16", f"the CPU has {unit}"

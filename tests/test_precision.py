@@ -15,6 +15,21 @@ def test_resolve_reads_the_cpu_flags():
         precision.resolve("int4")
 
 
+def test_auto_takes_bf16_on_a_tensorflow_gpu_of_compute_capability_8(monkeypatch):
+    """The TensorFlow backend's GPUs count, not only JAX's (none here: list them as TF would)."""
+    import tensorflow as tf
+
+    gpu = tf.config.PhysicalDevice("/physical_device:GPU:0", "GPU")
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [gpu] if kind == "GPU" else [])
+    for capability, expected in (((9, 0), "bf16"), ((8, 0), "bf16"), ((7, 5), "fp32")):
+        monkeypatch.setattr(tf.config.experimental, "get_device_details",
+                            lambda device, cc=capability: {"compute_capability": cc, "device_name": "test"})
+        assert precision.resolve("auto", {"avx2"})[0] == expected, capability
+    assert precision.resolve("auto", {"avx2"}) == ("fp32", "the CPU has no bfloat16 units")
+    monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda device: {"compute_capability": (9, 0)})
+    assert precision.resolve("auto", {"avx2"}) == ("bf16", "TensorFlow on a GPU of compute capability 9.0")
+
+
 def test_bf16_network_keeps_float32_weights_front_end_and_output():
     model = build_deep_sritm(2, channels=8, m=1, n=1, skip="classical", precision="bf16")
     assert model.get_layer("base_conv1").compute_dtype == "bfloat16"

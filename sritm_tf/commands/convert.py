@@ -21,7 +21,7 @@ def register(subparsers):
                              "for the network's classical skip and for --baseline; graded HDR often sits at 300-500")
     parser.add_argument("--precision", choices=["auto", "bf16", "fp32", "int8"], default="auto",
                         help="network compute precision (default auto: bf16 on CPUs with AVX512-BF16 or AMX, "
-                             "and on GPUs; the choice is printed); int8 runs on --engine litert")
+                             "and on GPUs of compute capability 8.0+; the choice is printed); int8 runs on --engine litert")
     parser.add_argument("--engine", choices=["auto", "tf", "openvino", "litert"], default="auto",
                         help="what runs the network (default auto: OpenVINO for bf16 when it is installed and the CPU has AMX, "
                              "pip install \"sritm_tf[openvino]\", else TensorFlow); litert runs the TFLite model")

@@ -22,7 +22,8 @@ def register(subparsers):
                    help="SDR white (cd/m2) of the model's classical skip and of the bt2408 baseline it is compared "
                         "with (default 203); auto: per frame, the white that fits its HDR best at gamma 2.4")
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
-                   help="network compute precision (default auto: bf16 where the CPU or GPU has bfloat16 units)")
+                   help="network compute precision (default auto: bf16 where the CPU has bfloat16 units or the GPU "
+                        "is of compute capability 8.0+)")
     p.add_argument("--protocol", choices=["ours", "paper"], default="ours",
                    help="ours (default): PQ R'G'B' / full-range Y'CbCr after 10-bit rounding, dE_ITP; paper: the "
                         "authors' test_yuv.m (narrow-range 4:2:0 Y'CbCr codes / 1023 of the unrounded prediction, "

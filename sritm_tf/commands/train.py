@@ -58,7 +58,8 @@ def register(subparsers):
     p.add_argument("--shuffle-buffer", type=int, help="records in the shuffle buffer (default 2048)")
     p.add_argument("--mixed-precision", action="store_true", default=None, help="mixed_float16 compute (GPUs)")
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"],
-                   help="compute precision (default auto: bf16 where the CPU or GPU has bfloat16 units); "
+                   help="compute precision (default auto: bf16 where the CPU has bfloat16 units or the GPU is of "
+                        "compute capability 8.0+); "
                         "weights are saved as float32 either way")
     p.add_argument("--val-pairs", help="folder of *_sdr.* / *_hdr.* HR pairs for validation")
     p.add_argument("--val-records", help="held-out records for validation")
