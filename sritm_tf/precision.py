@@ -35,20 +35,49 @@ def bf16_units(flags=None):
     return None
 
 
+def keras_backend():
+    """The Keras backend, found as Keras finds it (KERAS_BACKEND, else keras.json under
+    KERAS_HOME or ~/.keras, else tensorflow) without importing Keras, which would start
+    TensorFlow before a command has checked its arguments."""
+    import json
+    import sys
+
+    if "keras" in sys.modules:
+        return sys.modules["keras"].config.backend()
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+    try:
+        with open(os.path.join(home, "keras.json"), encoding="utf-8") as f:
+            return json.load(f).get("backend", "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
+def nvidia_gpus():
+    """Whether the NVIDIA driver lists a GPU (Linux /proc/driver/nvidia): checked before
+    TensorFlow is asked, so that a machine without one never starts it here."""
+    import glob
+
+    return bool(glob.glob("/proc/driver/nvidia/gpus/*"))
+
+
 def gpu_bf16():
     """Why the Keras backend's GPU runs bfloat16 (a CUDA GPU of compute capability
     8.0 or newer: Ampere, Hopper), or None where it has none."""
-    import keras
-
-    backend = keras.config.backend()
+    backend = keras_backend()
     if backend == "jax":
         import jax
 
         return "JAX on a GPU" if jax.default_backend() == "gpu" else None
-    if backend == "tensorflow":
-        import tensorflow as tf
+    if backend == "tensorflow" and nvidia_gpus():
+        from sritm_tf.fileio import captured_stderr
 
-        for gpu in tf.config.list_physical_devices("GPU"):
+        with captured_stderr():  # TensorFlow's start-up lines (cli.quiet_tensorflow_start)
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+        for gpu in gpus:
             major, minor = tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0))
             if (major, minor) >= (8, 0):
                 return f"TensorFlow on a GPU of compute capability {major}.{minor}"

@@ -1,4 +1,6 @@
 """bf16 / fp32 compute precision (issue #11, item 1)."""
+import os
+
 import numpy as np
 import pytest
 
@@ -20,6 +22,7 @@ def test_auto_takes_bf16_on_a_tensorflow_gpu_of_compute_capability_8(monkeypatch
     import tensorflow as tf
 
     gpu = tf.config.PhysicalDevice("/physical_device:GPU:0", "GPU")
+    monkeypatch.setattr(precision, "nvidia_gpus", lambda: True)
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [gpu] if kind == "GPU" else [])
     for capability, expected in (((9, 0), "bf16"), ((8, 0), "bf16"), ((7, 5), "fp32")):
         monkeypatch.setattr(tf.config.experimental, "get_device_details",
@@ -28,6 +31,21 @@ def test_auto_takes_bf16_on_a_tensorflow_gpu_of_compute_capability_8(monkeypatch
     assert precision.resolve("auto", {"avx2"}) == ("fp32", "the CPU has no bfloat16 units")
     monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda device: {"compute_capability": (9, 0)})
     assert precision.resolve("auto", {"avx2"}) == ("bf16", "TensorFlow on a GPU of compute capability 9.0")
+
+
+def test_auto_does_not_start_tensorflow_on_a_machine_without_a_gpu():
+    """The CLI resolves --precision among its argument checks, before TensorFlow's quiet start."""
+    import subprocess
+    import sys
+
+    if precision.nvidia_gpus():
+        pytest.skip("this machine has an NVIDIA GPU")
+    code = ("import sys; from sritm_tf import precision; print(precision.resolve('auto', {'avx2'})[0], "
+            "'tensorflow' in sys.modules, 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+    assert out.stdout.split() == ["fp32", "False", "False"]
+    assert out.stderr == ""
 
 
 def test_bf16_network_keeps_float32_weights_front_end_and_output():

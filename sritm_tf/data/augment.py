@@ -125,10 +125,11 @@ def overlay_graphics(sdr, hdr_pq, white, rng):
     return sdr, hdr_pq
 
 
-def sample_batch(scenes, peaks, rng, batch_size, lr_patch, scale):
+def sample_batch(scenes, peaks, rng, batch_size, lr_patch, scale, graphics_prob=GRAPHICS_PROB):
     """A batch of pairs from random crops of `scenes` (list of (H, W, 3) relative
     linear BT.709) with relative `peaks`: (sdr_yuv (N, p, p, 3), white (N, 1),
-    hdr_yuv (N, sp, sp, 3)) float32, in the network's Y'CbCr convention."""
+    hdr_yuv (N, sp, sp, 3)) float32, in the network's Y'CbCr convention. `graphics_prob`: as
+    in `make_pair`."""
     hr = lr_patch * scale
     xs, ws, ys = [], [], []
     for _ in range(batch_size):
@@ -137,7 +138,7 @@ def sample_batch(scenes, peaks, rng, batch_size, lr_patch, scale):
         y0 = int(rng.integers(scene.shape[0] - hr + 1))
         x0 = int(rng.integers(scene.shape[1] - hr + 1))
         patch = random_geometry(scene[y0:y0 + hr, x0:x0 + hr], rng).astype(np.float64)
-        lr, hdr_pq, white = make_pair(patch, rng, scale, scene_peak=peaks[i])
+        lr, hdr_pq, white = make_pair(patch, rng, scale, scene_peak=peaks[i], graphics_prob=graphics_prob)
         xs.append(colour.sdr_rgb_to_model_yuv(lr / 255.0))
         ys.append(colour.pq2020_rgb_to_model_yuv(colour.dequantize(colour.quantize(hdr_pq, 10), 10)))
         ws.append([white])
