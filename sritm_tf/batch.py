@@ -103,25 +103,27 @@ def title_key(path, settings):
 
 
 def keyframes(path, stream_index):
-    """(pts of the keyframes, sorted; the smallest pts; packets) of a video stream from its
-    packet index: demuxed, not decoded. None for the pts if a packet has none."""
+    """(pts of the keyframes, sorted; the smallest pts; packets; the largest pts + duration)
+    of a video stream from its packet index: demuxed, not decoded. None for the pts if a
+    packet has none."""
     import av
 
-    keys, first, packets = set(), None, 0
+    keys, first, packets, end = set(), None, 0, None
     try:
         with av.open(path, metadata_errors="replace") as container:
             for packet in container.demux(container.streams[stream_index]):
                 if packet.size == 0:
                     continue  # the flush packet
                 if packet.pts is None:
-                    return None, None, packets
+                    return None, None, packets, None
                 packets += 1
                 first = packet.pts if first is None else min(first, packet.pts)
+                end = max(end or 0, packet.pts + (packet.duration or 0))
                 if packet.is_keyframe:
                     keys.add(packet.pts)
     except av.error.FFmpegError as err:
         raise InputError(f"{path}: damaged video ({err.strerror or err})") from None
-    return sorted(keys), first, packets
+    return sorted(keys), first, packets, end
 
 
 def segment_bounds(keys, time_base, seconds):
@@ -144,9 +146,16 @@ def plan_title(path, output, work, settings, segment_seconds):
     if path.lower().endswith(".yuv"):
         raise InputError(f"{path}: a raw .yuv needs its frame size; convert it with sritm convert --size WxH")
     source = video.VideoSource(path)  # probes it: not a video, no video stream, HDR already
-    keys, first, packets = keyframes(path, source._stream_index)
+    keys, first, packets, end = keyframes(path, source._stream_index)
     if not packets:
         raise InputError(f"{path}: no video frames")
+    listed_seconds = source._listed_duration
+    if not source._container_frames and listed_seconds and end is not None:  # Matroska: no frame count
+        covered = float((end - first) * source.time_base)
+        if covered < listed_seconds - 1.5 / float(source.frame_rate):
+            raise InputError(f"{path}: truncated or damaged video: its frames cover {covered:.3f} s of the "
+                             f"{listed_seconds:.3f} s the container lists; sritm convert --allow-truncated "
+                             "converts the frames that decode")
     bounds = [(None, None)] if keys is None else segment_bounds(keys, source.time_base, segment_seconds)
     title.update(width=source.width * settings["scale"], height=source.height * settings["scale"],
                  frame_rate=source.frame_rate, time_base=source.time_base, offset=source.start_offset,

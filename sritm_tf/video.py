@@ -86,10 +86,24 @@ def probe(path):
             "start_offset": max(0.0, start - file_start),
             "frame_count": stream.frames or (round(duration * frame_rate) or None),
             "container_frames": stream.frames or None,
+            "stream_duration": _listed_duration(stream, time_base),
             "transfer": context.color_trc,
             "bits": max((c.bits for c in context.format.components), default=8) if context.format else 8,
             "audio_codecs": [a.codec_context.name for a in container.streams.audio],
         }
+
+
+def _listed_duration(stream, time_base):
+    """Seconds the container lists for this video stream alone (Matroska's DURATION tag,
+    else the stream's duration), or None. Not the file's duration: audio may run longer."""
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    if tag:
+        try:
+            hours, minutes, seconds = tag.split(":")
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        except ValueError:
+            pass
+    return float(stream.duration * time_base) if stream.duration else None
 
 
 def check_sdr_stream(info, path):
@@ -112,8 +126,9 @@ class VideoSource:
     start_offset (seconds from the file start to the first video frame),
     frame_count (estimate, for progress), has_audio, audio_codecs, path.
     Iterating yields (rgb, pts) with pts in `time_base` units. Decoding errors (frames
-    the decoder marks corrupt included), or fewer frames than the container lists,
-    raise InputError at the end, unless
+    the decoder marks corrupt included), fewer frames than the container lists, or, where
+    it lists no frame count (Matroska), frames that end more than 1.5 frame intervals
+    before the duration it lists for the stream, raise InputError at the end, unless
     `allow_truncated`: then `truncated` is (frames decoded, frames listed or None).
     """
 
@@ -129,6 +144,7 @@ class VideoSource:
         self.has_audio = bool(self.audio_codecs)
         self._stream_index = info["index"]
         self._container_frames, self.allow_truncated, self.truncated = info["container_frames"], allow_truncated, None
+        self._listed_duration = info["stream_duration"]
 
     def __iter__(self):
         yield from self.frames()
@@ -147,7 +163,7 @@ class VideoSource:
         with av.open(self.path, metadata_errors="replace") as container:
             stream = container.streams[self._stream_index]
             stream.thread_type = "AUTO"
-            count, corrupt, damage = 0, 0, None
+            count, corrupt, damage, first, last_end = 0, 0, None, None, None
             frames = _decoded(container, stream, start)
             while True:
                 try:
@@ -170,11 +186,23 @@ class VideoSource:
                                      dst_color_range=ColorRange.JPEG).to_ndarray()
                 count += 1
                 corrupt += frame.is_corrupt  # decoded with errors the decoder concealed
+                if frame.pts is not None:
+                    first = frame.pts if first is None else min(first, frame.pts)
+                    end_pts = frame.pts + (frame.duration or 0)
+                    last_end = end_pts if last_end is None else max(last_end, end_pts)
                 yield rgb, frame.pts
         listed = self._container_frames if whole else None
         if count == 0:
             raise InputError(f"{self.path}: no frame decodes" + (f" ({damage})" if damage else ""))
-        if damage or corrupt or (listed and count < listed):
+        short = False
+        if whole and not listed and self._listed_duration and last_end is not None:
+            covered = float((last_end - first) * self.time_base)
+            short = covered < self._listed_duration - 1.5 / float(self.frame_rate)
+            if short:
+                listed = f"about {round(self._listed_duration * float(self.frame_rate))}"
+                damage = damage or (f"the frames cover {covered:.3f} s of the {self._listed_duration:.3f} s "
+                                    "the container lists")
+        if damage or corrupt or short or (listed and count < listed):
             what = (f"{self.path}: truncated or damaged video: {count} of {listed or 'unknown'} frames decoded"
                     + (f", {corrupt} of them with errors" if corrupt else "") + (f" ({damage})" if damage else ""))
             if not self.allow_truncated:

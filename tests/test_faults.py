@@ -336,6 +336,34 @@ def test_truncated_mp4_is_refused_unless_allowed(tmp_path):
     assert len(packet_times(out / "o.mp4")[0]) == decoded and os.listdir(out) == ["o.mp4"]
 
 
+def test_truncated_mkv_is_refused_by_its_listed_duration(tmp_path):
+    """Matroska lists no frame count, only the stream's duration (its DURATION tag, written
+    into the header): frames that end well short of it are a truncated file."""
+    from sritm_tf import batch
+
+    whole = make_clip(tmp_path / "whole.mkv", 75, "64x36", 25)
+    part = tmp_path / "part.mkv"
+    part.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
+    out = tmp_path / "out"
+    out.mkdir()
+    result = sritm("convert", part, "-o", out / "o.mkv", "--baseline", "--quiet")
+    line = assert_one_error_line(result, "convert", part, "truncated", "of about 75 frames decoded",
+                                 "of the 3.000 s the container lists", "--allow-truncated")
+    decoded = int(re.search(r"(\d+) of about 75", line).group(1))
+    assert 0 < decoded < 75 and os.listdir(out) == []
+    result = sritm("convert", part, "-o", out / "o.mkv", "--baseline", "--quiet", "--allow-truncated")
+    assert result.returncode == 0, result.stderr
+    assert f"converted the {decoded} of about 75 frames that decode" in result.stderr
+    assert len(packet_times(out / "o.mkv")[0]) == decoded
+    with pytest.raises(InputError, match="truncated or damaged video: its frames cover"):  # convert-batch's plan
+        batch.plan_title(str(part), str(out / "b.mkv"), str(tmp_path / "work"), {"scale": 2}, 10.0)
+    whole_title = batch.plan_title(str(whole), str(out / "w.mkv"), str(tmp_path / "work"), {"scale": 2}, 10.0)
+    assert whole_title["kind"] == "video" and whole_title["listed"] is None
+    result = sritm("convert", whole, "-o", out / "w.mkv", "--baseline", "--quiet")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert len(packet_times(out / "w.mkv")[0]) == 75
+
+
 # ---------------------------------------------------------------------------
 # 7: eval --json into a missing folder fails before any metric is computed
 # ---------------------------------------------------------------------------
