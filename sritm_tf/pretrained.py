@@ -180,11 +180,13 @@ def read_weights(path, like=None, scale=2):
 
     path = os.fspath(path)
     if path.endswith(".npz"):
-        return load_weights_npz(path)
+        return _finite(load_weights_npz(path), path)
     if path.endswith(".keras"):
         try:
-            return keras.saving.load_model(path, compile=False)
+            return _finite(keras.saving.load_model(path, compile=False), path)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError, zipfile.BadZipFile) as err:  # h5py's too
+            if isinstance(err, InputError):
+                raise
             raise InputError(f"{path}: not a readable .keras model ({_reason(err)})") from None
     if path.endswith(".weights.h5"):
         from sritm_tf.model import build_deep_sritm
@@ -194,8 +196,18 @@ def read_weights(path, like=None, scale=2):
             model.load_weights(path)
         except (OSError, ValueError, KeyError, RuntimeError) as err:  # h5py's OSError / RuntimeError: damage
             raise InputError(f"{path}: cannot load these weights ({_reason(err)})") from None
-        return model
+        return _finite(model, path)
     raise ValueError(f"{path}: unknown weights format (expected {', '.join(WEIGHTS_FORMATS)})")
+
+
+def _finite(model, path):
+    """`model`, or InputError naming `path` and the first layer whose weights hold NaN or
+    infinity (a diverged training run): such a network converts every frame to garbage."""
+    for layer in model.layers:
+        if any(not np.isfinite(w).all() for w in layer.get_weights()):
+            raise InputError(f"{path}: layer {layer.name} holds non-finite weights (NaN or infinity), "
+                             "as a diverged training run leaves them")
+    return model
 
 
 def load_model(scale=2, weights=None, white_nits=203.0, precision=None):

@@ -43,6 +43,7 @@ import yaml
 from sritm_tf import colour
 from sritm_tf.fileio import atomic_path
 from sritm_tf import precision
+from sritm_tf.errors import UserError
 from sritm_tf.metrics import keras_metrics
 from sritm_tf.model import CHROMA_GATE, SHADOW_GATE, build_deep_sritm, transfer_weights
 
@@ -469,6 +470,22 @@ def _completed_epochs(backup_dir):
         return int(json.load(f)["epoch"])
 
 
+class StopOnNaN(keras.callbacks.Callback):
+    """Keras' `TerminateOnNaN` as an error: a loss that is no longer finite stops the run
+    (`UserError`, one line) before the epoch's end writes a checkpoint or a model of NaNs."""
+
+    def __init__(self):
+        super().__init__()
+        self.step = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise UserError(f"the training loss became {float(loss)} at step {self.step} of this run; "
+                            "nothing of it was saved: lower the learning rate (--lr, --pretrain-lr) or check the data")
+
+
 def fit_stage(model, train_ds, val_ds, cfg, stage_dir, steps, chief=True, worker_index=0,
               extra_callbacks=()):
     """`steps` training steps (rounded up to whole checkpoint intervals) with
@@ -481,7 +498,7 @@ def fit_stage(model, train_ds, val_ds, cfg, stage_dir, steps, chief=True, worker
     if done:
         print(f"resuming {os.path.basename(stage_dir)} at step {done * interval}")
         train_ds = train_ds.skip(done * interval)
-    callbacks = [keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch")]
+    callbacks = [StopOnNaN(), keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch")]
     if chief:
         monitor = "val_loss" if val_ds is not None else "loss"
         callbacks += [

@@ -424,6 +424,58 @@ def test_train_patch_size_larger_than_the_records(tmp_path):
     assert not run_dir.exists()
 
 
+@pytest.mark.parametrize("option, value", [("--lr", "nan"), ("--lr", "-1"), ("--pretrain-lr", "inf"),
+                                           ("--batch-size", "0"), ("--steps", "0"), ("--checkpoint-every", "0")])
+def test_train_refuses_bad_numbers_before_writing_anything(tmp_path, option, value):
+    from train_helpers import write_records
+
+    records = write_records(str(tmp_path / "records"), count=2, size=20, shards=1)
+    run_dir = tmp_path / "run"
+    args = {"--steps": "1", "--pretrain-steps": "1", "--batch-size": "1", option: value}
+    result = sritm("train", records, *[x for kv in args.items() for x in kv], "--channels", 4, "--m", 1, "--n", 1,
+                   "--run-dir", run_dir)
+    assert_one_error_line(result, "train", f"{option}: expected", value)
+    assert not run_dir.exists()
+
+
+def test_training_stops_with_one_line_when_the_loss_is_no_longer_finite():
+    """A diverged run stops at once (`train.StopOnNaN`), before a checkpoint of NaNs is written."""
+    import keras
+
+    from sritm_tf.errors import UserError
+    from sritm_tf.train import StopOnNaN
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.ones((8, 2), np.float32)
+    y = np.ones((8, 1), np.float32)
+    model.fit(x, y, epochs=1, batch_size=4, verbose=0, callbacks=[StopOnNaN()])  # finite: runs through
+    y[5] = np.nan
+    with pytest.raises(UserError, match=r"the training loss became nan at step 2 .*--lr"):
+        model.fit(x, y, epochs=1, batch_size=4, verbose=0, callbacks=[StopOnNaN()])
+
+
+def test_weights_with_nan_are_refused_by_name(tmp_path):
+    from sritm_tf import pretrained
+    from sritm_tf.model import build_deep_sritm
+
+    model = build_deep_sritm(2, channels=4, m=1, n=1, skip="classical")
+    layer = model.get_layer("base_conv1")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([kernel, np.full_like(bias, np.nan)])
+    path = tmp_path / "diverged.npz"
+    pretrained.save_weights_npz(model, str(path), dtype="float32")
+    with pytest.raises(InputError, match="diverged.npz: layer base_conv1 holds non-finite weights"):
+        pretrained.read_weights(str(path))
+    image = tmp_path / "in.png"
+    import cv2
+
+    cv2.imwrite(str(image), np.full((8, 8, 3), 128, np.uint8))
+    result = sritm("convert", image, "-o", tmp_path / "o.png", "--weights", path, "--precision", "fp32", "--quiet")
+    assert_one_error_line(result, "convert", path, "base_conv1", "non-finite")
+    assert sorted(os.listdir(tmp_path)) == ["diverged.npz", "in.png"]
+
+
 def test_export_savedmodel_onto_a_file(tmp_path):
     target = tmp_path / "models"
     target.write_text("not a folder")

@@ -6,6 +6,7 @@
     sritm train DATA_X4 --scale 4 --stage full --init deep_sritm_x2.npz   # x4 started from x2
     sritm train DATA_DIR --recipe paper --skip bicubic    # the authors' recipe and network
 """
+import math
 import os
 import re
 
@@ -166,6 +167,16 @@ def check_config(cfg, overwrite):
         check_records(shards, cfg.patch_size)
     if cfg.init and not os.path.exists(cfg.init):
         raise UserError(f"{cfg.init}: no such weights file")
+    for option, value in (("--lr", cfg.lr), ("--pretrain-lr", cfg.pretrain_lr), ("--white-nits", cfg.white_nits)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise UserError(f"{option}: expected a positive number, got {value}")
+    for option, value, least in (("--steps", cfg.steps, 1), ("--pretrain-steps", cfg.pretrain_steps, 1),
+                                 ("--batch-size", cfg.batch_size, 1), ("--checkpoint-every", cfg.checkpoint_every, 1),
+                                 ("--crops", cfg.crops, 1), ("--shuffle-buffer", cfg.shuffle_buffer, 1),
+                                 ("--channels", cfg.channels, 1), ("--m", cfg.m, 1), ("--n", cfg.n, 0),
+                                 ("--val-crop", cfg.val_crop, 0)):
+        if value is not None and value < least:
+            raise UserError(f"{option}: expected a whole number of at least {least}, got {value}")
     for option, value in (("--chroma-gate", cfg.chroma_gate), ("--shadow-gate", cfg.shadow_gate)):
         if not value >= 0:
             raise UserError(f"{option}: expected 0 (none) or a positive level, got {value}")
