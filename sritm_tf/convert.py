@@ -68,11 +68,14 @@ def check_input(input):
         raise FileNotFoundError(f"{input}: no such file")
 
 
-def check_output(output, overwrite=False):
-    """Fails early, before any work, if `output` cannot be written."""
+def check_output(output, overwrite=False, input=None):
+    """Fails early, before any work, if `output` cannot be written, or is `input` itself
+    (refused even with `overwrite`, as ffmpeg refuses it)."""
     folder = os.path.dirname(os.path.abspath(output))
     if os.path.isdir(output):
         raise IsADirectoryError(f"{output}: is a folder")
+    if input is not None and os.path.exists(output) and os.path.exists(input) and os.path.samefile(input, output):
+        raise FileExistsError(f"{output}: is the input file; write the output to another file")
     if os.path.exists(output) and not overwrite:
         raise FileExistsError(f"{output}: exists; pass --overwrite (overwrite=True) to replace it")
     if not os.path.isdir(folder):
@@ -169,7 +172,8 @@ def _is_image(path):
 
 
 def convert_image(input, output, scale=2, weights=None, baseline=False, overwrite=False,
-                  tile=None, white_nits=203.0, peak_nits=PEAK_NITS, precision="fp32", engine="tf", transfer="pq"):
+                  tile=None, white_nits=203.0, peak_nits=PEAK_NITS, precision="fp32", engine="tf", transfer="pq",
+                  format=None):
     """Converts an 8-bit SDR image to a `scale`x larger 16-bit HDR10 PNG.
 
     Args:
@@ -186,6 +190,7 @@ def convert_image(input, output, scale=2, weights=None, baseline=False, overwrit
         engine: "tf", "openvino", "litert" or "auto" (`sritm_tf.engines`).
         transfer: "pq" (HDR10) or "hlg" (BT.2100 HLG, 1000 cd/m2 nominal peak); the
             PNG's cICP chunk signals it.
+        format: "png", or None: from the extension of `output` (as ffmpeg's -f).
 
     Returns:
         The BT.2020 R'G'B' written (PQ or HLG), float32 (sH, sW, 3).
@@ -193,9 +198,9 @@ def convert_image(input, output, scale=2, weights=None, baseline=False, overwrit
     input, output = os.fspath(input), os.fspath(output)
     check_input(input)
     rgb = imageio.read_sdr_image(input)
-    if output_format(output) != "png":
+    if output_format(output, format) != "png":
         raise InputError(f"{output}: convert_image writes .png; use convert_video for .yuv/.mp4/.mkv")
-    check_output(output, overwrite)
+    check_output(output, overwrite, input)
     signal = FrameConverter(scale, weights, baseline, tile, white_nits, peak_nits, precision, engine, transfer)(rgb)
     with disk_full_is_one_line(output):
         imageio.write_hdr_png(output, signal, transfer)
@@ -349,7 +354,7 @@ def convert_video(input, output, scale=2, weights=None, baseline=False, overwrit
     fmt = output_format(output, format)
     if fmt == "png":
         raise InputError(f"{output}: a video is converted to .yuv, .mp4 or .mkv, not .png")
-    check_output(output, overwrite)
+    check_output(output, overwrite, input)
     convert = FrameConverter(scale, weights, baseline, tile, white_nits, peak_nits, precision, engine, transfer)
     width, height = source.width * scale, source.height * scale
     with disk_full_is_one_line(output), fileio.atomic_path(output) as tmp:
@@ -377,6 +382,6 @@ def convert(input, output, format=None, **kwargs):
     check_input(input)
     if _is_image(input) and output_format(output, format) == "png":
         video_only = {"size", "fps", "progress", "crf", "preset", "allow_truncated"}
-        convert_image(input, output, **{k: v for k, v in kwargs.items() if k not in video_only})
+        convert_image(input, output, format=format, **{k: v for k, v in kwargs.items() if k not in video_only})
         return {"frames": 1}
     return convert_video(input, output, format=format, **kwargs)

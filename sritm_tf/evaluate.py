@@ -310,6 +310,9 @@ def evaluate(folder, scale=2, predict=None, crop=None, progress=None, white_nits
             raise ValueError(f"{hdr_path}: size {hdr.shape[1]}x{hdr.shape[0]} differs from "
                              f"{os.path.basename(sdr_path)} {sdr.shape[1]}x{sdr.shape[0]}")
         sdr, hdr = centre_crop(sdr, crop, scale), centre_crop(hdr, crop, scale)
+        if min(hdr.shape[:2]) < 11:
+            raise ValueError(f"{hdr_path}: {hdr.shape[1]}x{hdr.shape[0]} pixels (whole multiples of x{scale}) is too "
+                             "small to score: SSIM's 11x11 window needs at least 11 each way")
         results, oracle, used = evaluate_pair(sdr, hdr, scale, predict, white_nits, protocol)
         for method, values in results.items():
             row = {"frame": name, "method": method, **values, "white": used}

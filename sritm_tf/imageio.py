@@ -61,7 +61,12 @@ def read_image(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file")
-    image = decode_image(np.fromfile(path, np.uint8))
+    try:
+        image = decode_image(np.fromfile(path, np.uint8))
+    except cv2.error as err:  # OpenCV refuses what it will not decode, e.g. a header of 10^10 pixels
+        reason = ("its header declares more pixels than OpenCV decodes (CV_IO_MAX_IMAGE_PIXELS)"
+                  if "CV_IO_MAX_IMAGE_PIXELS" in str(err) else (str(err).strip().splitlines() or ["OpenCV error"])[-1])
+        raise InputError(f"{path}: not a readable image ({reason})") from None
     if image is None:
         raise InputError(f"{path}: not a readable image (unsupported format or corrupt file)")
     if image.ndim == 2:

@@ -484,6 +484,94 @@ def test_export_savedmodel_onto_a_file(tmp_path):
     assert target.read_text() == "not a folder" and list(tmp_path.iterdir()) == [target]
 
 
+@pytest.mark.parametrize("name", ["../elsewhere", "a/b", "", ".."])
+def test_export_model_name_is_one_folder(tmp_path, name):
+    result = sritm("export", "--format", "savedmodel", "-o", tmp_path / "models", "--model-name", name)
+    assert_one_error_line(result, "export", "--model-name", repr(name))
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------
+# Red-team findings (2026-11-26): one line, nothing written
+# ---------------------------------------------------------------------------
+def _png_declaring(width, height):
+    """A PNG whose header declares `width` x `height` but holds one row of data."""
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 7))
+            + chunk(b"IEND", b""))
+
+
+def test_image_declaring_too_many_pixels_is_one_line(tmp_path):
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(_png_declaring(100000, 100000))
+    result = sritm("convert", huge, "-o", tmp_path / "o.png", "--baseline")
+    assert_one_error_line(result, "convert", huge, "not a readable image", "declares more pixels")
+    assert sorted(os.listdir(tmp_path)) == ["huge.png"]
+
+
+def test_eval_of_frames_too_small_to_score_is_one_line(tmp_path):
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "a_sdr.png"), np.full((6, 6, 3), 100, np.uint8))
+    cv2.imwrite(str(tmp_path / "a_hdr.png"), np.full((6, 6, 3), 30000, np.uint16))
+    result = sritm("eval", tmp_path, "--baseline-only")
+    assert_one_error_line(result, "eval", "a_hdr.png", "6x6", "too small to score")
+
+
+def test_output_folders_that_are_files_are_one_line(tmp_path, pairs_dir):
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    result = sritm("prepare", pairs_dir, "-o", taken, "--kind", "pairs")
+    assert_one_error_line(result, "prepare", taken, "is a file")
+    result = sritm("train", "--init", REPO + "/sritm_tf/weights/deep_sritm_x2.npz", "--pairs", pairs_dir,
+                   "--run-dir", taken)
+    assert_one_error_line(result, "train", taken, "--run-dir")
+    assert taken.read_text() == "mine" and sorted(os.listdir(tmp_path)) == ["taken"]
+
+
+def test_prepare_writes_nothing_for_missing_sources_or_into_a_foreign_folder(tmp_path, pairs_dir):
+    out = tmp_path / "out"
+    result = sritm("prepare", tmp_path / "missing", "-o", out)
+    assert_one_error_line(result, "prepare", tmp_path / "missing")
+    assert not out.exists()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "manifest.jsonl").write_text('{"name": "a list of mine"}\n')
+    result = sritm("prepare", pairs_dir, "-o", foreign, "--kind", "pairs")
+    assert_one_error_line(result, "prepare", foreign / "manifest.jsonl", "not a manifest written by sritm prepare")
+    assert os.listdir(foreign) == ["manifest.jsonl"]
+
+
+def test_format_png_names_the_output_format_of_an_image(tmp_path, pairs_dir):
+    out = tmp_path / "no_extension"
+    result = sritm("convert", pairs_dir / "a_sdr.png", "-o", out, "--format", "png", "--baseline", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("name", ["still.png", "clip.mp4"])
+def test_the_input_is_never_the_output(tmp_path, clip, name):
+    import shutil
+
+    source = tmp_path / name
+    if name.endswith(".png"):
+        import cv2
+
+        cv2.imwrite(str(source), np.full((8, 8, 3), 90, np.uint8))
+    else:
+        shutil.copy(clip, source)
+    before = source.read_bytes()
+    result = sritm("convert", source, "-o", source, "--overwrite", "--baseline", "--quiet")
+    assert_one_error_line(result, "convert", source, "is the input file")
+    assert source.read_bytes() == before and os.listdir(tmp_path) == [name]
+
+
 # ---------------------------------------------------------------------------
 # 9: serve-client without the serving extra, against silent or foreign servers
 # ---------------------------------------------------------------------------

@@ -58,7 +58,7 @@ def check(args):
     try:
         check_input(args.input)
         output_format(args.output, args.format)
-        check_output(args.output, args.overwrite)
+        check_output(args.output, args.overwrite, args.input)
         if args.weights and not args.baseline:
             check_weights_file(args.weights)
         frames = iter(open_source(args.input, args.size, args.fps, args.allow_truncated))

@@ -63,6 +63,8 @@ def check(args):
         raise UserError(f"--segment-seconds: expected seconds > 0, got {args.segment_seconds:g}")
     if args.workers < 1:
         raise UserError(f"--workers: expected 1 or more, got {args.workers}")
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise UserError(f"{args.output}: is a file; the output (-o) is a folder")
     if args.weights and not args.baseline:
         try:
             check_weights_file(args.weights)

@@ -44,6 +44,9 @@ def check(args):
             raise UserError("--input-size: applies to --format tflite only (the SavedModel takes any size)")
         if args.version < 1:
             raise UserError(f"--version: must be a positive integer, got {args.version}")
+        name = args.model_name
+        if not name or name in (".", "..") or any(sep and sep in name for sep in ("/", os.sep, os.altsep)):
+            raise UserError(f"--model-name: expected the name of one folder (TF Serving's model name), got {name!r}")
         if os.path.exists(args.output) and not os.path.isdir(args.output):
             raise UserError(f"{args.output}: is a file; --format savedmodel writes a folder (TF Serving's base folder)")
     else:

@@ -32,7 +32,7 @@ def check(args):
             raise UserError(f"{option}: expected a positive number of seconds, got {value:g}")
     try:
         check_input(args.input)
-        check_output(args.output, args.overwrite)  # the folder must exist, as for convert
+        check_output(args.output, args.overwrite, args.input)  # the folder must exist, as for convert
     except OSError as err:
         raise UserError(str(err)) from None
 

@@ -183,6 +183,8 @@ def check_config(cfg, overwrite):
     for folder in (cfg.val_pairs,):
         if folder and not os.path.isdir(folder):
             raise UserError(f"{folder}: no such folder")
+    if os.path.exists(cfg.run_dir) and not os.path.isdir(cfg.run_dir):
+        raise UserError(f"{cfg.run_dir}: is a file; --run-dir names a folder")
     final = os.path.join(cfg.run_dir, "final.keras")
     if os.path.exists(final) and not overwrite:
         raise UserError(f"{final}: exists (use --overwrite, or another --run-dir)")

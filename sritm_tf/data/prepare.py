@@ -101,7 +101,13 @@ def read_manifest(out_dir):
     if not os.path.exists(path):
         return []
     with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        try:
+            rows = [json.loads(line) for line in f if line.strip()]
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            rows = None
+    if rows is None or not all(isinstance(r, dict) and {"source", "shard"} <= r.keys() for r in rows):
+        raise ValueError(f"{path}: not a manifest written by sritm prepare; use another output folder")
+    return rows
 
 
 def _write_source(source, shard_path, config, shard):
@@ -156,6 +162,13 @@ def prepare(paths, out_dir, config, overwrite=False, progress=True, log=None):
 
     config.check()
     log = log or (lambda msg: print(msg, file=sys.stderr))
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"{out_dir}: is a file; the output (-o) is a folder")
+    try:  # before anything is written: sources that are not there leave no output
+        found = sources.discover(paths, config.kind)
+    except sources.SourceError as err:
+        raise ValueError(str(err)) from None
+    read_manifest(out_dir)  # a foreign manifest.jsonl: refused before prepare.json is written
     created = not os.path.exists(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     for name in os.listdir(out_dir):
@@ -180,11 +193,6 @@ def prepare(paths, out_dir, config, overwrite=False, progress=True, log=None):
     done = {row["source"] for row in manifest if os.path.exists(os.path.join(out_dir, row["shard"]))}
     manifest = [row for row in manifest if row["source"] in done]
     summary = {"written": 0, "skipped": 0, "failed": [], "patches": 0}
-
-    try:
-        found = sources.discover(paths, config.kind)
-    except sources.SourceError as err:
-        raise ValueError(str(err)) from None
     next_index = 1 + max((int(row["shard"][6:11]) for row in manifest), default=-1)
     bar = tqdm(found, unit="source", disable=not progress, desc="prepare")
     for source in bar:
