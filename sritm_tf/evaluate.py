@@ -45,14 +45,16 @@ MS_SSIM_MIN_SIDE = 161  # 11 * 2^4: the 5-scale window of tf.image.ssim_multisca
 
 
 def read_pair(sdr_path, hdr_path, white_nits=203.0):
-    """(SDR BT.709 R'G'B', HDR PQ BT.2020 R'G'B') float64 of one pair; a gain-map
+    """(SDR BT.709 R'G'B', HDR PQ BT.2020 R'G'B') float64 of one pair (the SDR 8-bit,
+    as `sritm convert` takes it; the HDR 16- or 8-bit); a gain-map
     JPEG (sdr_path == hdr_path) gives its SDR base and HDR rendition with SDR white
     at `white_nits` (`gainmap.gainmap_pair`)."""
     if sdr_path == hdr_path:
         from sritm_tf.data import gainmap
 
         return gainmap.gainmap_pair(sdr_path, white_nits)
-    return read_rgb(sdr_path), read_rgb(hdr_path)
+    sdr = imageio.read_sdr_image(sdr_path)  # InputError for 16-bit or float: an SDR master is 8-bit
+    return sdr.astype(np.float64) / 255.0, read_rgb(hdr_path)
 
 
 def read_rgb(path):

@@ -524,6 +524,15 @@ def test_eval_of_frames_too_small_to_score_is_one_line(tmp_path):
     assert_one_error_line(result, "eval", "a_hdr.png", "6x6", "too small to score")
 
 
+def test_eval_refuses_a_16_bit_sdr_master(tmp_path):
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "a_sdr.png"), np.full((32, 32, 3), 30000, np.uint16))  # the pair swapped
+    cv2.imwrite(str(tmp_path / "a_hdr.png"), np.full((32, 32, 3), 100, np.uint8))
+    result = sritm("eval", tmp_path, "--baseline-only")
+    assert_one_error_line(result, "eval", "a_sdr.png", "uint16")
+
+
 def test_output_folders_that_are_files_are_one_line(tmp_path, pairs_dir):
     taken = tmp_path / "taken"
     taken.write_text("mine")
