@@ -64,6 +64,8 @@ def check_input(input):
     """Fails early if `input` is not a file: a folder is named as one."""
     if os.path.isdir(input):
         raise IsADirectoryError(f"{input}: is a folder; give one image or video file")
+    if os.path.exists(input) and not os.path.isfile(input):
+        raise FileNotFoundError(f"{input}: not a regular file (a device, pipe or socket); give an image or video file")
     if not os.path.isfile(input):
         raise FileNotFoundError(f"{input}: no such file")
 

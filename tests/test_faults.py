@@ -524,6 +524,27 @@ def test_eval_of_frames_too_small_to_score_is_one_line(tmp_path):
     assert_one_error_line(result, "eval", "a_hdr.png", "6x6", "too small to score")
 
 
+def test_a_device_or_pipe_is_named_as_such(tmp_path):
+    fifo = tmp_path / "frames.png"
+    os.mkfifo(fifo)
+    result = sritm("convert", fifo, "-o", tmp_path / "o.png", "--baseline")
+    assert_one_error_line(result, "convert", fifo, "not a regular file")
+    assert os.listdir(tmp_path) == ["frames.png"]
+
+
+def test_convert_batch_with_nothing_to_convert_fails_and_writes_nothing(tmp_path):
+    pytest.importorskip("apache_beam")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no pictures here")
+    out = tmp_path / "out"
+    result = sritm("convert-batch", empty, "-o", out, "--baseline")
+    assert_one_error_line(result, "convert-batch", empty, "no images or videos")
+    result = sritm("convert-batch", tmp_path / "missing.png", "-o", out, "--baseline")
+    assert_one_error_line(result, "convert-batch", "missing.png", "no such file")
+    assert not out.exists()
+
+
 def test_eval_refuses_a_16_bit_sdr_master(tmp_path):
     import cv2
 

@@ -65,6 +65,10 @@ def check(args):
         raise UserError(f"--workers: expected 1 or more, got {args.workers}")
     if os.path.exists(args.output) and not os.path.isdir(args.output):
         raise UserError(f"{args.output}: is a file; the output (-o) is a folder")
+    from sritm_tf.batch import find_inputs
+
+    if not find_inputs(args.inputs):  # InputError for a name that matches nothing; before OUT_DIR is made
+        raise UserError(f"{', '.join(map(str, args.inputs))}: no images or videos to convert")
     if args.weights and not args.baseline:
         try:
             check_weights_file(args.weights)
