@@ -108,7 +108,10 @@ def _load_weights_npz(path, overrides):
             missing = [k for k in keys if k not in data]
             if missing:
                 raise ValueError(f"{path}: missing {missing[0]} for the model {config}")
-            layer.set_weights([data[k].astype(np.float32) for k in keys])
+            try:
+                layer.set_weights([data[k].astype(np.float32) for k in keys])
+            except ValueError as err:  # Keras names the layer and the shapes, not the file
+                raise InputError(f"{path}: {_reason(err)}") from None
             used.update(keys)
         extra = sorted(set(data.files) - used)
         if extra:

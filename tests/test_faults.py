@@ -524,6 +524,25 @@ def test_eval_of_frames_too_small_to_score_is_one_line(tmp_path):
     assert_one_error_line(result, "eval", "a_hdr.png", "6x6", "too small to score")
 
 
+def test_peak_below_white_is_refused(tmp_path, pairs_dir):
+    result = sritm("convert", pairs_dir / "a_sdr.png", "-o", tmp_path / "o.png", "--baseline", "--peak-nits", 150)
+    assert_one_error_line(result, "convert", "--peak-nits 150", "--white-nits 203")
+    assert os.listdir(tmp_path) == []
+
+
+def test_weights_of_another_shape_name_the_file(tmp_path):
+    from sritm_tf import pretrained
+    from sritm_tf.model import build_deep_sritm
+
+    path = str(tmp_path / "odd.npz")
+    pretrained.save_weights_npz(build_deep_sritm(2, channels=4, m=1, n=1, skip="classical"), path, dtype="float32")
+    entries = dict(np.load(path))
+    entries["out_conv/1"] = np.zeros(7, np.float32)  # a bias of the wrong length
+    np.savez(path, **entries)
+    with pytest.raises(InputError, match=r"odd.npz: .*out_conv"):
+        pretrained.read_weights(path)
+
+
 def test_a_device_or_pipe_is_named_as_such(tmp_path):
     fifo = tmp_path / "frames.png"
     os.mkfifo(fifo)

@@ -79,6 +79,9 @@ def check_options(args):
     for option, nits in (("--white-nits", args.white_nits), ("--peak-nits", args.peak_nits)):
         if not 0 < nits <= 10000:
             raise UserError(f"{option}: expected cd/m2 in (0, 10000], got {nits:g}")
+    if args.peak_nits < args.white_nits:
+        raise UserError(f"--peak-nits {args.peak_nits:g} is below --white-nits {args.white_nits:g}: "
+                        "the output would clip at less than SDR white")
     check_encoder(args.crf, args.preset)
     if not args.baseline:
         network_setup(args)
