@@ -151,6 +151,11 @@ def test_training_pairs_are_mastered_and_sized():
     assert colour.pq_eotf(hdr_pq).max() <= augment.PEAK_NITS * 1.01  # 10-bit rounding
     lr, hdr, w = augment.make_pair(scene[:32, :32], rng, 2, white_nits=300.0)
     assert lr.dtype == np.uint8 and lr.shape == (16, 16, 3) and w == 300.0 and hdr.shape == (32, 32, 3)
+    # graphics_prob reaches make_pair: at 1 the first pair (same crop) differs by its graphics, the rest also by
+    # the draws graphics consume; were it ignored, both batches would be equal
+    plain = augment.sample_batch([scene], peaks, np.random.default_rng(9), 6, 16, 2, graphics_prob=0.0)
+    keyed = augment.sample_batch([scene], peaks, np.random.default_rng(9), 6, 16, 2, graphics_prob=1.0)
+    assert all(not np.array_equal(a, b) for a, b in zip(plain[0], keyed[0]))
 
 
 def test_scene_codes_round_trip_within_a_quarter_percent():
