@@ -149,13 +149,11 @@ def plan_title(path, output, work, settings, segment_seconds):
     keys, first, packets, end = keyframes(path, source._stream_index)
     if not packets:
         raise InputError(f"{path}: no video frames")
-    listed_seconds = source._listed_duration
-    if not source._container_frames and listed_seconds and end is not None:  # Matroska: no frame count
-        covered = float((end - first) * source.time_base)
-        if covered < listed_seconds - 1.5 / float(source.frame_rate):
-            raise InputError(f"{path}: truncated or damaged video: its frames cover {covered:.3f} s of the "
-                             f"{listed_seconds:.3f} s the container lists; sritm convert --allow-truncated "
-                             "converts the frames that decode")
+    if not source._container_frames and video.frames_missing(source.listed_end, end, source.time_base,
+                                                             source.frame_rate):  # Matroska: no frame count
+        raise InputError(f"{path}: truncated or damaged video: its frames end at "
+                         f"{float(end * source.time_base):.3f} s, the container lists {source.listed_end:.3f} s; "
+                         "sritm convert --allow-truncated converts the frames that decode")
     bounds = [(None, None)] if keys is None else segment_bounds(keys, source.time_base, segment_seconds)
     title.update(width=source.width * settings["scale"], height=source.height * settings["scale"],
                  frame_rate=source.frame_rate, time_base=source.time_base, offset=source.start_offset,
@@ -445,6 +443,9 @@ def plan(inputs, out_dir, settings, overwrite=False):
     for path, name in find_inputs(inputs):
         path = os.path.abspath(path)
         output = os.path.join(out_dir, f"{name}.{'png' if _is_image(path) else settings['format']}")
+        if os.path.exists(output) and os.path.samefile(path, output):  # even with --overwrite, as ffmpeg
+            report["failed"].append((path, f"{output}: is the input file; write the output to another folder"))
+            continue
         if os.path.exists(output) and not overwrite:
             report["skipped"].append(output)
             continue

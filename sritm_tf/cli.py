@@ -36,7 +36,9 @@ def quiet_tensorflow_start():
     """
     import importlib.util
 
-    if os.environ.get("SRITM_TF_LOGS") == "1" or os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+    from sritm_tf.precision import keras_backend
+
+    if os.environ.get("SRITM_TF_LOGS") == "1" or keras_backend() != "tensorflow":
         return
     if importlib.util.find_spec("tensorflow") is None:
         return

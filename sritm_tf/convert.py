@@ -61,7 +61,8 @@ def check_fps(fps):
 
 
 def check_input(input):
-    """Fails early if `input` is not a file: a folder is named as one."""
+    """Fails early if `input` is not a regular file: a folder is named as one, and so is a
+    device, pipe or socket."""
     if os.path.isdir(input):
         raise IsADirectoryError(f"{input}: is a folder; give one image or video file")
     if os.path.exists(input) and not os.path.isfile(input):
@@ -347,7 +348,8 @@ def convert_video(input, output, scale=2, weights=None, baseline=False, overwrit
 
     Returns:
         A dict: frames, width, height, max_cll, max_fall (cd/m2; PQ only), and
-        truncated (frames decoded, frames the container lists) if it was.
+        truncated (frames decoded, frames the container lists or, for Matroska, about how
+        many its listed duration holds) if it was.
     """
     input, output = os.fspath(input), os.fspath(output)
     video.check_encoder(crf, preset)  # before any frame is decoded

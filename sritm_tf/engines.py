@@ -25,7 +25,7 @@ import tempfile
 import numpy as np
 
 from sritm_tf.errors import InputError
-from sritm_tf.precision import cpu_flags
+from sritm_tf.precision import cpu_flags, keras_backend
 
 ENGINES = ("auto", "tf", "openvino", "litert")
 EXTRAS = {"openvino": ("openvino", "openvino"), "litert": ("ai_edge_litert", "litert")}
@@ -46,7 +46,7 @@ def resolve(engine="auto", precision="fp32"):
         if precision == "int8":
             engine, why = "litert", "int8 runs on LiteRT"
         elif precision == "bf16" and "amx_bf16" in cpu_flags() and installed("openvino") \
-                and os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":  # Keras not imported yet
+                and keras_backend() == "tensorflow":  # found without importing Keras
             engine, why = "openvino", "OpenVINO is installed and the CPU has AMX"
         else:
             engine, why = "tf", "the Keras model"
@@ -62,15 +62,9 @@ def resolve(engine="auto", precision="fp32"):
     return engine, why
 
 
-def _keras_backend():
-    import keras
-
-    return keras.backend.backend()
-
-
 def tf_runner(model):
     """The Keras model in a `tf.function` traced for any spatial size (JAX: called directly)."""
-    if _keras_backend() != "tensorflow":
+    if keras_backend() != "tensorflow":
         return lambda x: model(x, training=False)
     import tensorflow as tf
 

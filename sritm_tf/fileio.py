@@ -126,3 +126,11 @@ def write_text(path, text):
     """Writes `text` (UTF-8) to `path` atomically (`atomic_path`), replacing it."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
+
+
+def check_folder_output(path, option):
+    """UserError when the output folder `path` (given by `option`) is an existing file."""
+    from sritm_tf.errors import UserError
+
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f"{path}: is a file; {option} names a folder")

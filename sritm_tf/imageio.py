@@ -31,6 +31,15 @@ from sritm_tf.fileio import atomic_path, captured_stderr
 SDR_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
+def too_many_pixels(data):
+    """Whether OpenCV refuses encoded image bytes for the size their header declares."""
+    try:
+        cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as err:
+        return "CV_IO_MAX_IMAGE_PIXELS" in str(err)
+    return False
+
+
 def decode_image(data, flags=cv2.IMREAD_UNCHANGED):
     """Encoded image bytes (PNG, JPEG, TIFF, ...) -> the decoded array with its colour
     channels in RGB(A) order (grey stays (H, W)), or None if `data` cannot be decoded.
@@ -43,7 +52,10 @@ def decode_image(data, flags=cv2.IMREAD_UNCHANGED):
     if not buffer.size:
         return None
     with captured_stderr() as log:
-        image = cv2.imdecode(buffer, flags)
+        try:
+            image = cv2.imdecode(buffer, flags)
+        except cv2.error:  # what OpenCV will not decode, e.g. a header of 10^10 pixels (`too_many_pixels`)
+            return None
     if "TIFF_Error" in log.text:
         return None
     if image is None or image.ndim == 2 or image.shape[-1] < 3:
@@ -61,12 +73,11 @@ def read_image(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file")
-    try:
-        image = decode_image(np.fromfile(path, np.uint8))
-    except cv2.error as err:  # OpenCV refuses what it will not decode, e.g. a header of 10^10 pixels
-        reason = ("its header declares more pixels than OpenCV decodes (CV_IO_MAX_IMAGE_PIXELS)"
-                  if "CV_IO_MAX_IMAGE_PIXELS" in str(err) else (str(err).strip().splitlines() or ["OpenCV error"])[-1])
-        raise InputError(f"{path}: not a readable image ({reason})") from None
+    data = np.fromfile(path, np.uint8)
+    image = decode_image(data)
+    if image is None and too_many_pixels(data):
+        raise InputError(f"{path}: not a readable image (its header declares more pixels than OpenCV decodes, "
+                         "CV_IO_MAX_IMAGE_PIXELS)")
     if image is None:
         raise InputError(f"{path}: not a readable image (unsupported format or corrupt file)")
     if image.ndim == 2:

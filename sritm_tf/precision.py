@@ -69,7 +69,16 @@ def gpu_bf16():
     if backend == "jax":
         import jax
 
-        return "JAX on a GPU" if jax.default_backend() == "gpu" else None
+        if jax.default_backend() != "gpu":
+            return None
+        capability = getattr(jax.devices()[0], "compute_capability", None)  # "9.0" on CUDA
+        try:
+            major, minor = (int(part) for part in str(capability).split(".")[:2])
+        except ValueError:
+            return "JAX on a GPU"  # not CUDA (ROCm): its bf16 units are not graded this way
+        if (major, minor) >= (8, 0):
+            return f"JAX on a GPU of compute capability {major}.{minor}"
+        return None
     if backend == "tensorflow" and nvidia_gpus():
         from sritm_tf.fileio import captured_stderr
 

@@ -186,11 +186,10 @@ def read_weights(path, like=None, scale=2):
         return _finite(load_weights_npz(path), path)
     if path.endswith(".keras"):
         try:
-            return _finite(keras.saving.load_model(path, compile=False), path)
+            model = keras.saving.load_model(path, compile=False)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError, zipfile.BadZipFile) as err:  # h5py's too
-            if isinstance(err, InputError):
-                raise
             raise InputError(f"{path}: not a readable .keras model ({_reason(err)})") from None
+        return _finite(model, path)
     if path.endswith(".weights.h5"):
         from sritm_tf.model import build_deep_sritm
 

@@ -86,16 +86,18 @@ def probe(path):
             "start_offset": max(0.0, start - file_start),
             "frame_count": stream.frames or (round(duration * frame_rate) or None),
             "container_frames": stream.frames or None,
-            "stream_duration": _listed_duration(stream, time_base),
+            "listed_end": _listed_end(stream, time_base),
             "transfer": context.color_trc,
             "bits": max((c.bits for c in context.format.components), default=8) if context.format else 8,
             "audio_codecs": [a.codec_context.name for a in container.streams.audio],
         }
 
 
-def _listed_duration(stream, time_base):
-    """Seconds the container lists for this video stream alone (Matroska's DURATION tag,
-    else the stream's duration), or None. Not the file's duration: audio may run longer."""
+def _listed_end(stream, time_base):
+    """Where the container says this video stream ends, in seconds on its timestamps
+    (Matroska's DURATION tag, which ffmpeg writes as the stream's end, not its length;
+    else the stream's start plus its duration), or None. The video stream's own: audio
+    may run longer."""
     tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
     if tag:
         try:
@@ -103,7 +105,19 @@ def _listed_duration(stream, time_base):
             return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
         except ValueError:
             pass
-    return float(stream.duration * time_base) if stream.duration else None
+    if not stream.duration:
+        return None
+    return float(((stream.start_time or 0) + stream.duration) * time_base)
+
+
+def frames_missing(listed_end, end_pts, time_base, frame_rate):
+    """About how many frames a stream that lists no frame count (Matroska) lacks: its frames
+    (or packets) end at `end_pts` (time_base units) while the container lists `listed_end`
+    seconds; 0 within 1.5 frame intervals, or when either is unknown."""
+    if not listed_end or end_pts is None:
+        return 0
+    missing = listed_end - float(end_pts * time_base)
+    return round(missing * float(frame_rate)) if missing > 1.5 / float(frame_rate) else 0
 
 
 def check_sdr_stream(info, path):
@@ -128,8 +142,9 @@ class VideoSource:
     Iterating yields (rgb, pts) with pts in `time_base` units. Decoding errors (frames
     the decoder marks corrupt included), fewer frames than the container lists, or, where
     it lists no frame count (Matroska), frames that end more than 1.5 frame intervals
-    before the duration it lists for the stream, raise InputError at the end, unless
-    `allow_truncated`: then `truncated` is (frames decoded, frames listed or None).
+    before the end it lists for the stream (`frames_missing`), raise InputError at the
+    end, unless `allow_truncated`: then `truncated` is (frames decoded, frames listed, or
+    estimated from the listed end, or None).
     """
 
     def __init__(self, path, allow_truncated=False):
@@ -144,7 +159,7 @@ class VideoSource:
         self.has_audio = bool(self.audio_codecs)
         self._stream_index = info["index"]
         self._container_frames, self.allow_truncated, self.truncated = info["container_frames"], allow_truncated, None
-        self._listed_duration = info["stream_duration"]
+        self.listed_end = info["listed_end"]  # seconds (`_listed_end`), for containers without a frame count
 
     def __iter__(self):
         yield from self.frames()
@@ -163,7 +178,7 @@ class VideoSource:
         with av.open(self.path, metadata_errors="replace") as container:
             stream = container.streams[self._stream_index]
             stream.thread_type = "AUTO"
-            count, corrupt, damage, first, last_end = 0, 0, None, None, None
+            count, corrupt, damage, last_end = 0, 0, None, None
             frames = _decoded(container, stream, start)
             while True:
                 try:
@@ -186,24 +201,21 @@ class VideoSource:
                                      dst_color_range=ColorRange.JPEG).to_ndarray()
                 count += 1
                 corrupt += frame.is_corrupt  # decoded with errors the decoder concealed
-                if frame.pts is not None:
-                    first = frame.pts if first is None else min(first, frame.pts)
-                    end_pts = frame.pts + (frame.duration or 0)
+                if frame.pts is not None:  # Frame.duration: PyAV 14.4 and later
+                    end_pts = frame.pts + (getattr(frame, "duration", None) or 0)
                     last_end = end_pts if last_end is None else max(last_end, end_pts)
                 yield rgb, frame.pts
         listed = self._container_frames if whole else None
         if count == 0:
             raise InputError(f"{self.path}: no frame decodes" + (f" ({damage})" if damage else ""))
-        short = False
-        if whole and not listed and self._listed_duration and last_end is not None:
-            covered = float((last_end - first) * self.time_base)
-            short = covered < self._listed_duration - 1.5 / float(self.frame_rate)
-            if short:
-                listed = f"about {round(self._listed_duration * float(self.frame_rate))}"
-                damage = damage or (f"the frames cover {covered:.3f} s of the {self._listed_duration:.3f} s "
-                                    "the container lists")
-        if damage or corrupt or short or (listed and count < listed):
-            what = (f"{self.path}: truncated or damaged video: {count} of {listed or 'unknown'} frames decoded"
+        about = ""
+        missing = frames_missing(self.listed_end, last_end, self.time_base, self.frame_rate) if whole and not listed else 0
+        if missing:
+            listed, about = count + missing, "about "
+            damage = damage or (f"the frames end at {float(last_end * self.time_base):.3f} s, the container "
+                                f"lists {self.listed_end:.3f} s")
+        if damage or corrupt or (listed and count < listed):
+            what = (f"{self.path}: truncated or damaged video: {count} of {about}{listed or 'unknown'} frames decoded"
                     + (f", {corrupt} of them with errors" if corrupt else "") + (f" ({damage})" if damage else ""))
             if not self.allow_truncated:
                 raise InputError(f"{what}; --allow-truncated converts the frames that decode")

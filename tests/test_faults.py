@@ -348,20 +348,26 @@ def test_truncated_mkv_is_refused_by_its_listed_duration(tmp_path):
     out.mkdir()
     result = sritm("convert", part, "-o", out / "o.mkv", "--baseline", "--quiet")
     line = assert_one_error_line(result, "convert", part, "truncated", "of about 75 frames decoded",
-                                 "of the 3.000 s the container lists", "--allow-truncated")
+                                 "the container lists 3.000 s", "--allow-truncated")
     decoded = int(re.search(r"(\d+) of about 75", line).group(1))
     assert 0 < decoded < 75 and os.listdir(out) == []
     result = sritm("convert", part, "-o", out / "o.mkv", "--baseline", "--quiet", "--allow-truncated")
     assert result.returncode == 0, result.stderr
-    assert f"converted the {decoded} of about 75 frames that decode" in result.stderr
+    assert f"converted the {decoded} of 75 frames that decode" in result.stderr
     assert len(packet_times(out / "o.mkv")[0]) == decoded
-    with pytest.raises(InputError, match="truncated or damaged video: its frames cover"):  # convert-batch's plan
+    with pytest.raises(InputError, match="truncated or damaged video: its frames end at"):  # convert-batch's plan
         batch.plan_title(str(part), str(out / "b.mkv"), str(tmp_path / "work"), {"scale": 2}, 10.0)
     whole_title = batch.plan_title(str(whole), str(out / "w.mkv"), str(tmp_path / "work"), {"scale": 2}, 10.0)
     assert whole_title["kind"] == "video" and whole_title["listed"] is None
     result = sritm("convert", whole, "-o", out / "w.mkv", "--baseline", "--quiet")
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert len(packet_times(out / "w.mkv")[0]) == 75
+    # A whole stream that starts late (a cut with -ss, or audio first): DURATION is its end, not its length.
+    late = make_clip(tmp_path / "late.mkv", 50, "64x36", 25, "-vf", "setpts=PTS+1/TB")
+    assert batch.plan_title(str(late), str(out / "l.mkv"), str(tmp_path / "work"), {"scale": 2}, 10.0)["listed"] is None
+    result = sritm("convert", late, "-o", out / "l.mkv", "--baseline", "--quiet")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert len(packet_times(out / "l.mkv")[0]) == 50
 
 
 # ---------------------------------------------------------------------------
@@ -436,6 +442,17 @@ def test_train_refuses_bad_numbers_before_writing_anything(tmp_path, option, val
                    "--run-dir", run_dir)
     assert_one_error_line(result, "train", f"{option}: expected", value)
     assert not run_dir.exists()
+
+
+def test_a_config_yaml_rate_written_as_text_is_one_line(tmp_path):
+    """PyYAML reads `lr: 1e-4` as the string '1e-4' (YAML 1.1 floats need a dot)."""
+    from sritm_tf.commands.train import check_config
+    from sritm_tf.errors import UserError
+    from sritm_tf.train import TrainConfig
+
+    cfg = TrainConfig(data=str(tmp_path), run_dir=str(tmp_path / "run"), lr="1e-4")
+    with pytest.raises(UserError, match="--lr: expected a positive number, got '1e-4'"):
+        check_config(cfg, overwrite=False)
 
 
 def test_training_stops_with_one_line_when_the_loss_is_no_longer_finite():
@@ -513,6 +530,9 @@ def test_image_declaring_too_many_pixels_is_one_line(tmp_path):
     result = sritm("convert", huge, "-o", tmp_path / "o.png", "--baseline")
     assert_one_error_line(result, "convert", huge, "not a readable image", "declares more pixels")
     assert sorted(os.listdir(tmp_path)) == ["huge.png"]
+    from sritm_tf import imageio
+
+    assert imageio.decode_image(huge.read_bytes()) is None  # as documented, for every caller (gain maps too)
 
 
 def test_eval_of_frames_too_small_to_score_is_one_line(tmp_path):
@@ -541,6 +561,19 @@ def test_weights_of_another_shape_name_the_file(tmp_path):
     np.savez(path, **entries)
     with pytest.raises(InputError, match=r"odd.npz: .*out_conv"):
         pretrained.read_weights(path)
+
+
+def test_convert_batch_never_plans_an_input_as_its_own_output(tmp_path):
+    pytest.importorskip("apache_beam")
+    import cv2
+
+    from sritm_tf import batch
+
+    cv2.imwrite(str(tmp_path / "still.png"), np.full((8, 8, 3), 90, np.uint8))
+    titles, units, report = batch.plan([str(tmp_path)], str(tmp_path), {"format": "mkv", "segment_seconds": 10.0},
+                                       overwrite=True)
+    assert titles == [] and units == []
+    assert [(os.path.basename(p), "is the input file" in why) for p, why in report["failed"]] == [("still.png", True)]
 
 
 def test_a_device_or_pipe_is_named_as_such(tmp_path):

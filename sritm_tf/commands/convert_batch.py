@@ -50,7 +50,7 @@ def register(subparsers):
 def check(args):
     """Option values, Beam and the weights file, before any work."""
     from sritm_tf.commands.convert import check_options
-    from sritm_tf.fileio import captured_stderr
+    from sritm_tf.fileio import captured_stderr, check_folder_output
     from sritm_tf.pretrained import check_weights_file
 
     try:
@@ -63,8 +63,7 @@ def check(args):
         raise UserError(f"--segment-seconds: expected seconds > 0, got {args.segment_seconds:g}")
     if args.workers < 1:
         raise UserError(f"--workers: expected 1 or more, got {args.workers}")
-    if os.path.exists(args.output) and not os.path.isdir(args.output):
-        raise UserError(f"{args.output}: is a file; the output (-o) is a folder")
+    check_folder_output(args.output, "the output (-o)")
     from sritm_tf.batch import find_inputs
 
     if not find_inputs(args.inputs):  # InputError for a name that matches nothing; before OUT_DIR is made

@@ -35,6 +35,7 @@ def check(args):
     .tflite) must exist; a folder output (the SavedModel's base folder, laid out as
     <model-name>/<version>) is created."""
     from sritm_tf.errors import UserError
+    from sritm_tf.fileio import check_folder_output
     from sritm_tf.sizes import parse_shape
 
     if args.format == "savedmodel":
@@ -47,8 +48,7 @@ def check(args):
         name = args.model_name
         if not name or name in (".", "..") or any(sep and sep in name for sep in ("/", os.sep, os.altsep)):
             raise UserError(f"--model-name: expected the name of one folder (TF Serving's model name), got {name!r}")
-        if os.path.exists(args.output) and not os.path.isdir(args.output):
-            raise UserError(f"{args.output}: is a file; --format savedmodel writes a folder (TF Serving's base folder)")
+        check_folder_output(args.output, "-o with --format savedmodel (TF Serving's base folder)")
     else:
         from sritm_tf.convert import check_output
 

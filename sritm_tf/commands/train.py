@@ -7,10 +7,12 @@
     sritm train DATA_DIR --recipe paper --skip bicubic    # the authors' recipe and network
 """
 import math
+import numbers
 import os
 import re
 
 from sritm_tf.errors import InputError, UserError
+from sritm_tf.fileio import check_folder_output
 
 # Fine-tuning defaults (with --pairs): a few minutes on a CPU with the full network.
 FINETUNE_DEFAULTS = {"stage": "full", "steps": 150, "lr": 2e-5, "batch_size": 4, "patch_size": 48,
@@ -152,6 +154,17 @@ def check_records(shards, patch_size=None):
 def check_config(cfg, overwrite):
     from sritm_tf.pipeline import list_shards
 
+    for option, value in (("--lr", cfg.lr), ("--pretrain-lr", cfg.pretrain_lr), ("--white-nits", cfg.white_nits)):
+        if value is not None and not (isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
+            raise UserError(f"{option}: expected a positive number, got {value!r}")
+    for option, value, least in (("--steps", cfg.steps, 1), ("--pretrain-steps", cfg.pretrain_steps, 1),
+                                 ("--batch-size", cfg.batch_size, 1), ("--checkpoint-every", cfg.checkpoint_every, 1),
+                                 ("--crops", cfg.crops, 1), ("--shuffle-buffer", cfg.shuffle_buffer, 1),
+                                 ("--channels", cfg.channels, 1), ("--m", cfg.m, 1), ("--n", cfg.n, 0),
+                                 ("--val-crop", cfg.val_crop, 0)):
+        if value is not None and not (isinstance(value, numbers.Integral) and value >= least):
+            raise UserError(f"{option}: expected a whole number of at least {least}, got {value!r}")
+    check_folder_output(cfg.run_dir, "--run-dir")
     if cfg.pairs:
         if not os.path.isdir(cfg.pairs):
             raise UserError(f"{cfg.pairs}: no such folder")
@@ -167,24 +180,12 @@ def check_config(cfg, overwrite):
         check_records(shards, cfg.patch_size)
     if cfg.init and not os.path.exists(cfg.init):
         raise UserError(f"{cfg.init}: no such weights file")
-    for option, value in (("--lr", cfg.lr), ("--pretrain-lr", cfg.pretrain_lr), ("--white-nits", cfg.white_nits)):
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise UserError(f"{option}: expected a positive number, got {value}")
-    for option, value, least in (("--steps", cfg.steps, 1), ("--pretrain-steps", cfg.pretrain_steps, 1),
-                                 ("--batch-size", cfg.batch_size, 1), ("--checkpoint-every", cfg.checkpoint_every, 1),
-                                 ("--crops", cfg.crops, 1), ("--shuffle-buffer", cfg.shuffle_buffer, 1),
-                                 ("--channels", cfg.channels, 1), ("--m", cfg.m, 1), ("--n", cfg.n, 0),
-                                 ("--val-crop", cfg.val_crop, 0)):
-        if value is not None and value < least:
-            raise UserError(f"{option}: expected a whole number of at least {least}, got {value}")
     for option, value in (("--chroma-gate", cfg.chroma_gate), ("--shadow-gate", cfg.shadow_gate)):
         if not value >= 0:
             raise UserError(f"{option}: expected 0 (none) or a positive level, got {value}")
     for folder in (cfg.val_pairs,):
         if folder and not os.path.isdir(folder):
             raise UserError(f"{folder}: no such folder")
-    if os.path.exists(cfg.run_dir) and not os.path.isdir(cfg.run_dir):
-        raise UserError(f"{cfg.run_dir}: is a file; --run-dir names a folder")
     final = os.path.join(cfg.run_dir, "final.keras")
     if os.path.exists(final) and not overwrite:
         raise UserError(f"{final}: exists (use --overwrite, or another --run-dir)")

@@ -162,8 +162,7 @@ def prepare(paths, out_dir, config, overwrite=False, progress=True, log=None):
 
     config.check()
     log = log or (lambda msg: print(msg, file=sys.stderr))
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ValueError(f"{out_dir}: is a file; the output (-o) is a folder")
+    fileio.check_folder_output(out_dir, "the output (-o)")
     try:  # before anything is written: sources that are not there leave no output
         found = sources.discover(paths, config.kind)
     except sources.SourceError as err:
