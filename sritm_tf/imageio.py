@@ -34,7 +34,8 @@ SDR_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp
 def too_many_pixels(data):
     """Whether OpenCV refuses encoded image bytes for the size their header declares."""
     try:
-        cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        with captured_stderr():  # the codec libraries' warnings about a damaged file
+            cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as err:
         return "CV_IO_MAX_IMAGE_PIXELS" in str(err)
     return False
