@@ -471,8 +471,10 @@ def _completed_epochs(backup_dir):
 
 
 class StopOnNaN(keras.callbacks.Callback):
-    """Keras' `TerminateOnNaN` as an error: a loss that is no longer finite stops the run
-    (`UserError`, one line) before the epoch's end writes a checkpoint or a model of NaNs."""
+    """Keras' `TerminateOnNaN` as an error: a loss that is no longer finite, with weights that
+    are no longer finite, stops the run (`UserError`, one line) before the epoch's end writes a
+    checkpoint or a model of NaNs. A non-finite loss with finite weights goes on: under
+    --mixed-precision (float16) the loss scaling skips such a step."""
 
     def __init__(self):
         super().__init__()
@@ -482,7 +484,10 @@ class StopOnNaN(keras.callbacks.Callback):
         self.step += 1
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            raise UserError(f"the training loss became {float(loss)} at step {self.step} of this run; "
+            if all(np.isfinite(w).all() for w in self.model.get_weights()):
+                return  # a step the float16 loss scaling skipped
+            raise UserError(f"the training loss became {float(loss)} at step {self.step} of this run and the weights "
+                            "are no longer finite; "
                             "nothing of it was saved: lower the learning rate (--lr, --pretrain-lr) or check the data")
 
 
