@@ -31,14 +31,7 @@ from sritm_tf.fileio import atomic_path, captured_stderr
 SDR_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
-def too_many_pixels(data):
-    """Whether OpenCV refuses encoded image bytes for the size their header declares."""
-    try:
-        with captured_stderr():  # the codec libraries' warnings about a damaged file
-            cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    except cv2.error as err:
-        return "CV_IO_MAX_IMAGE_PIXELS" in str(err)
-    return False
+TOO_MANY_PIXELS = "its header declares more pixels than OpenCV decodes, CV_IO_MAX_IMAGE_PIXELS"
 
 
 def decode_image(data, flags=cv2.IMREAD_UNCHANGED):
@@ -49,19 +42,24 @@ def decode_image(data, flags=cv2.IMREAD_UNCHANGED):
     What the codec libraries print (libpng, libjpeg, libtiff through OpenCV's log) is
     kept off stderr; a TIFF whose strips libtiff reported damaged is None, though
     OpenCV returns an image for it (partly garbage)."""
+    return _decode(data, flags)[0]
+
+
+def _decode(data, flags):
+    """(`decode_image`'s result, why it is None: `TOO_MANY_PIXELS` or None)."""
     buffer = np.frombuffer(data, np.uint8)
     if not buffer.size:
-        return None
+        return None, None
     with captured_stderr() as log:
         try:
             image = cv2.imdecode(buffer, flags)
-        except cv2.error:  # what OpenCV will not decode, e.g. a header of 10^10 pixels (`too_many_pixels`)
-            return None
+        except cv2.error as err:  # what OpenCV will not decode, e.g. a header of 10^10 pixels
+            return None, TOO_MANY_PIXELS if "CV_IO_MAX_IMAGE_PIXELS" in str(err) else None
     if "TIFF_Error" in log.text:
-        return None
+        return None, None
     if image is None or image.ndim == 2 or image.shape[-1] < 3:
-        return image
-    return np.ascontiguousarray(image[..., [2, 1, 0, *range(3, image.shape[-1])]])  # BGR(A) -> RGB(A)
+        return image, None
+    return np.ascontiguousarray(image[..., [2, 1, 0, *range(3, image.shape[-1])]]), None  # BGR(A) -> RGB(A)
 
 
 def read_image(path):
@@ -74,13 +72,9 @@ def read_image(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file")
-    data = np.fromfile(path, np.uint8)
-    image = decode_image(data)
-    if image is None and too_many_pixels(data):
-        raise InputError(f"{path}: not a readable image (its header declares more pixels than OpenCV decodes, "
-                         "CV_IO_MAX_IMAGE_PIXELS)")
+    image, why = _decode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise InputError(f"{path}: not a readable image (unsupported format or corrupt file)")
+        raise InputError(f"{path}: not a readable image ({why or 'unsupported format or corrupt file'})")
     if image.ndim == 2:
         return np.repeat(image[..., None], 3, axis=-1)
     if image.shape[-1] < 3:  # grey + alpha

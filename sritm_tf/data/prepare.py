@@ -167,7 +167,7 @@ def prepare(paths, out_dir, config, overwrite=False, progress=True, log=None):
         found = sources.discover(paths, config.kind)
     except sources.SourceError as err:
         raise ValueError(str(err)) from None
-    read_manifest(out_dir)  # a foreign manifest.jsonl: refused before prepare.json is written
+    manifest = read_manifest(out_dir)  # a foreign manifest.jsonl: refused before prepare.json is written
     created = not os.path.exists(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     for name in os.listdir(out_dir):
@@ -186,9 +186,9 @@ def prepare(paths, out_dir, config, overwrite=False, progress=True, log=None):
             for name in os.listdir(out_dir):
                 if name.startswith("shard-") or name in (MANIFEST, CONFIG):
                     os.remove(os.path.join(out_dir, name))
+            manifest = []
     fileio.write_text(config_path, json.dumps(settings, indent=2) + "\n")
 
-    manifest = read_manifest(out_dir)
     done = {row["source"] for row in manifest if os.path.exists(os.path.join(out_dir, row["shard"]))}
     manifest = [row for row in manifest if row["source"] in done]
     summary = {"written": 0, "skipped": 0, "failed": [], "patches": 0}
