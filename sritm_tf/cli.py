@@ -106,9 +106,8 @@ def _main(argv):
         args.beam_args = extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
+    if not getattr(args, "func", None):  # bare `sritm`: one line, as any other missing argument
+        parser.error(f"a COMMAND is needed: {', '.join(name.replace('_', '-') for name in COMMANDS)}")
     try:  # the checks, TensorFlow's start-up (SIGINT there too is one line) and the command
         if getattr(args, "check", None):
             args.check(args)

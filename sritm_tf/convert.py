@@ -80,7 +80,7 @@ def check_output(output, overwrite=False, input=None):
     if input is not None and os.path.exists(output) and os.path.exists(input) and os.path.samefile(input, output):
         raise FileExistsError(f"{output}: is the input file; write the output to another file")
     if os.path.exists(output) and not overwrite:
-        raise FileExistsError(f"{output}: exists; pass --overwrite (overwrite=True) to replace it")
+        raise FileExistsError(f"{output}: exists (pass --overwrite to replace it)")
     if not os.path.isdir(folder):
         raise NotADirectoryError(f"{output}: output folder {folder} does not exist")
     probe = fileio.temporary_path(output)
@@ -138,6 +138,9 @@ class FrameConverter:
             raise InputError(f"scale must be 2 or 4, got {scale}")
         if not 0 < white_nits <= colour.PQ_PEAK or not 0 < peak_nits <= colour.PQ_PEAK:
             raise InputError(f"white and peak levels must be in (0, 10000] cd/m2, got {white_nits} and {peak_nits}")
+        if transfer == "hlg" and peak_nits > colour.HLG_NOMINAL_PEAK:
+            raise InputError(f"peak {peak_nits:g} cd/m2 with HLG output: HLG is for a 1000 cd/m2 display (BT.2100), "
+                             "so its peak is at most 1000")
         self.scale, self.baseline, self.white_nits = scale, baseline, white_nits
         # The cap as a float32 rounded down, so that no output pixel decodes brighter than peak_nits
         # (rounded up, 1000 cd/m2 became a MaxCLL of 1001 and a 4000 cd/m2 mastering display).

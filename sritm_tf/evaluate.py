@@ -294,8 +294,9 @@ def evaluate_pair_paper(sdr, hdr, scale, predict=None, white_nits=203.0):
 def evaluate(folder, scale=2, predict=None, crop=None, progress=None, white_nits=203.0, protocol="ours"):
     """Rows {"frame", "method", metrics..., per-hue dE_ITP "de_<hue>", "white" (and
     "gamma" for the oracle), and for the model "worse": whether it loses to the
-    classical mapping at the same white in PSNR PQ or dE_ITP} for every pair in
-    `folder`, HR frames centre-cropped to `crop` (h, w).
+    classical mapping at the same white in PSNR PQ or dE_ITP, "size": the scored
+    "WxH"} for every pair in `folder`, HR frames centre-cropped to `crop` (h, w), at
+    most the frame.
 
     protocol="paper": `evaluate_pair_paper`, rows of `PAPER_METRICS` ("worse": lower
     PSNR than the classical mapping); `predict` is then a `model_yuv_predictor`."""
@@ -317,7 +318,8 @@ def evaluate(folder, scale=2, predict=None, crop=None, progress=None, white_nits
                              "small to score: SSIM's 11x11 window needs at least 11 each way")
         results, oracle, used = evaluate_pair(sdr, hdr, scale, predict, white_nits, protocol)
         for method, values in results.items():
-            row = {"frame": name, "method": method, **values, "white": used}
+            row = {"frame": name, "method": method, **values, "white": used,
+                   "size": f"{hdr.shape[1]}x{hdr.shape[0]}"}
             if method == "oracle":
                 row.update(oracle)
             if method == "model":

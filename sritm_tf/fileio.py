@@ -80,7 +80,7 @@ def atomic_path(path, overwrite=True):
         overwrite: if False, raise FileExistsError up front when `path` exists.
     """
     if not overwrite and os.path.exists(path):
-        raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
+        raise FileExistsError(f"{path}: exists (pass --overwrite to replace it)")
     tmp, old = temporary_path(path), temporary_path(path, "old")
     remove_stale(path)
     remove(tmp)

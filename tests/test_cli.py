@@ -3,12 +3,24 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from sritm_tf.cli import main
 
 
 def test_help_lists_info(capsys):
-    assert main([]) == 0
-    assert "info" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit:
+        main(["--help"])
+    assert exit.value.code == 0 and "info" in capsys.readouterr().out
+
+
+def test_no_command_is_one_line_naming_the_commands(capsys):
+    """A bare `sritm` is a missing argument: exit status 2 and one line, as argparse's other errors."""
+    with pytest.raises(SystemExit) as exit:
+        main([])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit.value.code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("sritm: error: a COMMAND is needed") and "convert-batch" in lines[0]
 
 
 def test_info_prints_parameter_count_in_a_fresh_process():

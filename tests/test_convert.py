@@ -148,7 +148,9 @@ def test_cli_errors(tmp_path, capsys, monkeypatch):
 def test_cli_overwrite(tmp_path, capsys):
     out = tmp_path / "out.png"
     out.write_bytes(b"keep me")
-    assert_one_error_line(*run_cli(capsys, SAMPLE, "-o", out, "--baseline"), "out.png")
+    code, err = run_cli(capsys, SAMPLE, "-o", out, "--baseline")
+    assert_one_error_line(code, err, "out.png")
+    assert "exists (pass --overwrite to replace it)" in err and "overwrite=True" not in err
     assert out.read_bytes() == b"keep me"
     code, err = run_cli(capsys, SAMPLE, "-o", out, "--baseline", "--overwrite", "--quiet")
     assert code == 0, err

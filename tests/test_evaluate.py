@@ -90,8 +90,12 @@ def test_cli_json_and_errors(pair_dir, tmp_path, capsys):
     assert "| synthetic | oracle |" in table and "| mean | bt2408 |" in table
     result = json.load(open(out))
     assert result["crop"] == [96, 128] and len(result["rows"]) == 2
+    assert {row["size"] for row in result["rows"]} == {"128x96"}
     assert main(["eval", pair_dir, "--baseline-only", "--json", out]) == 2
     assert "exists" in capsys.readouterr().err
+    # a crop larger than the frame scores the whole frame, and the rows say so
+    assert main(["eval", pair_dir, "--baseline-only", "--crop", "4000x3000", "--json", out, "--overwrite"]) == 0
+    assert {row["size"] for row in json.load(open(out))["rows"]} == {"256x192"}
     assert main(["eval", str(tmp_path / "nothing"), "--baseline-only"]) == 2
 
 

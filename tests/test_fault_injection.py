@@ -326,6 +326,8 @@ def test_signal_mid_run_then_a_rerun(inputs, long_clip, folders, signum, code, m
     (["convert", "{png}", "-o", "{out}/o.png", "--tile", "12xabc"], ["--tile", "12xabc"]),
     (["convert", "{png}", "-o", "{out}/o.png", "--white-nits", "-5"], ["--white-nits", "-5"]),
     (["convert", "{png}", "-o", "{out}/o.png", "--peak-nits", "nan"], ["--peak-nits", "nan"]),
+    (["convert", "{png}", "-o", "{out}/o.png", "--transfer", "hlg", "--peak-nits", "4000"],
+     ["--peak-nits 4000", "--transfer hlg", "1000 cd/m2"]),
     (["convert", "{png}", "-o", "{out}/o.gif"], ["o.gif", "unknown output format"]),
     (["convert", "{yuv}", "-o", "{out}/o.yuv"], ["clip.yuv", "--size"]),
     (["convert", "{yuv}", "-o", "{out}/o.yuv", "--size", "63x48"], ["clip.yuv", "check --size"]),

@@ -550,6 +550,16 @@ def test_peak_below_white_is_refused(tmp_path, pairs_dir):
     assert os.listdir(tmp_path) == []
 
 
+def test_hlg_output_refuses_a_peak_above_its_display():
+    """HLG output is for BT.2100's 1000 cd/m2 reference display (`colour.pq_to_hlg` clips there),
+    so a higher peak would be silently ignored: the API refuses it as the CLI does."""
+    from sritm_tf.convert import FrameConverter
+
+    with pytest.raises(InputError, match="peak 4000 cd/m2 with HLG output"):
+        FrameConverter(baseline=True, transfer="hlg", peak_nits=4000.0)
+    assert FrameConverter(baseline=True, transfer="hlg", peak_nits=1000.0).transfer == "hlg"
+
+
 def test_weights_of_another_shape_name_the_file(tmp_path):
     from sritm_tf import pretrained
     from sritm_tf.model import build_deep_sritm

@@ -62,7 +62,7 @@ def test_overwrite_false_refuses_an_existing_destination_up_front(tmp_path):
     dest = tmp_path / "model.tflite"
     dest.write_bytes(b"old")
     entered = False
-    with pytest.raises(FileExistsError, match="model.tflite exists"):
+    with pytest.raises(FileExistsError, match="model.tflite: exists"):
         with fileio.atomic_path(dest, overwrite=False):
             entered = True
     assert not entered and dest.read_bytes() == b"old"

@@ -82,6 +82,9 @@ def check_options(args):
     if args.peak_nits < args.white_nits:
         raise UserError(f"--peak-nits {args.peak_nits:g} is below --white-nits {args.white_nits:g}: "
                         "the output would clip at less than SDR white")
+    if args.transfer == "hlg" and args.peak_nits > 1000:
+        raise UserError(f"--peak-nits {args.peak_nits:g} with --transfer hlg: HLG output is for a 1000 cd/m2 "
+                        "display (BT.2100), so its peak is at most 1000")
     check_encoder(args.crf, args.preset)
     if not args.baseline:
         network_setup(args)
