@@ -158,27 +158,6 @@ def test_training_pairs_are_mastered_and_sized():
     assert all(not np.array_equal(a, b) for a, b in zip(plain[0], keyed[0]))
 
 
-def test_flat_colour_scenes_have_flat_regions_of_every_kind_and_reach_the_batches():
-    rng = np.random.default_rng(3)
-    scenes = [augment.flat_colour_scene(64, rng) for _ in range(40)]
-    assert all(s.shape == (64, 64, 3) and s.min() >= 0 for s in scenes)
-    colours = np.unique(np.concatenate([s.reshape(-1, 3) for s in scenes]), axis=0)
-    assert 40 * 2 < len(colours) <= 40 * 11  # a background and 2-10 shapes each, every one flat
-    kr, kb = colour.KR_KB["bt709"]
-    level = colours @ np.array([kr, 1 - kr - kb, kb])
-    lo, hi = augment.FLAT_LEVELS
-    assert level.min() >= lo * 0.999 and level.max() <= hi * 1.001
-    assert (level > 1).mean() > 0.2 and (level < 0.1).mean() > 0.2  # above SDR white, and dark
-    chroma = colours.max(axis=1) / np.maximum(colours.min(axis=1), 1e-12)
-    assert (chroma > 10).mean() > 0.3 and (chroma < 1.5).mean() > 0.05  # saturated, and near grey
-    # flat_prob reaches the batches: at 1 no pair is a crop of the (textured) scene
-    scene = np.exp(np.random.default_rng(1).normal(size=(80, 80, 3))) * 0.3
-    flat_share = lambda x: np.mean(np.all(x[:, :, 1:] == x[:, :, :-1], axis=-1), axis=(1, 2))  # per pair
-    batch = lambda prob: augment.sample_batch([scene], [augment.source_peak(scene)], np.random.default_rng(2), 6,
-                                              16, 2, graphics_prob=0.0, flat_prob=prob)[0]
-    assert flat_share(batch(1.0)).min() > 0.2 and flat_share(batch(0.0)).max() < 0.02
-
-
 def test_scene_codes_round_trip_within_a_quarter_percent():
     scene = np.geomspace(1e-5, 5e4, 300).reshape(100, 1, 3)
     back = augment.decode_scene(augment.encode_scene(scene))

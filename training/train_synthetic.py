@@ -48,23 +48,21 @@ def _worker_init(folder):
 def _make_batch(job):
     from sritm_tf.data import augment
 
-    seed, batch_size, lr_patch, scale, graphics_prob, flat_prob = job
+    seed, batch_size, lr_patch, scale, graphics_prob = job
     scenes, peaks = _SCENES
     if graphics_prob is None:
         graphics_prob = augment.GRAPHICS_PROB
-    if flat_prob is None:
-        flat_prob = augment.FLAT_PROB
     return augment.sample_batch(scenes, peaks, np.random.default_rng(seed), batch_size, lr_patch, scale,
-                                graphics_prob, flat_prob)
+                                graphics_prob)
 
 
-def batches(pool, seed, batch_size, lr_patch, scale, graphics_prob, flat_prob, prefetch=96):
+def batches(pool, seed, batch_size, lr_patch, scale, graphics_prob, prefetch=96):
     """Endless ({"sdr_yuv", "white_nits"}, hdr_yuv) batches from the worker pool."""
     pending = collections.deque()
     index = 0
     while True:
         while len(pending) < prefetch:
-            pending.append(pool.apply_async(_make_batch, (([seed, index], batch_size, lr_patch, scale, graphics_prob, flat_prob),)))
+            pending.append(pool.apply_async(_make_batch, (([seed, index], batch_size, lr_patch, scale, graphics_prob),)))
             index += 1
         x, w, y = pending.popleft().get()
         yield {"sdr_yuv": x, "white_nits": w}, y
@@ -87,9 +85,6 @@ def main(argv=None):
     parser.add_argument("--graphics-prob", type=float, default=None,
                         help="share of training pairs with SDR graphics keyed over them (default: augment.GRAPHICS_PROB); "
                              "the validation pairs keep the default")
-    parser.add_argument("--flat-prob", type=float, default=None,
-                        help="share of training pairs made from flat-colour scenes (augment.flat_colour_scene; "
-                             "default: augment.FLAT_PROB); the validation pairs keep the default")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
@@ -97,7 +92,7 @@ def main(argv=None):
     # The pool is forked before Keras / JAX are imported.
     pool = multiprocessing.get_context("fork").Pool(args.workers, _worker_init, (args.scenes,))
     val_pool = multiprocessing.get_context("fork").Pool(1, _worker_init, (args.val_scenes,))
-    val = [val_pool.apply(_make_batch, (([10**6, i], 32, args.patch_size, args.scale, None, None),)) for i in range(8)]
+    val = [val_pool.apply(_make_batch, (([10**6, i], 32, args.patch_size, args.scale, None),)) for i in range(8)]
     val_pool.close()
 
     import keras
@@ -148,7 +143,7 @@ def main(argv=None):
             if time.time() - start > budget:
                 self.model.stop_training = True
 
-    data = batches(pool, args.seed, args.batch_size, args.patch_size, args.scale, args.graphics_prob, args.flat_prob)
+    data = batches(pool, args.seed, args.batch_size, args.patch_size, args.scale, args.graphics_prob)
     model.fit(data, steps_per_epoch=args.epoch_steps, epochs=10**6, callbacks=[Schedule()], verbose=0)
     pool.terminate()
 

@@ -33,8 +33,6 @@ WHITE_RANGE = (100.0, 500.0)  # cd/m2, diffuse white of the HDR target (log-unif
 PEAK_NITS = 1000.0
 GREY_PROB = 0.1  # share of pairs made neutral (every pixel grey)
 GRAPHICS_PROB = 0.2  # share of pairs with SDR graphics keyed over them
-FLAT_PROB = 0.0  # share of pairs made from flat-colour scenes (`flat_colour_scene`)
-FLAT_LEVELS = (0.02, 4.0)  # their colours' levels, x diffuse white (log-uniform)
 _GLYPHS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:-"
 
 
@@ -127,52 +125,20 @@ def overlay_graphics(sdr, hdr_pq, white, rng):
     return sdr, hdr_pq
 
 
-def flat_colour_scene(size, rng):
-    """A synthetic scene of flat colours with hard edges: a background and 2-10
-    rectangles and ellipses, each one relative linear BT.709 colour (1.0 = diffuse
-    white) of level log-uniform in `FLAT_LEVELS` and chroma from grey to one primary.
-    Charts, animation and on-screen graphics are like this, and photographs are not:
-    from it the network learns that a flat colour keeps its hue up to its edge, below
-    SDR white and above it, where the SDR clips. (size, size, 3) float64."""
-    import cv2
-
-    kr, kb = colour.KR_KB["bt709"]
-    luminance = np.array([kr, 1 - kr - kb, kb])  # BT.709 Y of linear RGB
-
-    def paint():
-        rgb = rng.random(3) ** rng.uniform(0.5, 4.0)  # higher powers: more saturated
-        rgb = rgb / max(float(rgb @ luminance), 1e-3)
-        return rgb * np.exp(rng.uniform(*np.log(FLAT_LEVELS)))
-
-    scene = np.broadcast_to(paint(), (size, size, 3)).copy()
-    for _ in range(int(rng.integers(2, 11))):
-        mask = np.zeros((size, size), np.uint8)
-        a, b = rng.integers(-size // 4, size + size // 4, 2), rng.integers(size // 8, size // 2 + 1, 2)
-        if rng.random() < 0.6:
-            cv2.rectangle(mask, (int(a[0]), int(a[1])), (int(a[0] + b[0]), int(a[1] + b[1])), 1, -1)
-        else:
-            cv2.ellipse(mask, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), float(rng.uniform(0, 180)), 0, 360, 1, -1)
-        scene[mask > 0] = paint()
-    return scene
-
-
-def sample_batch(scenes, peaks, rng, batch_size, lr_patch, scale, graphics_prob=GRAPHICS_PROB, flat_prob=FLAT_PROB):
+def sample_batch(scenes, peaks, rng, batch_size, lr_patch, scale, graphics_prob=GRAPHICS_PROB):
     """A batch of pairs from random crops of `scenes` (list of (H, W, 3) relative
     linear BT.709) with relative `peaks`: (sdr_yuv (N, p, p, 3), white (N, 1),
     hdr_yuv (N, sp, sp, 3)) float32, in the network's Y'CbCr convention. `graphics_prob`: as
-    in `make_pair`; `flat_prob`: the share of pairs made from a `flat_colour_scene` instead."""
+    in `make_pair`."""
     hr = lr_patch * scale
     xs, ws, ys = [], [], []
     for _ in range(batch_size):
-        if flat_prob and rng.random() < flat_prob:  # no draw at 0: earlier runs reproduce
-            patch, peak = flat_colour_scene(hr, rng), None
-        else:
-            i = int(rng.integers(len(scenes)))
-            scene = scenes[i]
-            y0 = int(rng.integers(scene.shape[0] - hr + 1))
-            x0 = int(rng.integers(scene.shape[1] - hr + 1))
-            patch, peak = random_geometry(scene[y0:y0 + hr, x0:x0 + hr], rng).astype(np.float64), peaks[i]
-        lr, hdr_pq, white = make_pair(patch, rng, scale, scene_peak=peak, graphics_prob=graphics_prob)
+        i = int(rng.integers(len(scenes)))
+        scene = scenes[i]
+        y0 = int(rng.integers(scene.shape[0] - hr + 1))
+        x0 = int(rng.integers(scene.shape[1] - hr + 1))
+        patch = random_geometry(scene[y0:y0 + hr, x0:x0 + hr], rng).astype(np.float64)
+        lr, hdr_pq, white = make_pair(patch, rng, scale, scene_peak=peaks[i], graphics_prob=graphics_prob)
         xs.append(colour.sdr_rgb_to_model_yuv(lr / 255.0))
         ys.append(colour.pq2020_rgb_to_model_yuv(colour.dequantize(colour.quantize(hdr_pq, 10), 10)))
         ws.append([white])
