@@ -71,7 +71,7 @@ def register(subparsers):
     p.add_argument("--pairs", help="fine-tune on the graded pairs of this folder (with --init)")
     p.add_argument("--crops", type=int, help="fine-tuning: random crops taken from the pairs (default 256)")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --run-dir")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
 
 
 def make_config(args):
@@ -151,19 +151,33 @@ def check_records(shards, patch_size=None):
                             f"of the records in {os.path.dirname(shard)}")
 
 
+def check_numbers(source):
+    """The rates and counts of `source` (the parsed options, or the whole `TrainConfig` with
+    config.yaml's values): one line naming the first that is not finite and positive, or
+    not a whole number large enough."""
+    for option, key in (("--lr", "lr"), ("--pretrain-lr", "pretrain_lr"), ("--white-nits", "white_nits")):
+        value = getattr(source, key, None)
+        if value is not None and not (isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
+            raise UserError(f"{option}: expected a positive number, got {value!r}")
+    for option, key, least in (("--steps", "steps", 1), ("--pretrain-steps", "pretrain_steps", 1),
+                               ("--batch-size", "batch_size", 1), ("--checkpoint-every", "checkpoint_every", 1),
+                               ("--crops", "crops", 1), ("--shuffle-buffer", "shuffle_buffer", 1),
+                               ("--channels", "channels", 1), ("--m", "m", 1), ("--n", "n", 0),
+                               ("--val-crop", "val_crop", 0)):
+        value = getattr(source, key, None)
+        if value is not None and not (isinstance(value, numbers.Integral) and value >= least):
+            raise UserError(f"{option}: expected a whole number of at least {least}, got {value!r}")
+
+
+def check(args):
+    """Before TensorFlow starts: a mistyped rate or count fails at once."""
+    check_numbers(args)
+
+
 def check_config(cfg, overwrite):
     from sritm_tf.pipeline import list_shards
 
-    for option, value in (("--lr", cfg.lr), ("--pretrain-lr", cfg.pretrain_lr), ("--white-nits", cfg.white_nits)):
-        if value is not None and not (isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
-            raise UserError(f"{option}: expected a positive number, got {value!r}")
-    for option, value, least in (("--steps", cfg.steps, 1), ("--pretrain-steps", cfg.pretrain_steps, 1),
-                                 ("--batch-size", cfg.batch_size, 1), ("--checkpoint-every", cfg.checkpoint_every, 1),
-                                 ("--crops", cfg.crops, 1), ("--shuffle-buffer", cfg.shuffle_buffer, 1),
-                                 ("--channels", cfg.channels, 1), ("--m", cfg.m, 1), ("--n", cfg.n, 0),
-                                 ("--val-crop", cfg.val_crop, 0)):
-        if value is not None and not (isinstance(value, numbers.Integral) and value >= least):
-            raise UserError(f"{option}: expected a whole number of at least {least}, got {value!r}")
+    check_numbers(cfg)
     check_folder_output(cfg.run_dir, "--run-dir")
     if cfg.pairs:
         if not os.path.isdir(cfg.pairs):
