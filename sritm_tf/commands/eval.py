@@ -16,7 +16,8 @@ def register(subparsers):
     p.add_argument("--weights", help="weights (.npz, .keras, .weights.h5); default: the bundled ones")
     p.add_argument("--baseline-only", action="store_true", help="only the BT.2408 and oracle baselines (no network)")
     p.add_argument("--crop", metavar="WxH",
-                   help="centre crop of each HR frame, at most the frame (keeps CPU runs short; default: whole frame; the JSON rows give the size scored)")
+                   help="centre crop of each HR frame, at most the frame (keeps CPU runs short; default: whole "
+                        "frame; the JSON rows give the size scored)")
     p.add_argument("--tile", metavar="N|WxH", help="LR tile size of the tiled inference")
     p.add_argument("--white-nits", default="203", metavar="N|auto",
                    help="SDR white (cd/m2) of the model's classical skip and of the bt2408 baseline it is compared "
