@@ -425,7 +425,7 @@ def batch_settings(segment_seconds=10.0, format="mkv", crf=18, preset="medium", 
     if not segment_seconds > 0:
         raise InputError(f"--segment-seconds: expected seconds > 0, got {segment_seconds!r}")
     video.check_encoder(crf, preset)
-    convert.check_transfer(transfer)
+    convert.check_levels(white_nits, peak_nits, convert.check_transfer(transfer))
     return {"scale": scale, "weights": weights, "baseline": baseline, "tile": tile, "white_nits": white_nits,
             "peak_nits": peak_nits, "precision": precision, "engine": engine, "transfer": transfer,
             "crf": crf, "preset": preset, "format": format, "segment_seconds": segment_seconds}

@@ -119,6 +119,16 @@ def check_transfer(transfer):
     return transfer
 
 
+def check_levels(white_nits, peak_nits, transfer="pq"):
+    """Refuses white and peak levels outside (0, 10000] cd/m2, and a peak above the 1000 cd/m2
+    display that HLG output is for (BT.2100; `colour.pq_to_hlg` clips there)."""
+    if not 0 < white_nits <= colour.PQ_PEAK or not 0 < peak_nits <= colour.PQ_PEAK:
+        raise InputError(f"white and peak levels must be in (0, 10000] cd/m2, got {white_nits} and {peak_nits}")
+    if transfer == "hlg" and peak_nits > colour.HLG_NOMINAL_PEAK:
+        raise InputError(f"peak {peak_nits:g} cd/m2 with HLG output: HLG is for a 1000 cd/m2 display (BT.2100), "
+                         "so its peak is at most 1000")
+
+
 class FrameConverter:
     """Callable: SDR R'G'B' frame (uint8, or float in [0, 1]) -> HDR10 PQ BT.2020
     R'G'B' float32 in [0, 1], `scale`x larger; with `transfer="hlg"`, that PQ frame
@@ -136,11 +146,7 @@ class FrameConverter:
         self.transfer = check_transfer(transfer)
         if scale not in (2, 4):
             raise InputError(f"scale must be 2 or 4, got {scale}")
-        if not 0 < white_nits <= colour.PQ_PEAK or not 0 < peak_nits <= colour.PQ_PEAK:
-            raise InputError(f"white and peak levels must be in (0, 10000] cd/m2, got {white_nits} and {peak_nits}")
-        if transfer == "hlg" and peak_nits > colour.HLG_NOMINAL_PEAK:
-            raise InputError(f"peak {peak_nits:g} cd/m2 with HLG output: HLG is for a 1000 cd/m2 display (BT.2100), "
-                             "so its peak is at most 1000")
+        check_levels(white_nits, peak_nits, transfer)
         self.scale, self.baseline, self.white_nits = scale, baseline, white_nits
         # The cap as a float32 rounded down, so that no output pixel decodes brighter than peak_nits
         # (rounded up, 1000 cd/m2 became a MaxCLL of 1001 and a 4000 cd/m2 mastering display).

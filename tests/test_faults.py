@@ -558,6 +558,13 @@ def test_hlg_output_refuses_a_peak_above_its_display():
     with pytest.raises(InputError, match="peak 4000 cd/m2 with HLG output"):
         FrameConverter(baseline=True, transfer="hlg", peak_nits=4000.0)
     assert FrameConverter(baseline=True, transfer="hlg", peak_nits=1000.0).transfer == "hlg"
+    from sritm_tf import batch  # convert_batch() checks its settings before it makes any folder
+
+    with pytest.raises(InputError, match="peak 4000 cd/m2 with HLG output"):
+        batch.batch_settings(transfer="hlg", peak_nits=4000.0)
+    with pytest.raises(InputError, match="must be in"):
+        batch.batch_settings(peak_nits=-5.0)
+    assert batch.batch_settings(transfer="hlg")["peak_nits"] == 1000.0
 
 
 def test_weights_of_another_shape_name_the_file(tmp_path):

@@ -26,7 +26,8 @@ def register(subparsers):
                         help="what runs the network (default auto: OpenVINO for bf16 when it is installed and the CPU has AMX, "
                              "pip install \"sritm_tf[openvino]\", else TensorFlow); litert runs the TFLite model")
     parser.add_argument("--peak-nits", type=float, default=1000.0,
-                        help="no output pixel brighter than this, cd/m2 (default 1000, the mastering peak; 10000: no limit)")
+                        help="no output pixel brighter than this, cd/m2 (default 1000, the mastering peak; 10000: no limit; "
+                             "at most 1000 with --transfer hlg)")
     parser.add_argument("--transfer", choices=("pq", "hlg"), default="pq",
                         help="output transfer: pq (HDR10, default) or hlg (BT.2100 HLG for a 1000 cd/m2 display, "
                              "for broadcast; no HDR10 metadata)")
