@@ -341,6 +341,7 @@ def test_signal_mid_run_then_a_rerun(inputs, long_clip, folders, signum, code, m
     (["train", "--patch-size", "ten"], ["--patch-size", "ten"]),
     (["train", "{out}", "--lr", "nan"], ["--lr", "nan"]),
     (["train", "{out}", "--batch-size", "0"], ["--batch-size", "0"]),
+    (["train", "--init", "{png}", "--pairs", "{out}", "--patch-size", "0"], ["--patch-size", "0"]),
     (["prepare", "{png}", "-o", "{out}/p", "--scale", "8"], ["--scale", "8"]),
 ], ids=lambda value: " ".join(value) if isinstance(value, list) and value[0] in (
     "convert", "eval", "export", "train", "prepare") else None)

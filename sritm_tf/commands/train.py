@@ -122,8 +122,6 @@ def check_records(shards, patch_size=None):
     """Every record of every shard reads (its CRC) and the first parses (a damaged, cut or
     foreign file is named now, not as a TensorFlow traceback mid-training), and --patch-size
     fits its LR patches."""
-    if patch_size is not None and patch_size <= 0:
-        raise UserError(f"--patch-size: expected a positive number of LR pixels, got {patch_size}")
     import tensorflow as tf
 
     from sritm_tf.data.records import parse_example
@@ -163,7 +161,7 @@ def check_numbers(source):
                                ("--batch-size", "batch_size", 1), ("--checkpoint-every", "checkpoint_every", 1),
                                ("--crops", "crops", 1), ("--shuffle-buffer", "shuffle_buffer", 1),
                                ("--channels", "channels", 1), ("--m", "m", 1), ("--n", "n", 0),
-                               ("--val-crop", "val_crop", 0)):
+                               ("--val-crop", "val_crop", 0), ("--patch-size", "patch_size", 1)):
         value = getattr(source, key, None)
         if value is not None and not (isinstance(value, numbers.Integral) and value >= least):
             raise UserError(f"{option}: expected a whole number of at least {least}, got {value!r}")
