@@ -209,7 +209,9 @@ class VideoSource:
         if count == 0:
             raise InputError(f"{self.path}: no frame decodes" + (f" ({damage})" if damage else ""))
         about = ""
-        missing = frames_missing(self.listed_end, last_end, self.time_base, self.frame_rate) if whole and not listed else 0
+        missing = 0
+        if whole and not listed:  # Matroska: no frame count, only where the stream ends
+            missing = frames_missing(self.listed_end, last_end, self.time_base, self.frame_rate)
         if missing:
             listed, about = count + missing, "about "
             damage = damage or (f"the frames end at {float(last_end * self.time_base):.3f} s, the container "

@@ -37,7 +37,8 @@ def register(subparsers):
                         help="network precision (default auto, chosen on this machine as sritm convert does)")
     parser.add_argument("--engine", choices=["auto", "tf", "openvino", "litert"], default="auto",
                         help="what runs the network (as sritm convert)")
-    parser.add_argument("--transfer", choices=("pq", "hlg"), default="pq", help="output transfer (default pq; hlg: --peak-nits at most 1000)")
+    parser.add_argument("--transfer", choices=("pq", "hlg"), default="pq",
+                        help="output transfer (default pq; hlg: --peak-nits at most 1000)")
     parser.add_argument("--tile", metavar="N|WxH", help="LR tile size for inference (as sritm convert)")
     parser.add_argument("--crf", type=int, default=18, help="x265 constant rate factor (default 18)")
     parser.add_argument("--preset", default="medium", help="x265 preset (default medium)")
