@@ -104,3 +104,35 @@ def test_bt2446a_is_close_to_a_real_sdr_grade():
     # far above a wrong-transfer mapping (PQ signal shown as SDR directly).
     naive = 10 * np.log10(1.0 / np.mean((hdr - sdr) ** 2))
     assert psnr > 24.0 and psnr > naive + 5
+
+
+def test_sampled_knees_span_real_grades_and_plain_curves():
+    """Real pairs are fitted best by a luminance curve with its shoulder at 0.15-0.25 of
+    white (`training/measure_toe.py --fit`); the sampler covers those and shoulder-free
+    curves up to 1.0, mostly on luminance."""
+    params = [sdr_synthesis.sample_params("knee", np.random.default_rng(i)) for i in range(400)]
+    knees = np.array([p["knee"] for p in params])
+    lo, hi = sdr_synthesis.KNEE_RANGE
+    assert lo <= knees.min() < 0.18 and 0.9 < knees.max() <= hi
+    assert 0.3 < np.mean(knees < 0.35) < 0.6  # log-uniform: about half below 0.39
+    assert 0.1 < np.mean([p["per_channel"] for p in params]) < 0.3
+
+
+def test_operator_fit_recovers_the_operator_of_a_pair():
+    """`measure_toe.fit_operator` finds the knee operator that made an 8-bit SDR."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "training" / "measure_toe.py"
+    spec = importlib.util.spec_from_file_location("measure_toe", path)
+    measure_toe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(measure_toe)
+    rng = np.random.default_rng(0)
+    nits = np.exp(rng.uniform(np.log(0.5), np.log(900.0), (64, 64, 1))) * rng.uniform(0.3, 1.0, (64, 64, 3))
+    hdr = colour.pq_inverse_eotf(nits)
+    white = float(measure_toe.FIT_WHITES[13])  # 419 cd/m2
+    for knee, per_channel, black in ((0.25, False, 1e-4), (0.8, True, 0.0)):
+        made = sdr_synthesis.knee(hdr, white, knee=knee, per_channel=per_channel, black=black)
+        rmse, fit = measure_toe.fit_operator(colour.dequantize(colour.quantize(made, 8), 8), hdr, samples=2000)
+        assert fit == {"white_nits": white, "knee": knee, "per_channel": per_channel, "black": black}
+        assert rmse < 0.4  # 8-bit rounding alone: 0.29 codes

@@ -8,11 +8,16 @@ the SDR white level (cd/m2) that band implies. A flat row is an SDR that the
 classical mapping inverts at one white level; a row rising to the left is an SDR
 with a toe (shadows graded darker than the HDR's), what `sdr_synthesis.knee(black=...)`
 makes for training. `--synthetic B` prints the same row for that knee operator with
-black level B = L_B / L_W.
+black level B = L_B / L_W. `--fit` also prints, per pair, the member of the
+training operator family (`sdr_synthesis.knee`: white, knee, luminance or per
+channel, black) that best reproduces its SDR from its HDR (RMS error in 8-bit codes
+on a pixel sample, grid search): the evidence for `sdr_synthesis.KNEE_RANGE`.
 
     python training/measure_toe.py ../shared/data/graded ../shared/data/hdri/gainmap --synthetic 1e-5 3e-4
+    python training/measure_toe.py ../shared/data/graded ../shared/data/hdri/gainmap --fit
 """
 import argparse
+import itertools
 
 import numpy as np
 
@@ -34,6 +39,24 @@ def implied_white(sdr, hdr, codes=CODES, min_pixels=200):
     return row
 
 
+FIT_WHITES = np.geomspace(150.0, 1000.0, 25)
+FIT_KNEES = (0.1, 0.15, 0.2, 0.25, 0.35, 0.55, 0.8, 1.0)
+FIT_BLACKS = (0.0, 3e-5, 1e-4, 3e-4)
+
+
+def fit_operator(sdr, hdr, samples=100_000, seed=0):
+    """(RMS error in 8-bit codes, {"white_nits", "knee", "per_channel", "black"}) of the
+    `sdr_synthesis.knee` operator that best makes `sdr` from `hdr`, on a pixel sample."""
+    pick = np.random.default_rng(seed).choice(sdr.shape[0] * sdr.shape[1], min(samples, sdr.size // 3), replace=False)
+    sdr, hdr = sdr.reshape(-1, 3)[pick][None], hdr.reshape(-1, 3)[pick][None]
+    best = (np.inf, None)
+    for white, knee, per_channel, black in itertools.product(FIT_WHITES, FIT_KNEES, (False, True), FIT_BLACKS):
+        params = {"white_nits": float(white), "knee": knee, "per_channel": per_channel, "black": black}
+        rmse = float(np.sqrt(np.mean((sdr_synthesis.knee(hdr, **params) - sdr) ** 2)) * 255)
+        best = min(best, (rmse, params), key=lambda b: b[0])
+    return best
+
+
 def synthetic_pair(black, white=203.0):
     """A grey ramp mastered at `white` and its SDR by the knee operator with `black`."""
     nits = np.repeat(np.geomspace(1e-3, 0.9 * white, 4096)[:, None], 3, axis=1)[None]
@@ -45,13 +68,21 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="*")
     parser.add_argument("--synthetic", type=float, nargs="*", default=[], metavar="B")
+    parser.add_argument("--fit", action="store_true", help="also fit the knee operator to each pair")
     args = parser.parse_args(argv)
     print(f"{'pair':24s} " + " ".join(f"{c:>5d}" for c in CODES[:-1]))
+    fits = []
     for folder in args.folders:
         for name, sdr_path, hdr_path in evaluate.find_pairs(folder):
-            _print_row(name, implied_white(*evaluate.read_pair(sdr_path, hdr_path)))
+            pair = evaluate.read_pair(sdr_path, hdr_path)
+            _print_row(name, implied_white(*pair))
+            if args.fit:
+                fits.append((name, *fit_operator(*pair)))
     for black in args.synthetic:  # a ramp: a few pixels per band are enough
         _print_row(f"knee, black {black:g}", implied_white(*synthetic_pair(black), min_pixels=1))
+    for name, rmse, p in fits:
+        print(f"{name[:24]:24s} fit: white {p['white_nits']:.0f} knee {p['knee']:g} "
+              f"{'per channel' if p['per_channel'] else 'luminance'} black {p['black']:g} (RMS {rmse:.2f} codes)")
 
 
 def _print_row(name, whites):

@@ -165,6 +165,12 @@ DEFAULT_PARAMS = {
 # other half is graded at L_B = 0 (as phone cameras' SDR/HDR pairs are).
 KNEE_BLACK_RANGE = (1e-5, 3e-4)
 KNEE_BLACK_PROB = 0.5
+# Knee of the tone curve (x diffuse white, log-uniform) and the share of per-channel
+# curves: fitted to the real pairs (`training/measure_toe.py --fit`), every grade,
+# film and phone, is a luminance curve whose shoulder starts at 0.15-0.25 of white;
+# the range reaches up to 1.0 (no shoulder below white) so both kinds are seen.
+KNEE_RANGE = (0.15, 1.0)
+KNEE_PER_CHANNEL_PROB = 0.2
 
 
 def sample_params(name, rng):
@@ -179,7 +185,8 @@ def sample_params(name, rng):
         }
     if name == "knee":
         black = float(np.exp(rng.uniform(*np.log(KNEE_BLACK_RANGE)))) if rng.random() < KNEE_BLACK_PROB else 0.0
-        return {"white_nits": 203.0, "knee": float(rng.uniform(0.55, 1.0)), "per_channel": bool(rng.random() < 0.5),
+        return {"white_nits": 203.0, "knee": float(np.exp(rng.uniform(*np.log(KNEE_RANGE)))),
+                "per_channel": bool(rng.random() < KNEE_PER_CHANNEL_PROB),
                 "black": black}
     raise ValueError(f"unknown operator {name!r}; choose from {sorted(OPERATORS)}")
 
