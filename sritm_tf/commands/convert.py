@@ -17,8 +17,9 @@ def register(subparsers):
     parser.add_argument("--baseline", action="store_true",
                         help="classical conversion instead of the network: bicubic, then SDR at --white-nits")
     parser.add_argument("--white-nits", type=float, default=203.0,
-                        help="SDR reference white in cd/m2 (default 203, BT.2408): where SDR 100%% lands in HDR, "
-                             "for the network's classical skip and for --baseline; graded HDR often sits at 300-500")
+                        help="SDR reference white in cd/m2 (default 203, BT.2408): where --baseline and the network's "
+                             "classical skip put SDR 100%%, and flat SDR graphics land; the network expands a picture's "
+                             "highlights above it, as real SDR grades imply; graded HDR often sits at 300-500")
     parser.add_argument("--precision", choices=["auto", "bf16", "fp32", "int8"], default="auto",
                         help="network compute precision (default auto: bf16 on CPUs with AVX512-BF16 or AMX, "
                              "and on GPUs of compute capability 8.0+; the choice is printed); int8 runs on --engine litert")

@@ -167,8 +167,8 @@ KNEE_BLACK_RANGE = (1e-5, 3e-4)
 KNEE_BLACK_PROB = 0.5
 # Knee of the tone curve (x diffuse white, log-uniform) and the share of per-channel
 # curves: fitted to the real pairs (`training/measure_toe.py --fit`), every grade,
-# film and phone, is a luminance curve whose shoulder starts at 0.15-0.25 of white;
-# the range reaches up to 1.0 (no shoulder below white) so both kinds are seen.
+# film and phone, has its shoulder start at 0.15-0.25 of white, five of six on
+# luminance; the range reaches up to 1.0 (no shoulder below white) so both are seen.
 KNEE_RANGE = (0.15, 1.0)
 KNEE_PER_CHANNEL_PROB = 0.2
 
