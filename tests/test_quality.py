@@ -85,7 +85,7 @@ def test_no_patch_loses_colour_to_the_classical_conversion(results):
 @pytest.mark.parametrize("grade", [REAL_GRADE, INVERSE_OF_CLASSICAL], ids=["real-grade", "inverse-of-classical"])
 def test_grey_stays_grey(results, grade):
     """Held by `layers.ChromaGate` (without it the bundled weights tinted greys by up to 14 codes)."""
-    _, model, _ = results if grade is REAL_GRADE else convert_chart(grade)
+    _, model, _ = results if grade == REAL_GRADE else convert_chart(grade)
     grey_row = model[-PATCH + 6:-6]
     codes = colour.quantize(grey_row, 10).astype(int)
     spread = codes.max(axis=-1) - codes.min(axis=-1)

@@ -47,6 +47,7 @@ FIT_BLACKS = (0.0, 3e-5, 1e-4, 3e-4)
 def fit_operator(sdr, hdr, samples=100_000, seed=0):
     """(RMS error in 8-bit codes, {"white_nits", "knee", "per_channel", "black"}) of the
     `sdr_synthesis.knee` operator that best makes `sdr` from `hdr`, on a pixel sample."""
+    assert sdr.shape == hdr.shape, (sdr.shape, hdr.shape)
     pick = np.random.default_rng(seed).choice(sdr.shape[0] * sdr.shape[1], min(samples, sdr.size // 3), replace=False)
     sdr, hdr = sdr.reshape(-1, 3)[pick][None], hdr.reshape(-1, 3)[pick][None]
     best = (np.inf, None)
