@@ -13,7 +13,7 @@ becomes one training pair per draw:
   4. the HDR10 target: BT.2390 EETF roll-off to the mastering peak
      (`colour.master_hdr10`, default 1000 cd/m2), PQ;
   5. the SDR input from that master with a white-anchored operator
-     (`sdr_synthesis.knee`, random knee, on luminance or per channel; half of the
+     (`sdr_synthesis.knee`, knee 0.15-1.0 of white, mostly on luminance; half of the
      pairs graded for a BT.1886 display with a black level, which gives the SDR the
      toe of real SDR grades);
   6. for a fifth of the pairs, SDR graphics keyed over both (`overlay_graphics`:
