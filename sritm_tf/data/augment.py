@@ -70,14 +70,14 @@ def make_pair(scene709, rng, scale, white_nits=None, peak_nits=PEAK_NITS, colour
     (for a mastering curve shared by all patches of a scene; default: the patch's). `graphics_prob`:
     the chance of SDR graphics keyed over the pair (`overlay_graphics`).
     """
-    white = white_nits or float(np.exp(rng.uniform(*np.log(WHITE_RANGE))))
-    exposure = float(np.exp(rng.uniform(np.log(0.7), np.log(1.4))))
+    white = white_nits or sdr_synthesis.log_uniform(rng, *WHITE_RANGE)
+    exposure = sdr_synthesis.log_uniform(rng, 0.7, 1.4)
     nits = np.maximum(colour.rgb709_to_rgb2020(scene709 * exposure * white), 0.0)
     draw = rng.random()
     if draw < GREY_PROB:  # neutral scenes teach that grey stays grey
         nits = np.repeat(nits @ colour.HLG_WEIGHTS[:, None], 3, axis=-1)
     elif draw < GREY_PROB + colour_prob:
-        nits = rotate_hue(nits, rng.uniform(0, 360), float(np.exp(rng.uniform(np.log(0.7), np.log(1.6)))))
+        nits = rotate_hue(nits, rng.uniform(0, 360), sdr_synthesis.log_uniform(rng, 0.7, 1.6))
     peak = None if scene_peak is None else min(scene_peak * exposure * white, colour.PQ_PEAK)
     hdr_pq = colour.master_hdr10(nits, peak_nits, peak)
     params = sdr_synthesis.sample_params("knee", rng)

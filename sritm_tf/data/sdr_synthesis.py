@@ -173,21 +173,21 @@ KNEE_RANGE = (0.15, 1.0)
 KNEE_PER_CHANNEL_PROB = 0.2
 
 
+def log_uniform(rng, low, high):
+    """A float drawn from `rng` uniformly in log(low)..log(high)."""
+    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
+
 def sample_params(name, rng):
     """Randomised operator parameters for augmentation (log-uniform ranges)."""
     if name == "bt2446a":
-        return {"l_hdr": float(np.exp(rng.uniform(np.log(500), np.log(2000)))), "l_sdr": 100.0}
+        return {"l_hdr": log_uniform(rng, 500, 2000), "l_sdr": 100.0}
     if name == "hable":
-        return {
-            "white_nits": 203.0,
-            "exposure": float(np.exp(rng.uniform(np.log(1.0), np.log(4.0)))),
-            "white_point": float(np.exp(rng.uniform(np.log(4.0), np.log(16.0)))),
-        }
+        return {"white_nits": 203.0, "exposure": log_uniform(rng, 1.0, 4.0), "white_point": log_uniform(rng, 4.0, 16.0)}
     if name == "knee":
-        black = float(np.exp(rng.uniform(*np.log(KNEE_BLACK_RANGE)))) if rng.random() < KNEE_BLACK_PROB else 0.0
-        return {"white_nits": 203.0, "knee": float(np.exp(rng.uniform(*np.log(KNEE_RANGE)))),
-                "per_channel": bool(rng.random() < KNEE_PER_CHANNEL_PROB),
-                "black": black}
+        black = log_uniform(rng, *KNEE_BLACK_RANGE) if rng.random() < KNEE_BLACK_PROB else 0.0
+        return {"white_nits": 203.0, "knee": log_uniform(rng, *KNEE_RANGE),
+                "per_channel": bool(rng.random() < KNEE_PER_CHANNEL_PROB), "black": black}
     raise ValueError(f"unknown operator {name!r}; choose from {sorted(OPERATORS)}")
 
 
