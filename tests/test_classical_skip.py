@@ -255,3 +255,28 @@ def test_graphics_keyed_over_a_pair_get_the_classical_hdr_and_keep_the_picture()
     prob = augment.GRAPHICS_PROB
     drawn = sum(not np.array_equal(pair(i, prob), pair(i, 0.0)) for i in range(200))
     assert abs(drawn / 200 - prob) < 0.07  # the share of pairs with graphics
+
+
+def test_training_targets_stay_inside_p3_as_hdr10_masters_do(monkeypatch):
+    """`augment.limit_to_p3`: P3-D65 colours pass unchanged, a BT.2020 primary is brought
+    inside P3; the training targets of saturated, hue-rotated scenes have no pixel outside
+    P3 (without the limit, some do)."""
+    to_p3 = np.linalg.inv(colour.P3_TO_BT2020)
+    inside = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.2, 0.5, 1.0]]) @ colour.P3_TO_BT2020.T * 300.0
+    np.testing.assert_allclose(augment.limit_to_p3(inside), inside, atol=1e-9)
+    green2020 = augment.limit_to_p3(np.array([0.0, 300.0, 0.0]))
+    assert (green2020 @ to_p3.T).min() >= -1e-9 and green2020[1] > 200.0
+
+    rng = np.random.default_rng(3)
+    scene = np.zeros((32, 32, 3))
+    scene[..., int(rng.integers(3))] = 0.9  # a saturated BT.709 primary, then rotated and saturated further
+    scene[:, :16] = np.array([0.0, 0.8, 0.9])
+
+    def outside_p3(seed):
+        _, hdr_pq, _ = augment.make_pair(scene, np.random.default_rng(seed), 2, white_nits=200.0, graphics_prob=0.0)
+        nits = colour.pq_eotf(hdr_pq)
+        return int(np.sum((nits @ to_p3.T).min(axis=-1) < -0.002 * nits.max(axis=-1)))
+
+    assert sum(outside_p3(i) for i in range(40)) == 0
+    monkeypatch.setattr(augment, "MASTERING_GAMUT_P3", False)
+    assert sum(outside_p3(i) for i in range(40)) > 0

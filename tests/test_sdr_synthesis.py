@@ -136,3 +136,22 @@ def test_operator_fit_recovers_the_operator_of_a_pair():
         rmse, fit = measure_toe.fit_operator(colour.dequantize(colour.quantize(made, 8), 8), hdr, samples=2000)
         assert fit == {"white_nits": white, "knee": knee, "per_channel": per_channel, "black": black}
         assert rmse < 0.4  # 8-bit rounding alone: 0.29 codes
+
+
+def test_gamut_shares_count_pixels_outside_p3_and_bt709():
+    """`measure_toe.outside_gamuts`: a BT.709 colour is inside both, P3 green and red outside
+    BT.709 only, a BT.2020 primary outside both; pixels below 1 cd/m2 are not counted."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "training" / "measure_toe.py"
+    spec = importlib.util.spec_from_file_location("measure_toe", path)
+    measure_toe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(measure_toe)
+    nits = np.array([colour.rgb709_to_rgb2020(np.array([0.2, 0.9, 0.4])) * 200,  # BT.709
+                     colour.P3_TO_BT2020 @ np.array([0.0, 300.0, 0.0]),          # P3 green
+                     colour.P3_TO_BT2020 @ np.array([100.0, 0.0, 0.0]),          # P3 red
+                     [0.0, 300.0, 0.0],                                          # BT.2020 green
+                     [0.0, 0.5, 0.0]])                                           # too dark to count
+    p3, bt709 = measure_toe.outside_gamuts(colour.pq_inverse_eotf(nits[None]))
+    assert (p3, bt709) == (0.25, 0.75)

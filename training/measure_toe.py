@@ -12,9 +12,13 @@ black level B = L_B / L_W. `--fit` also prints, per pair, the member of the
 training operator family (`sdr_synthesis.knee`: white, knee, luminance or per
 channel, black) that best reproduces its SDR from its HDR (RMS error in 8-bit codes
 on a pixel sample, grid search): the evidence for `sdr_synthesis.KNEE_RANGE`.
+`--gamut` prints the share of each HDR grade's pixels outside P3-D65 and outside
+BT.709, and `--scenes DIR` the same for 200 training pairs made from those scenes
+(`training/pack_scenes.py` output): the evidence for `augment.limit_to_p3`.
 
     python training/measure_toe.py ../shared/data/graded ../shared/data/hdri/gainmap --synthetic 1e-5 3e-4
     python training/measure_toe.py ../shared/data/graded ../shared/data/hdri/gainmap --fit
+    python training/measure_toe.py ../shared/data/graded ../shared/data/hdri/gainmap --gamut --scenes .devdata/scenes
 """
 import argparse
 import itertools
@@ -65,25 +69,67 @@ def synthetic_pair(black, white=203.0):
     return sdr_synthesis.knee(hdr, white, knee=0.9, black=black), hdr
 
 
+def outside_gamuts(hdr_pq, tolerance=0.02):
+    """Shares of the pixels brighter than 1 cd/m2 outside P3-D65 and outside BT.709: a
+    component below -`tolerance` of the pixel's max(R, G, B) in that space."""
+    nits = colour.pq_eotf(hdr_pq).reshape(-1, 3)
+    nits = nits[nits.max(axis=1) > 1.0]
+    tol = -tolerance * nits.max(axis=1)
+    to_p3 = np.linalg.inv(colour.P3_TO_BT2020)
+    return (float(np.mean((nits @ to_p3.T).min(axis=1) < tol)),
+            float(np.mean((nits @ colour.BT2020_TO_BT709.T).min(axis=1) < tol)))
+
+
+def training_targets(scenes_dir, count=200, size=96, seed=0):
+    """`count` HDR targets of training pairs (`augment.make_pair`, no graphics), stacked."""
+    import json
+    import os
+
+    import cv2
+
+    from sritm_tf.data import augment
+
+    with open(os.path.join(scenes_dir, "index.json")) as f:
+        names = [entry["name"] for entry in json.load(f)]
+    scenes = [augment.decode_scene(cv2.imread(os.path.join(scenes_dir, f"{n}.png"), cv2.IMREAD_UNCHANGED)[..., ::-1])
+              for n in names]
+    rng = np.random.default_rng(seed)
+    targets = []
+    for _ in range(count):
+        scene = scenes[rng.integers(len(scenes))]
+        y, x = rng.integers(0, scene.shape[0] - size), rng.integers(0, scene.shape[1] - size)
+        targets.append(augment.make_pair(scene[y:y + size, x:x + size], rng, 2, scene_peak=augment.source_peak(scene),
+                                         graphics_prob=0.0)[1])
+    return np.stack(targets)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="*")
     parser.add_argument("--synthetic", type=float, nargs="*", default=[], metavar="B")
     parser.add_argument("--fit", action="store_true", help="also fit the knee operator to each pair")
+    parser.add_argument("--gamut", action="store_true", help="also the HDR pixels outside P3 and BT.709")
+    parser.add_argument("--scenes", help="with --gamut: the same for training pairs made from these scenes")
     args = parser.parse_args(argv)
     print(f"{'pair':24s} " + " ".join(f"{c:>5d}" for c in CODES[:-1]))
-    fits = []
+    fits, gamuts = [], []
     for folder in args.folders:
         for name, sdr_path, hdr_path in evaluate.find_pairs(folder):
             pair = evaluate.read_pair(sdr_path, hdr_path)
             _print_row(name, implied_white(*pair))
             if args.fit:
                 fits.append((name, *fit_operator(*pair)))
+            if args.gamut:
+                gamuts.append((name, *outside_gamuts(pair[1])))
     for black in args.synthetic:  # a ramp: a few pixels per band are enough
         _print_row(f"knee, black {black:g}", implied_white(*synthetic_pair(black), min_pixels=1))
     for name, rmse, p in fits:
         print(f"{name[:24]:24s} fit: white {p['white_nits']:.0f} knee {p['knee']:g} "
               f"{'per channel' if p['per_channel'] else 'luminance'} black {p['black']:g} (RMS {rmse:.2f} codes)")
+    if args.gamut and args.scenes:
+        gamuts.append(("training pairs", *outside_gamuts(training_targets(args.scenes))))
+    for name, p3, bt709 in gamuts:
+        print(f"{name[:24]:24s} outside P3 {100 * p3:.2f} %, outside BT.709 {100 * bt709:.2f} %")
 
 
 def _print_row(name, whites):
