@@ -82,17 +82,10 @@ def outside_gamuts(hdr_pq, tolerance=0.02):
 
 def training_targets(scenes_dir, count=200, size=96, seed=0):
     """`count` HDR targets of training pairs (`augment.make_pair`, no graphics), stacked."""
-    import json
-    import os
-
-    import cv2
-
     from sritm_tf.data import augment
+    from train_synthetic import _load_scenes  # this folder's trainer reads the scenes the same way
 
-    with open(os.path.join(scenes_dir, "index.json")) as f:
-        names = [entry["name"] for entry in json.load(f)]
-    scenes = [augment.decode_scene(cv2.imread(os.path.join(scenes_dir, f"{n}.png"), cv2.IMREAD_UNCHANGED)[..., ::-1])
-              for n in names]
+    scenes = _load_scenes(scenes_dir)
     rng = np.random.default_rng(seed)
     targets = []
     for _ in range(count):
