@@ -118,15 +118,21 @@ def test_sampled_knees_span_real_grades_and_plain_curves():
     assert 0.1 < np.mean([p["per_channel"] for p in params]) < 0.3
 
 
-def test_operator_fit_recovers_the_operator_of_a_pair():
-    """`measure_toe.fit_operator` finds the knee operator that made an 8-bit SDR."""
+def _measure_toe():
+    """`training/measure_toe.py` (a script, not a package module), imported by path."""
     import importlib.util
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[1] / "training" / "measure_toe.py"
     spec = importlib.util.spec_from_file_location("measure_toe", path)
-    measure_toe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(measure_toe)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_operator_fit_recovers_the_operator_of_a_pair():
+    """`measure_toe.fit_operator` finds the knee operator that made an 8-bit SDR."""
+    measure_toe = _measure_toe()
     rng = np.random.default_rng(0)
     nits = np.exp(rng.uniform(np.log(0.5), np.log(900.0), (64, 64, 1))) * rng.uniform(0.3, 1.0, (64, 64, 3))
     hdr = colour.pq_inverse_eotf(nits)
@@ -141,13 +147,7 @@ def test_operator_fit_recovers_the_operator_of_a_pair():
 def test_gamut_shares_count_pixels_outside_p3_and_bt709():
     """`measure_toe.outside_gamuts`: a BT.709 colour is inside both, P3 green and red outside
     BT.709 only, a BT.2020 primary outside both; pixels below 1 cd/m2 are not counted."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "training" / "measure_toe.py"
-    spec = importlib.util.spec_from_file_location("measure_toe", path)
-    measure_toe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(measure_toe)
+    measure_toe = _measure_toe()
     nits = np.array([colour.rgb709_to_rgb2020(np.array([0.2, 0.9, 0.4])) * 200,  # BT.709
                      colour.P3_TO_BT2020 @ np.array([0.0, 300.0, 0.0]),          # P3 green
                      colour.P3_TO_BT2020 @ np.array([100.0, 0.0, 0.0]),          # P3 red

@@ -53,12 +53,14 @@ def rotate_hue(nits2020, degrees=0.0, saturation=1.0):
 
 def limit_to_p3(nits2020):
     """Linear BT.2020 RGB limited to the P3-D65 gamut (SMPTE EG 432-1 primaries; negative
-    P3 components -> 0), as a grade made on a P3 mastering display is: HDR10 travels in a
-    BT.2020 container (BT.2100-2) but is graded on P3 monitors (the SMPTE ST 2086 mastering
-    display primaries of HDR10 releases are typically P3-D65). No pixel of the real HDR10 masters we validate on
-    (`../shared/data/graded`, the gain-map photos) lies outside P3, while hue and saturation
-    augmentation pushed 4 % of the training pixels outside it: trained on those, the network
-    extended colours that the SDR clips (outside BT.709) further than real grades do."""
+    P3 components -> 0, which shifts an out-of-gamut colour's hue and luminance slightly),
+    as a grade made on a P3 mastering display is: HDR10 travels in a BT.2020 container
+    (BT.2100-2) but is graded on P3 monitors (the SMPTE ST 2086 mastering display primaries
+    of HDR10 releases are typically P3-D65). The real HDR10 masters we validate on
+    (`../shared/data/graded`, the gain-map photos) have no pixel outside P3 (0.00 %,
+    `training/measure_toe.py --gamut`), while hue and saturation augmentation pushed 4 % of
+    the training pixels outside it: trained on those, the network extended colours that the
+    SDR clips (outside BT.709) further than real grades do."""
     p3 = np.maximum(np.asarray(nits2020) @ np.linalg.inv(colour.P3_TO_BT2020).T, 0.0)
     return p3 @ colour.P3_TO_BT2020.T
 
