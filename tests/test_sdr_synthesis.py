@@ -155,3 +155,13 @@ def test_gamut_shares_count_pixels_outside_p3_and_bt709():
                      [0.0, 0.5, 0.0]])                                           # too dark to count
     p3, bt709 = measure_toe.outside_gamuts(colour.pq_inverse_eotf(nits[None]))
     assert (p3, bt709) == (0.25, 0.75)
+
+
+def test_measure_toe_refuses_missing_folders_in_one_line(tmp_path, capsys):
+    measure_toe = _measure_toe()
+    for argv, message in (([str(tmp_path / "none")], "no such folder"),
+                          (["--gamut", "--scenes", str(tmp_path)], "no index.json"),
+                          (["--scenes", str(tmp_path)], "--scenes goes with --gamut")):
+        with pytest.raises(SystemExit) as exit_info:
+            measure_toe.main(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err.strip().splitlines()[-1]

@@ -22,6 +22,7 @@ BT.709, and `--scenes DIR` the same for 200 training pairs made from those scene
 """
 import argparse
 import itertools
+import os
 
 import numpy as np
 
@@ -104,6 +105,13 @@ def main(argv=None):
     parser.add_argument("--gamut", action="store_true", help="also the HDR pixels outside P3 and BT.709")
     parser.add_argument("--scenes", help="with --gamut: the same for training pairs made from these scenes")
     args = parser.parse_args(argv)
+    for folder in args.folders:
+        if not os.path.isdir(folder):
+            parser.error(f"{folder}: no such folder")
+    if args.scenes and not args.gamut:
+        parser.error("--scenes goes with --gamut")
+    if args.scenes and not os.path.isfile(os.path.join(args.scenes, "index.json")):
+        parser.error(f"{args.scenes}: no index.json (a training/pack_scenes.py output folder)")
     print(f"{'pair':24s} " + " ".join(f"{c:>5d}" for c in CODES[:-1]))
     fits, gamuts = [], []
     for folder in args.folders:
