@@ -239,6 +239,8 @@ BT2020_TO_BT709 = np.linalg.inv(BT709_TO_BT2020)
 P3_TO_BT709 = np.linalg.solve(rgb_to_xyz_matrix(BT709_PRIMARIES_XY), rgb_to_xyz_matrix(P3_PRIMARIES_XY))
 #: Linear-light Display-P3 RGB -> BT.2020 RGB (SMPTE EG 432-1 D65 P3; NPM_2020^-1 NPM_P3).
 P3_TO_BT2020 = np.linalg.solve(rgb_to_xyz_matrix(BT2020_PRIMARIES_XY), rgb_to_xyz_matrix(P3_PRIMARIES_XY))
+#: Linear-light BT.2020 RGB -> Display-P3 RGB (inverse of `P3_TO_BT2020`).
+BT2020_TO_P3 = np.linalg.inv(P3_TO_BT2020)
 
 
 def rgb709_to_rgb2020(rgb):

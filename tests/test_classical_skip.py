@@ -261,7 +261,7 @@ def test_training_targets_stay_inside_p3_as_hdr10_masters_do(monkeypatch):
     """`augment.limit_to_p3`: P3-D65 colours pass unchanged, a BT.2020 primary is brought
     inside P3; the training targets of saturated, hue-rotated scenes have no pixel outside
     P3 (without the limit, some do)."""
-    to_p3 = np.linalg.inv(colour.P3_TO_BT2020)
+    to_p3 = colour.BT2020_TO_P3
     inside = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.2, 0.5, 1.0]]) @ colour.P3_TO_BT2020.T * 300.0
     np.testing.assert_allclose(augment.limit_to_p3(inside), inside, atol=1e-9)
     green2020 = augment.limit_to_p3(np.array([0.0, 300.0, 0.0]))

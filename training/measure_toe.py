@@ -76,8 +76,7 @@ def outside_gamuts(hdr_pq, tolerance=0.02):
     nits = colour.pq_eotf(hdr_pq).reshape(-1, 3)
     nits = nits[nits.max(axis=1) > 1.0]
     tol = -tolerance * nits.max(axis=1)
-    to_p3 = np.linalg.inv(colour.P3_TO_BT2020)
-    return (float(np.mean((nits @ to_p3.T).min(axis=1) < tol)),
+    return (float(np.mean((nits @ colour.BT2020_TO_P3.T).min(axis=1) < tol)),
             float(np.mean((nits @ colour.BT2020_TO_BT709.T).min(axis=1) < tol)))
 
 
@@ -87,12 +86,13 @@ def training_targets(scenes_dir, count=200, size=96, seed=0):
     from train_synthetic import _load_scenes  # this folder's trainer reads the scenes the same way
 
     scenes = _load_scenes(scenes_dir)
+    peaks = [augment.source_peak(scene) for scene in scenes]
     rng = np.random.default_rng(seed)
     targets = []
     for _ in range(count):
-        scene = scenes[rng.integers(len(scenes))]
-        y, x = rng.integers(0, scene.shape[0] - size), rng.integers(0, scene.shape[1] - size)
-        targets.append(augment.make_pair(scene[y:y + size, x:x + size], rng, 2, scene_peak=augment.source_peak(scene),
+        i = rng.integers(len(scenes))
+        y, x = rng.integers(0, scenes[i].shape[0] - size), rng.integers(0, scenes[i].shape[1] - size)
+        targets.append(augment.make_pair(scenes[i][y:y + size, x:x + size], rng, 2, scene_peak=peaks[i],
                                          graphics_prob=0.0)[1])
     return np.stack(targets)
 

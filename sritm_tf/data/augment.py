@@ -61,7 +61,7 @@ def limit_to_p3(nits2020):
     `training/measure_toe.py --gamut`), while hue and saturation augmentation pushed 4 % of
     the training pixels outside it: trained on those, the network extended colours that the
     SDR clips (outside BT.709) further than real grades do."""
-    p3 = np.maximum(np.asarray(nits2020) @ np.linalg.inv(colour.P3_TO_BT2020).T, 0.0)
+    p3 = np.maximum(np.asarray(nits2020) @ colour.BT2020_TO_P3.T, 0.0)
     return p3 @ colour.P3_TO_BT2020.T
 
 
