@@ -225,10 +225,10 @@ def load_pair(sdr_path, hdr_path, scale, crop=0):
     """One graded pair (both at HR) -> (sdr_yuv [h, w, 3] LR, hdr_yuv [s*h, s*w, 3]).
 
     SDR: 8-bit R'G'B'(A), alpha dropped, bicubic-downscaled by `scale` with
-    antialiasing; HDR: 16-bit (or 8-bit) BT.2020 PQ R'G'B' at HR. `crop`: keep a
+    antialiasing and rounded to 8 bits, as `sritm eval` and real LR content give it
+    (`evaluate.make_lr`); HDR: 16-bit (or 8-bit) BT.2020 PQ R'G'B' at HR. `crop`: keep a
     centre square of `crop` LR pixels (0: whole frame)."""
-    from sritm_tf.data.resize import downscale
-    from sritm_tf.evaluate import read_pair
+    from sritm_tf.evaluate import make_lr, read_pair
 
     sdr, hdr = (a.astype(np.float32) for a in read_pair(sdr_path, hdr_path))
     if sdr.shape != hdr.shape:
@@ -240,7 +240,7 @@ def load_pair(sdr_path, hdr_path, scale, crop=0):
         sdr, hdr = sdr[y0:y0 + ch, x0:x0 + cw], hdr[y0:y0 + ch, x0:x0 + cw]
     else:
         sdr, hdr = sdr[:h, :w], hdr[:h, :w]
-    sdr_lr = np.clip(np.asarray(downscale(sdr, scale), np.float32), 0.0, 1.0)
+    sdr_lr = make_lr(sdr, scale)
     return (colour.sdr_rgb_to_model_yuv(sdr_lr).astype(np.float32),
             colour.pq2020_rgb_to_model_yuv(hdr).astype(np.float32))
 

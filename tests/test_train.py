@@ -113,6 +113,22 @@ def test_fine_tuning_on_pairs_lowers_their_loss(tmp_path, capsys):
     assert after < 0.7 * before, (before, after)
 
 
+def test_fine_tuning_pairs_are_the_inputs_eval_and_convert_see(tmp_path):
+    """The LR side of a fine-tuning pair is 8-bit, as real LR content and `sritm eval`'s
+    input are (`evaluate.make_lr`), not the unrounded bicubic downscale."""
+    from sritm_tf import colour, evaluate
+
+    pairs = write_pairs(str(tmp_path / "pairs"), count=1, height=64, width=48)
+    (_, sdr_path, hdr_path), = evaluate.find_pairs(pairs)
+    lr_yuv, hdr_yuv = load_pairs(pairs, 2)[0]
+    sdr, hdr = evaluate.read_pair(sdr_path, hdr_path)
+    lr_rgb = colour.model_yuv_to_sdr_rgb(lr_yuv.astype(np.float64))
+    assert lr_yuv.shape == (32, 24, 3) and hdr_yuv.shape == (64, 48, 3)
+    np.testing.assert_allclose(lr_rgb * 255, np.round(lr_rgb * 255), atol=1e-3)  # whole 8-bit codes
+    np.testing.assert_allclose(lr_rgb, evaluate.make_lr(sdr, 2), atol=1e-5)
+    np.testing.assert_allclose(hdr_yuv, colour.pq2020_rgb_to_model_yuv(hdr), atol=1e-5)
+
+
 def test_fine_tuning_keeps_the_init_networks_gates_unless_told(tmp_path, capsys):
     """The classical skip's gates have no weights: the run trains the --init network's
     settings (`pretrained.model_config`), and --chroma-gate / --shadow-gate override them."""
