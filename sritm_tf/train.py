@@ -79,6 +79,7 @@ class TrainConfig:
     init: str = None                  # weights to start from (.keras / .weights.h5 / .npz)
     pairs: str = None                 # fine-tuning: folder of graded pairs to adapt to
     crops: int = 256                  # fine-tuning: random crops taken from the pairs
+    anchor: bool = True               # fine-tuning: keep the --init network where the pairs show nothing
 
     def save(self, path):
         with atomic_path(path) as tmp, open(tmp, "w") as f:
@@ -273,10 +274,46 @@ def validation_data(cfg):
     return ds.cache().apply(tf.data.experimental.assert_cardinality(count))
 
 
-def crops_dataset(pairs, cfg):
+# Anchored fine-tuning: the SDR range a set of pairs covers (percentiles of their
+# max(R', G', B') 8-bit codes), and the exposure change of the anchor crops in stops.
+ANCHOR_COVERAGE = (0.5, 99.5)
+ANCHOR_STOPS = 3.0
+
+
+def sdr_max_codes(sdr_yuv):
+    """max(R', G', B') of network-convention SDR Y'CbCr, in 8-bit codes."""
+    return np.round(np.clip(colour.model_yuv_to_sdr_rgb(np.asarray(sdr_yuv, np.float64)), 0, 1).max(-1) * 255)
+
+
+def anchor_crops(sdr_crops, pairs, teacher, scale, rng):
+    """Anchor crops of anchored fine-tuning: each SDR crop re-exposed by 2^u, u uniform
+    in +-`ANCHOR_STOPS` stops (linear light at gamma 2.4, BT.1886 with L_B = 0; clipped;
+    8-bit), so that it holds codes the pairs do not; target the `teacher` network's
+    output (the --init network's); per-pixel weight 1 where the crop's max(R', G', B')
+    code lies outside the `ANCHOR_COVERAGE` percentiles of the pairs' codes, else 0.
+    Where the graded pairs show nothing (say, a frame without highlights), the loss
+    keeps the network's prior instead of letting the grade's correction extrapolate.
+    Returns (sdr, target, weight) arrays, or None when no pixel lies outside."""
+    codes = np.concatenate([sdr_max_codes(sdr).ravel() for sdr, _ in pairs])
+    low, high = np.percentile(codes, ANCHOR_COVERAGE)
+    rgb = np.clip(colour.model_yuv_to_sdr_rgb(np.asarray(sdr_crops, np.float64)), 0, 1)
+    gain = 2.0 ** rng.uniform(-ANCHOR_STOPS, ANCHOR_STOPS, (len(rgb), 1, 1, 1))
+    rgb = np.round(colour.gamma_encode(np.clip(colour.gamma_decode(rgb) * gain, 0, 1)) * 255) / 255
+    sdr = colour.sdr_rgb_to_model_yuv(rgb).astype(np.float32)
+    code = np.round(rgb.max(-1) * 255)
+    weight = ((code < low) | (code > high)).astype(np.float32)
+    if not weight.any():
+        return None
+    weight = weight.repeat(scale, 1).repeat(scale, 2) * (weight.size / weight.sum())  # both terms weigh the same
+    target = np.asarray(teacher.predict(sdr, batch_size=16, verbose=0), np.float32)
+    return sdr, target, weight
+
+
+def crops_dataset(pairs, cfg, teacher=None):
     """Fine-tuning data: `cfg.crops` aligned random crops (`cfg.patch_size` LR pixels,
     default 48) from in-memory pairs, random flips / rotations (none under the paper
-    recipe), repeated."""
+    recipe), repeated, as (sdr, hdr, per-pixel weight) batches. With a `teacher` (the
+    --init network) and `cfg.anchor`, each batch also holds as many `anchor_crops`."""
     import tensorflow as tf
 
     from sritm_tf.pipeline import augment_pair
@@ -291,11 +328,23 @@ def crops_dataset(pairs, cfg):
         s = cfg.scale
         sdr_crops.append(sdr[y:y + patch, x:x + patch])
         hdr_crops.append(hdr[y * s:(y + patch) * s, x * s:(x + patch) * s])
-    ds = tf.data.Dataset.from_tensor_slices((np.stack(sdr_crops), np.stack(hdr_crops)))
-    ds = ds.shuffle(len(sdr_crops), seed=cfg.seed).repeat()
-    if cfg.recipe != "paper":
-        ds = ds.enumerate().map(lambda i, p: augment_pair(p[0], p[1], tf.stack([tf.constant(cfg.seed, tf.int64), i])))
-    return ds.batch(cfg.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    sdr_crops, hdr_crops = np.stack(sdr_crops), np.stack(hdr_crops)
+    weights = np.ones(hdr_crops.shape[:3], np.float32)
+
+    def crops(sdr, hdr, weight, seed):
+        hdr_weight = np.concatenate([hdr, weight[..., None]], -1)  # flipped and rotated together
+        ds = tf.data.Dataset.from_tensor_slices((sdr, hdr_weight)).shuffle(len(sdr), seed=seed).repeat()
+        if cfg.recipe != "paper":
+            ds = ds.enumerate().map(lambda i, p: augment_pair(p[0], p[1], tf.stack([tf.constant(seed, tf.int64), i])))
+        ds = ds.map(lambda sdr, hdr_weight: (sdr, hdr_weight[..., :3], hdr_weight[..., 3]))
+        return ds.batch(cfg.batch_size, drop_remainder=True)
+
+    ds = crops(sdr_crops, hdr_crops, weights, cfg.seed)
+    anchors = anchor_crops(sdr_crops, pairs, teacher, cfg.scale, rng) if teacher is not None and cfg.anchor else None
+    if anchors is not None:
+        ds = tf.data.Dataset.zip(ds, crops(*anchors, cfg.seed + 1)).map(
+            lambda a, b: tuple(tf.concat([u, v], 0) for u, v in zip(a, b)))
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 # ---------------------------------------------------------------------------
@@ -562,8 +611,8 @@ def _train(cfg, strategy, extra_callbacks):
     val_ds = validation_data(cfg)
 
     def dataset():
-        if cfg.pairs:
-            return crops_dataset(load_pairs(cfg.pairs, cfg.scale), cfg)
+        if cfg.pairs:  # the model holds the --init weights here: the anchors' teacher
+            return crops_dataset(load_pairs(cfg.pairs, cfg.scale), cfg, teacher=model)
         return make_dataset(cfg.data, cfg.batch_size, cfg.scale, training=True,
                             shuffle_buffer=cfg.shuffle_buffer, seed=cfg.seed, patch_size=cfg.patch_size,
                             augment=not paper)

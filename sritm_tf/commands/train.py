@@ -6,6 +6,7 @@
     sritm train DATA_X4 --scale 4 --stage full --init deep_sritm_x2.npz   # x4 started from x2
     sritm train DATA_DIR --recipe paper --skip bicubic    # the authors' recipe and network
 """
+import argparse
 import math
 import numbers
 import os
@@ -70,6 +71,9 @@ def register(subparsers):
     p.add_argument("--init", help="start from these weights (.keras, .weights.h5, .npz)")
     p.add_argument("--pairs", help="fine-tune on the graded pairs of this folder (with --init)")
     p.add_argument("--crops", type=int, help="fine-tuning: random crops taken from the pairs (default 256)")
+    p.add_argument("--anchor", action=argparse.BooleanOptionalAction, default=None,
+                   help="fine-tuning: where the pairs show nothing (SDR codes outside the middle 99%% of theirs, "
+                        "say highlights a frame lacks), keep the --init network's output (default on)")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --run-dir")
     p.set_defaults(func=run, check=check)
 
