@@ -286,34 +286,56 @@ def sdr_max_codes(sdr_yuv):
 
 
 def anchor_crops(sdr_crops, pairs, teacher, scale, rng):
-    """Anchor crops of anchored fine-tuning: each SDR crop re-exposed by 2^u, u uniform
-    in +-`ANCHOR_STOPS` stops (linear light at gamma 2.4, BT.1886 with L_B = 0; clipped;
-    8-bit), so that it holds codes the pairs do not; target the `teacher` network's
-    output (the --init network's); per-pixel weight 1 where the crop's max(R', G', B')
-    code lies outside the `ANCHOR_COVERAGE` percentiles of the pairs' codes, else 0.
-    Where the graded pairs show nothing (say, a frame without highlights), the loss
-    keeps the network's prior instead of letting the grade's correction extrapolate.
-    Returns (sdr, target, weight) arrays, or None when no pixel lies outside."""
+    """Anchor crops of anchored fine-tuning. Each SDR crop is re-exposed by 2^u, u
+    uniform in +-`ANCHOR_STOPS` stops (linear light at gamma 2.4, BT.1886 with L_B = 0;
+    clipped; 8-bit), so that some of its pixels leave the range of SDR codes the pairs
+    cover; the target is the `teacher` network's output (the --init network's). Only
+    those pixels count: per-pixel weight where the crop's max(R', G', B') code lies
+    outside the `ANCHOR_COVERAGE` percentiles of the pairs' codes, 0 elsewhere, scaled
+    so that the anchor term weighs as much as the pairs' term. Where the graded pairs
+    show nothing (say, a frame without highlights), the loss keeps the network's prior
+    instead of letting the grade's correction extrapolate.
+    Returns (sdr, target, weight, share of the pixels counted), or None when none is."""
     codes = np.concatenate([sdr_max_codes(sdr).ravel() for sdr, _ in pairs])
     low, high = np.percentile(codes, ANCHOR_COVERAGE)
     rgb = np.clip(colour.model_yuv_to_sdr_rgb(np.asarray(sdr_crops, np.float64)), 0, 1)
     gain = 2.0 ** rng.uniform(-ANCHOR_STOPS, ANCHOR_STOPS, (len(rgb), 1, 1, 1))
-    rgb = np.round(colour.gamma_encode(np.clip(colour.gamma_decode(rgb) * gain, 0, 1)) * 255) / 255
+    rgb = colour.dequantize(colour.quantize(colour.gamma_encode(np.clip(colour.gamma_decode(rgb) * gain, 0, 1)), 8), 8)
     sdr = colour.sdr_rgb_to_model_yuv(rgb).astype(np.float32)
     code = np.round(rgb.max(-1) * 255)
-    weight = ((code < low) | (code > high)).astype(np.float32)
-    if not weight.any():
+    counted = (code < low) | (code > high)
+    if not counted.any():
         return None
-    weight = weight.repeat(scale, 1).repeat(scale, 2) * (weight.size / weight.sum())  # both terms weigh the same
+    share = float(counted.mean())
+    weight = (counted / share).astype(np.float32).repeat(scale, 1).repeat(scale, 2)
     target = np.asarray(teacher.predict(sdr, batch_size=16, verbose=0), np.float32)
-    return sdr, target, weight
+    return sdr, target, weight, share
+
+
+def anchor_teacher(cfg):
+    """The --init network, float32 and outside any distribution strategy, for
+    `anchor_crops`; None (and a line saying why) where anchors cannot be made."""
+    if not (cfg.pairs and cfg.anchor and cfg.init):
+        return None
+    if cfg.recipe == "paper":
+        print("anchors: off under --recipe paper (the authors' recipe has none)", flush=True)
+        return None
+    architecture = init_architecture(cfg.init)
+    if architecture and architecture.get("scale") != cfg.scale:
+        print(f"anchors: off, the --init network is x{architecture['scale']}, not x{cfg.scale}", flush=True)
+        return None
+    teacher = plain_copy(None, cfg)
+    return load_init_weights(teacher, cfg.init)
 
 
 def crops_dataset(pairs, cfg, teacher=None):
     """Fine-tuning data: `cfg.crops` aligned random crops (`cfg.patch_size` LR pixels,
     default 48) from in-memory pairs, random flips / rotations (none under the paper
-    recipe), repeated, as (sdr, hdr, per-pixel weight) batches. With a `teacher` (the
-    --init network) and `cfg.anchor`, each batch also holds as many `anchor_crops`."""
+    recipe), repeated, as (sdr, hdr) batches. With a `teacher` (`anchor_teacher`), each
+    batch also holds as many `anchor_crops`, unflipped (a network is not exactly
+    flip-equivariant, so a flipped teacher output is not the teacher's output), and the
+    batches are (sdr, hdr, per-pixel weight): 1 for the pairs' crops. The training
+    metrics Keras logs then cover both halves."""
     import tensorflow as tf
 
     from sritm_tf.pipeline import augment_pair
@@ -329,21 +351,20 @@ def crops_dataset(pairs, cfg, teacher=None):
         sdr_crops.append(sdr[y:y + patch, x:x + patch])
         hdr_crops.append(hdr[y * s:(y + patch) * s, x * s:(x + patch) * s])
     sdr_crops, hdr_crops = np.stack(sdr_crops), np.stack(hdr_crops)
-    weights = np.ones(hdr_crops.shape[:3], np.float32)
-
-    def crops(sdr, hdr, weight, seed):
-        hdr_weight = np.concatenate([hdr, weight[..., None]], -1)  # flipped and rotated together
-        ds = tf.data.Dataset.from_tensor_slices((sdr, hdr_weight)).shuffle(len(sdr), seed=seed).repeat()
-        if cfg.recipe != "paper":
-            ds = ds.enumerate().map(lambda i, p: augment_pair(p[0], p[1], tf.stack([tf.constant(seed, tf.int64), i])))
-        ds = ds.map(lambda sdr, hdr_weight: (sdr, hdr_weight[..., :3], hdr_weight[..., 3]))
-        return ds.batch(cfg.batch_size, drop_remainder=True)
-
-    ds = crops(sdr_crops, hdr_crops, weights, cfg.seed)
-    anchors = anchor_crops(sdr_crops, pairs, teacher, cfg.scale, rng) if teacher is not None and cfg.anchor else None
+    ds = tf.data.Dataset.from_tensor_slices((sdr_crops, hdr_crops)).shuffle(len(sdr_crops), seed=cfg.seed).repeat()
+    if cfg.recipe != "paper":
+        ds = ds.enumerate().map(lambda i, p: augment_pair(p[0], p[1], tf.stack([tf.constant(cfg.seed, tf.int64), i])))
+    ds = ds.batch(cfg.batch_size, drop_remainder=True)
+    anchors = anchor_crops(sdr_crops, pairs, teacher, cfg.scale, rng) if teacher is not None else None
+    if teacher is not None:
+        print("anchors: none, the pairs cover every code the crops re-exposed reach" if anchors is None else
+              f"anchors: {anchors[3]:.1%} of their pixels lie outside the pairs' SDR codes", flush=True)
     if anchors is not None:
-        ds = tf.data.Dataset.zip(ds, crops(*anchors, cfg.seed + 1)).map(
-            lambda a, b: tuple(tf.concat([u, v], 0) for u, v in zip(a, b)))
+        ones = tf.ones([cfg.batch_size, patch * cfg.scale, patch * cfg.scale])
+        anchor_ds = tf.data.Dataset.from_tensor_slices(anchors[:3]).shuffle(len(sdr_crops), seed=cfg.seed + 1)
+        anchor_ds = anchor_ds.repeat().batch(cfg.batch_size, drop_remainder=True)
+        ds = tf.data.Dataset.zip(ds, anchor_ds).map(
+            lambda a, b: (tf.concat([a[0], b[0]], 0), tf.concat([a[1], b[1]], 0), tf.concat([ones, b[2]], 0)))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -495,7 +516,8 @@ def init_architecture(path):
 
 
 def plain_copy(model, cfg):
-    """A float32 full network with the weights of `model` (drops the mixed-precision head)."""
+    """A float32 full network of `cfg` with the weights of `model`, if given (drops the
+    mixed-precision head)."""
     policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")  # else the copy would be mixed too
     try:
@@ -504,7 +526,8 @@ def plain_copy(model, cfg):
                                  shadow_gate=cfg.shadow_gate)
     finally:
         keras.mixed_precision.set_global_policy(policy)
-    transfer_weights(model, plain)
+    if model is not None:
+        transfer_weights(model, plain)
     return plain
 
 
@@ -611,8 +634,8 @@ def _train(cfg, strategy, extra_callbacks):
     val_ds = validation_data(cfg)
 
     def dataset():
-        if cfg.pairs:  # the model holds the --init weights here: the anchors' teacher
-            return crops_dataset(load_pairs(cfg.pairs, cfg.scale), cfg, teacher=model)
+        if cfg.pairs:
+            return crops_dataset(load_pairs(cfg.pairs, cfg.scale), cfg, teacher=anchor_teacher(cfg))
         return make_dataset(cfg.data, cfg.batch_size, cfg.scale, training=True,
                             shuffle_buffer=cfg.shuffle_buffer, seed=cfg.seed, patch_size=cfg.patch_size,
                             augment=not paper)

@@ -154,11 +154,7 @@ def test_anchor_crops_keep_the_teacher_outside_the_codes_the_pairs_cover(tmp_pat
     pairs = load_pairs(write_dark_pairs(str(tmp_path / "dark")), 2)
     crops = np.stack([s[:16, :16] for s, _ in pairs] * 8)
 
-    class Teacher:  # a stand-in network: its output is its input, upsampled
-        def predict(self, x, **kwargs):
-            return np.asarray(x).repeat(2, 1).repeat(2, 2) + 0.25
-
-    sdr, target, weight = anchor_crops(crops, pairs, Teacher(), 2, np.random.default_rng(0))
+    sdr, target, weight, share = anchor_crops(crops, pairs, Teacher(), 2, np.random.default_rng(0))
     assert sdr.shape == crops.shape and target.shape == weight.shape + (3,) == (16, 32, 32, 3)
     np.testing.assert_allclose(target, sdr.repeat(2, 1).repeat(2, 2) + 0.25, atol=1e-6)
     codes = sdr_max_codes(sdr).repeat(2, 1).repeat(2, 2)
@@ -167,9 +163,40 @@ def test_anchor_crops_keep_the_teacher_outside_the_codes_the_pairs_cover(tmp_pat
     assert outside.any() and (~outside).any()
     assert (weight[~outside] == 0).all() and (weight[outside] > 0).all()
     assert weight.mean() == pytest.approx(1.0)  # the anchor term weighs as much as the pairs'
+    assert share == pytest.approx(outside.mean())
     assert codes.max() > 200  # re-exposed: highlights the dark pairs do not have
     rgb = colour.model_yuv_to_sdr_rgb(sdr.astype(np.float64))
     np.testing.assert_allclose(rgb * 255, np.round(rgb * 255), atol=1e-3)  # 8-bit, as real input
+    # each crop's exposure changed by one gain in linear light, within +-3 stops, both ways
+    before = colour.gamma_decode(colour.model_yuv_to_sdr_rgb(crops.astype(np.float64)))
+    after = colour.gamma_decode(rgb)
+    gains = np.array([np.median((a / b)[(a > 0.002) & (a < 0.98)]) for a, b in zip(after, before)
+                      if ((a > 0.002) & (a < 0.98)).sum() > 100])
+    assert len(gains) >= 12 and gains.min() < 1 < gains.max()
+    assert gains.min() >= 2 ** -3.1 and gains.max() <= 2 ** 3.1, gains
+
+
+class Teacher:
+    """A stand-in network for `anchor_crops`: its output is its input, upsampled x2, plus 0.25."""
+
+    def predict(self, x, **kwargs):
+        return np.asarray(x).repeat(2, 1).repeat(2, 2) + 0.25
+
+
+def test_fine_tuning_batches_hold_the_pairs_then_the_anchors(tmp_path):
+    from sritm_tf.train import ANCHOR_COVERAGE, crops_dataset, sdr_max_codes
+
+    pairs = load_pairs(write_dark_pairs(str(tmp_path / "dark")), 2)
+    cfg = TrainConfig(pairs="unused", scale=2, patch_size=16, crops=8, batch_size=4)
+    sdr, hdr = (np.asarray(t) for t in next(iter(crops_dataset(pairs, cfg))))
+    assert sdr.shape == (4, 16, 16, 3) and hdr.shape == (4, 32, 32, 3)  # no teacher: no anchors, no weights
+    sdr, hdr, weight = (np.asarray(t) for t in next(iter(crops_dataset(pairs, cfg, Teacher()))))
+    assert sdr.shape == (8, 16, 16, 3) and hdr.shape == (8, 32, 32, 3) and weight.shape == (8, 32, 32)
+    assert (weight[:4] == 1).all()
+    np.testing.assert_allclose(hdr[4:], sdr[4:].repeat(2, 1).repeat(2, 2) + 0.25, atol=1e-6)  # unflipped
+    low, high = np.percentile(np.concatenate([sdr_max_codes(s).ravel() for s, _ in pairs]), ANCHOR_COVERAGE)
+    codes = sdr_max_codes(sdr[4:]).repeat(2, 1).repeat(2, 2)
+    np.testing.assert_array_equal(weight[4:] > 0, (codes < low) | (codes > high))
 
 
 def test_anchored_fine_tuning_keeps_the_init_network_where_the_pairs_show_nothing(tmp_path, capsys):
@@ -199,6 +226,17 @@ def test_anchored_fine_tuning_keeps_the_init_network_where_the_pairs_show_nothin
     # highlights drifted 11-36 ten-bit codes from the --init network, anchored 4 at most): 0.59 here.
     assert drift(runs["--anchor"]) < 0.7 * drift(runs["--no-anchor"]), (drift(runs["--anchor"]),
                                                                         drift(runs["--no-anchor"]))
+
+
+def test_fine_tuning_under_the_paper_recipe_runs_without_anchors(tmp_path, capsys):
+    init = build_deep_sritm(2, channels=8, m=1, n=1)
+    weights = pretrained.save_weights_npz(init, str(tmp_path / "init.npz"), dtype="float32")
+    pairs = write_dark_pairs(str(tmp_path / "dark"), count=1, size=32)
+    code, out, err = train_cli(capsys, "--init", weights, "--pairs", pairs, "--run-dir", tmp_path / "ft",
+                               "--recipe", "paper", "--steps", 2, "--patch-size", 8, "--crops", 4)
+    assert code == 0, err
+    assert "anchors: off under --recipe paper" in out
+    assert (tmp_path / "ft" / "deep_sritm_x2.npz").exists()
 
 
 def test_fine_tuning_keeps_the_init_networks_gates_unless_told(tmp_path, capsys):
