@@ -357,7 +357,7 @@ def crops_dataset(pairs, cfg, teacher=None):
     ds = ds.batch(cfg.batch_size, drop_remainder=True)
     anchors = anchor_crops(sdr_crops, pairs, teacher, cfg.scale, rng) if teacher is not None else None
     if teacher is not None:
-        print("anchors: none, the pairs cover every code the crops re-exposed reach" if anchors is None else
+        print("anchors: none (no re-exposed pixel leaves the SDR codes the pairs cover)" if anchors is None else
               f"anchors: {anchors[3]:.1%} of their pixels lie outside the pairs' SDR codes", flush=True)
     if anchors is not None:
         ones = tf.ones([cfg.batch_size, patch * cfg.scale, patch * cfg.scale])
