@@ -302,7 +302,7 @@ def anchor_crops(sdr_crops, pairs, teacher, scale, rng):
     gain = 2.0 ** rng.uniform(-ANCHOR_STOPS, ANCHOR_STOPS, (len(rgb), 1, 1, 1))
     rgb = colour.dequantize(colour.quantize(colour.gamma_encode(np.clip(colour.gamma_decode(rgb) * gain, 0, 1)), 8), 8)
     sdr = colour.sdr_rgb_to_model_yuv(rgb).astype(np.float32)
-    code = np.round(rgb.max(-1) * 255)
+    code = sdr_max_codes(sdr)
     counted = (code < low) | (code > high)
     if not counted.any():
         return None

@@ -18,7 +18,7 @@ from sritm_tf.train import TrainConfig, load_pairs
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from train_helpers import write_pairs, write_records  # noqa: E402
+from train_helpers import write_dark_pairs, write_pairs, write_records  # noqa: E402
 
 TINY = ["--channels", "8", "--m", "1", "--n", "1", "--batch-size", "4"]
 
@@ -129,22 +129,11 @@ def test_fine_tuning_pairs_are_the_inputs_eval_and_convert_see(tmp_path):
     np.testing.assert_allclose(hdr_yuv, colour.pq2020_rgb_to_model_yuv(hdr), atol=1e-5)
 
 
-def write_dark_pairs(folder, count=2, size=64, white=600.0, seed=3):
-    """Pairs whose SDR holds only codes 10-110 (a frame without highlights), graded
-    brighter than the classical skip's 203 cd/m2: the classical conversion at `white`."""
-    import cv2
+class Teacher:
+    """A stand-in network for `anchor_crops`: its output is its input, upsampled x2, plus 0.25."""
 
-    from sritm_tf import colour
-
-    os.makedirs(folder, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        coarse = rng.uniform(10, 110, (size // 8, size // 8, 3)).astype(np.float32)
-        sdr = np.round(cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)).clip(10, 110).astype(np.uint8)
-        hdr = colour.sdr_to_hdr10_baseline(sdr / 255.0, white)
-        cv2.imwrite(os.path.join(folder, f"dark{i}_sdr.png"), sdr[..., ::-1])
-        cv2.imwrite(os.path.join(folder, f"dark{i}_hdr.png"), np.round(hdr * 65535).astype(np.uint16)[..., ::-1])
-    return folder
+    def predict(self, x, **kwargs):
+        return np.asarray(x).repeat(2, 1).repeat(2, 2) + 0.25
 
 
 def test_anchor_crops_keep_the_teacher_outside_the_codes_the_pairs_cover(tmp_path):
@@ -174,13 +163,6 @@ def test_anchor_crops_keep_the_teacher_outside_the_codes_the_pairs_cover(tmp_pat
                       if ((a > 0.002) & (a < 0.98)).sum() > 100])
     assert len(gains) >= 12 and gains.min() < 1 < gains.max()
     assert gains.min() >= 2 ** -3.1 and gains.max() <= 2 ** 3.1, gains
-
-
-class Teacher:
-    """A stand-in network for `anchor_crops`: its output is its input, upsampled x2, plus 0.25."""
-
-    def predict(self, x, **kwargs):
-        return np.asarray(x).repeat(2, 1).repeat(2, 2) + 0.25
 
 
 def test_fine_tuning_batches_hold_the_pairs_then_the_anchors(tmp_path):

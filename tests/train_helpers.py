@@ -1,4 +1,5 @@
-"""Small helpers shared by the training tests: synthetic records and graded-style pairs."""
+"""Small helpers shared by the training tests: synthetic records and graded-style pairs
+(`write_dark_pairs`: pairs without highlights, for anchored fine-tuning)."""
 import os
 
 import cv2
@@ -42,4 +43,20 @@ def write_pairs(folder, count=2, height=64, width=48, seed=1):
         rgba = np.concatenate([sdr, np.full(sdr.shape[:2] + (1,), 255, np.uint8)], axis=2)
         cv2.imwrite(os.path.join(folder, f"pair{i}_sdr.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
         cv2.imwrite(os.path.join(folder, f"pair{i}_hdr.png"), hdr[..., ::-1])
+    return folder
+
+
+def write_dark_pairs(folder, count=2, size=64, white=600.0, seed=3):
+    """Pairs whose SDR holds only codes 10-110 (a frame without highlights), graded
+    brighter than the classical skip's 203 cd/m2: the classical conversion at `white`."""
+    from sritm_tf import colour
+
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        coarse = rng.uniform(10, 110, (size // 8, size // 8, 3)).astype(np.float32)
+        sdr = np.round(cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)).clip(10, 110).astype(np.uint8)
+        hdr = colour.sdr_to_hdr10_baseline(sdr / 255.0, white)
+        cv2.imwrite(os.path.join(folder, f"dark{i}_sdr.png"), sdr[..., ::-1])
+        cv2.imwrite(os.path.join(folder, f"dark{i}_hdr.png"), np.round(hdr * 65535).astype(np.uint16)[..., ::-1])
     return folder
