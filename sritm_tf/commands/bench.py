@@ -1,4 +1,4 @@
-"""`sritm bench speed|memory|train|pipeline|tflite|stream|ablation|batch`: the benchmarks of
+"""`sritm bench speed|memory|train|pipeline|tflite|stream|ablation|batch|gpu`: the benchmarks of
 `sritm_tf.benchmarks`, one module each (also run by the scripts in benchmarks/)."""
 import importlib
 
@@ -11,6 +11,7 @@ BENCHMARKS = {
     "stream": "peak temporary disk and RSS of a streamed video conversion, extrapolated to 1 min of 4K",
     "ablation": "the paper's Tables 1-3 retrained on your records: PSNR / SSIM and parameters per variant",
     "batch": "sritm convert-batch on a 1-minute clip: wall time, segments, peak temporary disk, resume, vs single",
+    "gpu": "seconds per 4K frame on a GPU (JAX) against its measured matrix peak",
 }
 
 
