@@ -1,0 +1,46 @@
+"""`training/train_synthetic.py`: its worker processes make batches on one core each."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from sritm_tf.data import augment
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHILD = """
+import multiprocessing, os, sys
+import train_synthetic as t  # training/ is on PYTHONPATH
+
+def probe(_):
+    import cv2
+    return cv2.getNumThreads(), os.environ["OPENBLAS_NUM_THREADS"], os.environ["OMP_NUM_THREADS"]
+
+pool = multiprocessing.get_context("fork").Pool(2, t._worker_init, (sys.argv[1],))
+print(pool.map(probe, range(2)))
+x, w, y = pool.apply(t._make_batch, (([0, 1], 3, 16, 2, None),))
+print(x.shape, w.shape, y.shape, float(x.min()) >= 0.0, bool(100 <= w.min() and w.max() <= 500))
+pool.terminate()
+"""
+
+
+def test_workers_run_single_threaded_and_make_batches(tmp_path):
+    """A BLAS or OpenCV pool of every core in each worker oversubscribed the 16-core GPU
+    machine (training ran 6-8x slower); the script pins each worker to one thread."""
+    rng = np.random.default_rng(0)
+    index = []
+    for name in ("a", "b"):
+        scene = np.exp(rng.normal(-1.5, 1.2, (64, 80, 3))).astype(np.float32)
+        cv2.imwrite(str(tmp_path / f"{name}.png"), augment.encode_scene(scene)[..., ::-1])
+        index.append({"name": name, "source": name, "size": [64, 80]})
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    env = {"PATH": "/usr/bin:/bin", "KERAS_BACKEND": "numpy", "PYTHONPATH": f"{ROOT}:{ROOT / 'training'}"}  # no thread settings given
+    out = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path)],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    threads, batch = out.stdout.strip().splitlines()[-2:]
+    assert threads == "[(1, '1', '1'), (1, '1', '1')]"
+    assert batch == "(3, 16, 16, 3) (3, 1) (3, 32, 32, 3) True True"
