@@ -22,7 +22,8 @@ import time
 
 # One thread per worker process: a BLAS pool of every core in each of a dozen workers
 # oversubscribes the CPUs (on a 16-core GPU machine, training ran 6-8x slower). Set before
-# numpy loads its BLAS; the forked workers inherit it.
+# numpy loads its BLAS; the forked workers inherit it. The main process gets it too, which
+# leaves TensorFlow's and XLA's own thread pools as they are.
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 

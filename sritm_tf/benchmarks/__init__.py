@@ -5,6 +5,19 @@ import json
 import os
 import subprocess
 import sys
+import time
+
+UHD = (2160, 3840)  # a 4K output frame, (height, width)
+
+
+def best_time(fn, repeats):
+    """The shortest of `repeats` wall-clock timings of `fn()`, in seconds."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
 
 
 class ChildError(RuntimeError):

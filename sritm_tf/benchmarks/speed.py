@@ -29,7 +29,7 @@ import os
 import sys
 import time
 
-from sritm_tf.benchmarks import ChildError, run_child
+from sritm_tf.benchmarks import UHD, ChildError, best_time, run_child
 
 # name -> (environment, precision, how the model runs)
 ENGINES = {
@@ -45,7 +45,6 @@ ENGINES = {
     "litert-int8": ({"KERAS_BACKEND": "tensorflow"}, "int8", "litert"),
 }
 DEFAULT_ENGINES = ["tf-fp32", "tf-bf16"]
-UHD = (2160, 3840)
 
 
 def add_arguments(p):
@@ -106,7 +105,7 @@ def measured_peaks(size=4096, repeats=3):
         a = tf.constant(np.random.default_rng(0).random((size, size), np.float32), dtype=dtype)
         matmul = tf.function(lambda x: tf.linalg.matmul(x, x))
         matmul(a).numpy()
-        best = min(_timed(lambda: matmul(a).numpy()) for _ in range(repeats))
+        best = best_time(lambda: matmul(a).numpy(), repeats)
         out[name] = 2 * size**3 / best / 1e9
     int8 = measured_int8_peak(size // 2, repeats)
     if int8:
@@ -139,13 +138,7 @@ def measured_int8_peak(size=2048, repeats=3):
     codes = np.random.default_rng(1).integers(-128, 128, (size, size), dtype=np.int8)
     run = lambda: run_tflite(interpreter, codes, dtype=np.int8)  # noqa: E731
     run()
-    return 2 * size**3 / min(_timed(run) for _ in range(repeats)) / 1e9
-
-
-def _timed(fn):
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+    return 2 * size**3 / best_time(run, repeats) / 1e9
 
 
 # ---------------------------------------------------------------------------
@@ -225,7 +218,7 @@ def worker(job):
         t0 = time.perf_counter()
         predictor(image)
         first = time.perf_counter() - t0
-        seconds = min(_timed(lambda: predictor(image)) for _ in range(repeats))
+        seconds = best_time(lambda: predictor(image), repeats)
         uhd_lr_pixels = UHD[0] * UHD[1] / scale**2
         rows.append({
             "engine": job["engine"], "precision": precision, "scale": scale,
