@@ -51,3 +51,16 @@ def test_workers_run_single_threaded_and_make_batches(tmp_path):
         pytest.skip("this numpy has no bundled OpenBLAS to ask")
     assert threads == "[(1, 1), (1, 1)]"
     assert batch == "(3, 16, 16, 3) (3, 1) (3, 32, 32, 3) True True"
+
+
+def test_a_bad_scenes_folder_is_one_line_before_any_worker_starts(tmp_path):
+    """A worker that fails to start is restarted by the pool for ever: the script checks the
+    folders first and stops with one line, exit 2, and no output folder."""
+    (tmp_path / "index.json").write_text(json.dumps([{"name": "gone", "source": "gone", "size": [8, 8]}]))
+    out = subprocess.run([sys.executable, str(ROOT / "training" / "train_synthetic.py"), "--scenes", str(tmp_path),
+                          "--val-scenes", str(tmp_path), "--out", str(tmp_path / "run")],
+                         capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == (
+        f"train_synthetic.py: error: {tmp_path}: gone.png is listed in index.json but missing")
+    assert not (tmp_path / "run").exists()

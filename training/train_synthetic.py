@@ -32,13 +32,31 @@ import numpy as np  # noqa: E402
 _SCENES = None
 
 
+def _scene_files(folder):
+    """The scene names that `folder`'s index.json (`training/pack_scenes.py`) lists, each
+    with its PNG there; ValueError saying what is wrong otherwise."""
+    path = os.path.join(folder, "index.json")
+    if not os.path.isfile(path):
+        raise ValueError(f"{folder}: no index.json (not a training/pack_scenes.py output folder)")
+    try:
+        with open(path) as f:
+            names = [entry["name"] for entry in json.load(f)]
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{path}: not a scene list of training/pack_scenes.py") from None
+    missing = [n for n in names if not os.path.isfile(os.path.join(folder, f"{n}.png"))]
+    if missing:
+        raise ValueError(f"{folder}: {missing[0]}.png is listed in index.json but missing")
+    if not names:
+        raise ValueError(f"{path}: lists no scenes")
+    return names
+
+
 def _load_scenes(folder):
     import cv2
 
     from sritm_tf.data import augment
 
-    with open(os.path.join(folder, "index.json")) as f:
-        names = [entry["name"] for entry in json.load(f)]
+    names = _scene_files(folder)
     return [augment.decode_scene(cv2.imread(os.path.join(folder, f"{n}.png"), cv2.IMREAD_UNCHANGED)[..., ::-1])
             for n in names]
 
@@ -97,6 +115,14 @@ def main(argv=None):
                              "the validation pairs keep the default")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
+    # Checked here: a worker that fails to start is restarted by the pool for ever.
+    for folder in (args.scenes, args.val_scenes):
+        try:
+            _scene_files(folder)
+        except ValueError as e:
+            parser.error(str(e))
+    if args.init and not os.path.isfile(args.init):
+        parser.error(f"{args.init}: no such file")
     os.makedirs(args.out, exist_ok=True)
 
     # The pool is forked before Keras / JAX are imported.
