@@ -355,8 +355,9 @@ def crops_dataset(pairs, cfg, teacher=None):
     if cfg.recipe != "paper":
         ds = ds.enumerate().map(lambda i, p: augment_pair(p[0], p[1], tf.stack([tf.constant(cfg.seed, tf.int64), i])))
     ds = ds.batch(cfg.batch_size, drop_remainder=True)
-    anchors = anchor_crops(sdr_crops, pairs, teacher, cfg.scale, rng) if teacher is not None else None
+    anchors = None
     if teacher is not None:
+        anchors = anchor_crops(sdr_crops, pairs, teacher, cfg.scale, rng)
         print("anchors: none (no re-exposed pixel leaves the SDR codes the pairs cover)" if anchors is None else
               f"anchors: {anchors[3]:.1%} of their pixels lie outside the pairs' SDR codes", flush=True)
     if anchors is not None:

@@ -59,16 +59,16 @@ def frame_row(scale, precision, frame, repeats):
 
 
 def run(args):
-    import keras
-
     from sritm_tf.errors import UserError
+    from sritm_tf.precision import keras_backend
     from sritm_tf.sizes import parse_shape
 
-    if keras.backend.backend() != "jax":
+    if keras_backend() != "jax":  # found without importing Keras (which would start TensorFlow)
         raise UserError("bench gpu runs on JAX: set KERAS_BACKEND=jax")
     frame_arg = parse_shape(args.frame, "--frame") if args.frame else None  # (h, w)
 
     import jax
+    import keras
 
     device = jax.devices()[0]
     print(f"device: {device.device_kind} ({device.platform}), jax {jax.__version__}, keras {keras.__version__}")
