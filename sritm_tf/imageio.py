@@ -25,10 +25,15 @@ import cv2
 import numpy as np
 
 from sritm_tf import colour
-from sritm_tf.errors import InputError
+from sritm_tf.errors import AccessError, InputError, MissingFileError
 from sritm_tf.fileio import atomic_path, captured_stderr
 
 SDR_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+
+
+def is_image(path):
+    """True if `path` names an SDR image by its extension (`SDR_IMAGE_EXTENSIONS`), not a video."""
+    return os.path.splitext(path)[1].lower() in SDR_IMAGE_EXTENSIONS
 
 
 TOO_MANY_PIXELS = "its header declares more pixels than OpenCV decodes, CV_IO_MAX_IMAGE_PIXELS"
@@ -66,13 +71,18 @@ def read_image(path):
     """Reads an image file as RGB (H, W, 3) with the stored sample type (uint8 or
     uint16; float32 for float TIFFs): alpha dropped, grey replicated to 3 channels.
 
-    Raises FileNotFoundError if `path` is not a file and InputError
-    ("<path>: not a readable image ...") if it cannot be decoded.
+    Raises MissingFileError (a FileNotFoundError) if `path` is not a file, AccessError
+    if it cannot be read and InputError ("<path>: not a readable image ...") if it
+    cannot be decoded.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    image, why = _decode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+        raise MissingFileError(f"{path}: no such file")
+    try:
+        data = np.fromfile(path, np.uint8)
+    except PermissionError as err:
+        raise AccessError(f"{path}: cannot read ({err.strerror})") from None
+    image, why = _decode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise InputError(f"{path}: not a readable image ({why or 'unsupported format or corrupt file'})")
     if image.ndim == 2:
@@ -103,7 +113,7 @@ def write_image(path, rgb, params=()):
 def read_sdr_image(path):
     """Reads an 8-bit SDR image as RGB uint8 (H, W, 3).
 
-    RGBA: alpha dropped; grey: replicated to 3 channels. Raises FileNotFoundError
+    RGBA: alpha dropped; grey: replicated to 3 channels. Raises MissingFileError
     if `path` does not exist and InputError if it cannot be decoded or is not
     8-bit (16-bit and float images are taken as HDR and refused).
     """

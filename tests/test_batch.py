@@ -1,4 +1,4 @@
-"""`sritm convert-batch` (issue 14, item 2): a catalogue converted segment by segment on Apache
+"""`sritm convert-batch`: a catalogue converted segment by segment on Apache
 Beam's DirectRunner with 2 worker processes, against the single-process `sritm convert`.
 
 The classical conversion (--baseline) keeps it fast: what is tested is the splitting, joining,
@@ -18,9 +18,12 @@ import numpy as np
 import pytest
 
 from sritm_tf import convert, fileio, pretrained
+from sritm_tf.batch import join, plan
+from sritm_tf.errors import InputError
+from sritm_tf.video import hdr10, matroska
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
-beam_batch = pytest.importorskip("sritm_tf.batch", reason="Apache Beam not installed (pip install \".[beam]\")")
+pipeline = pytest.importorskip("sritm_tf.batch.pipeline", reason="Apache Beam not installed (pip install \".[beam]\")")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WIDTH, HEIGHT, FRAMES = 64, 48, 75  # 3 s at 25 fps, a keyframe every second: 3 segments of 1 s
@@ -47,7 +50,7 @@ def sritm(*args, timeout=180):
 
 
 def batch(inputs, out_dir, **options):
-    return beam_batch.convert_batch(inputs, out_dir, workers=2, **{**SETTINGS, **options})
+    return pipeline.convert_batch(inputs, out_dir, workers=2, **{**SETTINGS, **options})
 
 
 def probe(path, *extra):
@@ -89,21 +92,34 @@ def test_find_inputs_names_outputs_and_refuses_clashes(tmp_path):
     for name in ("a.mp4", "sub/b.mov", "sub/c.png", "notes.txt"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_bytes(b"")
-    found = beam_batch.find_inputs([tmp_path, str(tmp_path / "sub" / "*.png")])  # c.png twice: once
+    found = plan.find_inputs([tmp_path, str(tmp_path / "sub" / "*.png")])  # c.png twice: once
     assert [(os.path.relpath(p, tmp_path), n) for p, n in found] == [
         ("a.mp4", "a"), ("sub/b.mov", "sub/b"), ("sub/c.png", "sub/c")]
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "a.mkv").write_bytes(b"")
-    with pytest.raises(beam_batch.InputError, match=r"a.mkv: same output name as .*a.mp4"):
-        beam_batch.find_inputs([tmp_path / "a.mp4", tmp_path / "other" / "a.mkv"])
-    with pytest.raises(beam_batch.InputError, match="nothing-here"):
-        beam_batch.find_inputs([tmp_path / "nothing-here*.mp4"])
+    with pytest.raises(InputError, match=r"a.mkv: same output name as .*a.mp4"):
+        plan.find_inputs([tmp_path / "a.mp4", tmp_path / "other" / "a.mkv"])
+    with pytest.raises(InputError, match="nothing-here"):
+        plan.find_inputs([tmp_path / "nothing-here*.mp4"])
 
 
 def test_segments_are_cut_at_keyframes_about_n_seconds_apart():
     keys = [0, 12800, 25600, 38400, 51200]  # a keyframe a second, time base 1/12800
-    assert beam_batch.segment_bounds(keys, Fraction(1, 12800), 2.0) == [(None, 25600), (25600, 51200), (51200, None)]
-    assert beam_batch.segment_bounds(keys, Fraction(1, 12800), 10.0) == [(None, None)]
+    assert plan.segment_bounds(keys, Fraction(1, 12800), 2.0) == [(None, 25600), (25600, 51200), (51200, None)]
+    assert plan.segment_bounds(keys, Fraction(1, 12800), 10.0) == [(None, None)]
+
+
+def test_plan_and_join_import_without_apache_beam():
+    """Only sritm_tf.batch.pipeline imports Beam: the plan and the join are usable without it."""
+    code = ("import sys; sys.modules['apache_beam'] = None; import sritm_tf.batch.plan, sritm_tf.batch.join; "
+            "print(sorted(m for m in sys.modules if m.startswith('sritm_tf.batch')))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[-2] == "['sritm_tf.batch', 'sritm_tf.batch.join', 'sritm_tf.batch.plan']"
+    result = subprocess.run([sys.executable, "-c", code.replace("batch.join", "batch.pipeline")], capture_output=True,
+                            text=True, timeout=120, env=env)
+    assert result.returncode == 1 and "apache_beam" in result.stderr  # the check itself works: pipeline needs Beam
 
 
 def test_three_segments_in_parallel_equal_the_single_process_output(clip, single, tmp_path):
@@ -160,15 +176,15 @@ def test_rerun_converts_only_the_missing_segments(clip, single, tmp_path):
     segment 1, which a dead process half wrote, and the tail of an append the kill cut short."""
     folder, _ = single
     out = tmp_path / "out"
-    settings = beam_batch.batch_settings(**SETTINGS, format="yuv")
-    titles, units, report = beam_batch.plan([clip], out, settings)
+    settings = plan.batch_settings(**SETTINGS, format="yuv")
+    titles, units, report = plan.plan([clip], out, settings)
     assert [index for _, index in units] == [0, 1, 2] and report["segments"] == 3
-    worker = beam_batch.ConvertUnit(settings)
+    worker = pipeline.ConvertUnit(settings)
     worker.setup()
     for unit in (units[0], units[2]):
         assert list(worker.process(unit)) == [(titles[0]["work"], unit[1])]
     work = titles[0]["work"]
-    seg = lambda i: os.path.basename(beam_batch.segment_path(titles[0], i, "yuv"))
+    seg = lambda i: os.path.basename(join.segment_path(titles[0], i, "yuv"))
     # Segment 0 is in the joined prefix and its file gone; segment 2 waits for segment 1.
     assert sorted(os.listdir(work)) == sorted(["join.lock", "joined.json", "joined.yuv", seg(2), seg(2) + ".json"])
     joined = os.path.join(work, "joined.yuv")
@@ -207,10 +223,10 @@ def test_segments_are_joined_as_they_finish_so_temporary_disk_is_bounded(clip, s
     the segment being converted; out of order, a segment waits only for those before it."""
     folder, results = single
     out = tmp_path / "out"
-    settings = beam_batch.batch_settings(**SETTINGS, format="mkv")
-    titles, units, _ = beam_batch.plan([clip], out, settings)
+    settings = plan.batch_settings(**SETTINGS, format="mkv")
+    titles, units, _ = plan.plan([clip], out, settings)
     work = titles[0]["work"]
-    worker = beam_batch.ConvertUnit(settings)
+    worker = pipeline.ConvertUnit(settings)
     worker.setup()
     peak, stop, sizes = [0, 0], threading.Event(), []
     poller = threading.Thread(target=_work_bytes, args=(work, peak, stop))
@@ -226,7 +242,7 @@ def test_segments_are_joined_as_they_finish_so_temporary_disk_is_bounded(clip, s
         poller.join()
     # The bound: one segment (x265's NUT, a little larger than its share of the output) besides the prefix.
     assert 0 < peak[0] <= 1.25 * max(sizes) + 4096, (peak, sizes)
-    assert beam_batch.JoinTitle("mkv").process((work, {"titles": titles, "units": []})) == []
+    assert pipeline.JoinTitle("mkv").process((work, {"titles": titles, "units": []})) == []
     out_file = out / "clip.mkv"
     assert sorted(os.listdir(out)) == [".sritm-work", "clip.mkv"] and os.listdir(out / ".sritm-work") == []
     assert peak[1] <= os.path.getsize(out_file)
@@ -237,15 +253,15 @@ def test_segments_are_joined_as_they_finish_so_temporary_disk_is_bounded(clip, s
 
     # Out of order: 2 then 1 wait (segment 0 is not finished), then 0 joins all three.
     out = tmp_path / "reversed"
-    titles, units, _ = beam_batch.plan([clip], out, settings)
+    titles, units, _ = plan.plan([clip], out, settings)
     work = titles[0]["work"]
-    seg = lambda i: os.path.basename(beam_batch.segment_path(titles[0], i, "mkv"))
+    seg = lambda i: os.path.basename(join.segment_path(titles[0], i, "mkv"))
     list(worker.process(units[2]))
     list(worker.process(units[1]))
     assert sorted(os.listdir(work)) == sorted(["join.lock", seg(1), seg(1) + ".json", seg(2), seg(2) + ".json"])
     list(worker.process(units[0]))
     assert sorted(os.listdir(work)) == ["join.lock", "joined.json", "joined.mkv"]
-    beam_batch.JoinTitle("mkv").process((work, {"titles": titles, "units": []}))
+    pipeline.JoinTitle("mkv").process((work, {"titles": titles, "units": []}))
     assert frame_times(out / "clip.mkv") == frame_times(folder / "clip.mkv")
 
 
@@ -254,24 +270,22 @@ def test_a_kill_while_a_title_is_finished_then_a_rerun_gives_the_output(clip, si
     level SEI of the first keyframe only): the re-run finishes the title as one run would."""
     folder, results = single
     out = tmp_path / "out"
-    settings = beam_batch.batch_settings(**SETTINGS, format="mkv")
-    titles, units, _ = beam_batch.plan([clip], out, settings)
-    worker = beam_batch.ConvertUnit(settings)
+    settings = plan.batch_settings(**SETTINGS, format="mkv")
+    titles, units, _ = plan.plan([clip], out, settings)
+    worker = pipeline.ConvertUnit(settings)
     worker.setup()
     for unit in units:
         list(worker.process(unit))
     work = titles[0]["work"]
     with open(os.path.join(work, "joined.json")) as f:
         state = json.load(f)
-    from sritm_tf import video
-
-    video.mkv_join_finish(os.path.join(work, "joined.mkv"), state["mkv"])
+    matroska.mkv_join_finish(os.path.join(work, "joined.mkv"), state["mkv"])
     state["stage"] = "levels"
     fileio.write_text(os.path.join(work, "joined.json"), json.dumps(state))
-    levels = video.LightLevels()
+    levels = hdr10.LightLevels()
     levels.peak, levels.frame_average = state["levels"]
-    old, new = video.hdr10_sei_nals(video.PLACEHOLDER_PEAK, *video.PLACEHOLDER_LIGHT)[1], \
-        video.hdr10_sei_nals(video.mastering_peak(levels.max_cll), levels.max_cll, levels.max_fall)[1]
+    old, new = hdr10.hdr10_sei_nals(hdr10.PLACEHOLDER_PEAK, *hdr10.PLACEHOLDER_LIGHT)[1], \
+        hdr10.hdr10_sei_nals(hdr10.mastering_peak(levels.max_cll), levels.max_cll, levels.max_fall)[1]
     data = open(os.path.join(work, "joined.mkv"), "rb").read()
     at = data.index(old, data.index(b"\x1f\x43\xb6\x75"))  # the first in a Cluster
     open(os.path.join(work, "joined.mkv"), "wb").write(data[:at] + new + data[at + len(old):])
@@ -382,14 +396,14 @@ def test_joined_timestamps_equal_the_single_process_ones_at_24_fps_with_aac_prim
            "-c:a", "aac", "-shortest", clip)
     want = tmp_path / "single.mkv"
     convert.convert_video(clip, want, progress=False, baseline=True, preset="ultrafast", crf=30)
-    settings = beam_batch.batch_settings(**{**SETTINGS, "crf": 30}, format="mkv")
-    titles, units, _ = beam_batch.plan([clip], tmp_path / "out", settings)
+    settings = plan.batch_settings(**{**SETTINGS, "crf": 30}, format="mkv")
+    titles, units, _ = plan.plan([clip], tmp_path / "out", settings)
     assert len(units) == 3
-    worker = beam_batch.ConvertUnit(settings)
+    worker = pipeline.ConvertUnit(settings)
     worker.setup()
     for unit in units:
         list(worker.process(unit))
-    beam_batch.JoinTitle("mkv").process((titles[0]["work"], {"titles": titles, "units": []}))
+    pipeline.JoinTitle("mkv").process((titles[0]["work"], {"titles": titles, "units": []}))
     got = tmp_path / "out" / "c24.mkv"
     assert frame_times(got) == frame_times(want) and len(frame_times(got)) == 72
     audio = lambda path: [p["pts"] for p in

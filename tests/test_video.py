@@ -11,9 +11,10 @@ import keras
 import numpy as np
 import pytest
 
-from sritm_tf import cli, colour, convert, video
+from sritm_tf import cli, colour, convert
 from sritm_tf.imageio import InputError
 from sritm_tf.model import build_deep_sritm
+from sritm_tf.video import hdr10, sources
 
 pytestmark = pytest.mark.skipif(
     shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
@@ -72,7 +73,7 @@ def sdr_clip(tmp_path_factory):
 def expected_frames(sdr_clip, tiny_model):
     """What the converter makes of each decoded source frame: PQ BT.2020 R'G'B'."""
     frame_converter = convert.FrameConverter(weights=tiny_model, tile=20)
-    return [frame_converter(rgb) for rgb, _ in video.VideoSource(str(sdr_clip))]
+    return [frame_converter(rgb) for rgb, _ in sources.VideoSource(str(sdr_clip))]
 
 
 def test_mp4_has_hdr10_signalling_and_light_levels(sdr_clip, tiny_model, expected_frames, tmp_path):
@@ -118,7 +119,7 @@ def test_mp4_has_hdr10_signalling_and_light_levels(sdr_clip, tiny_model, expecte
     decoded = decoded_yuv_planes(out)
     assert len(decoded) == FRAMES
     for planes, pq in zip(decoded, expected_frames):
-        reference = video.pq_rgb_to_yuv420p10(pq)
+        reference = hdr10.pq_rgb_to_yuv420p10(pq)
         for got, want in zip(planes, reference):
             mse = np.mean((got - want.astype(np.int64)) ** 2)
             assert 10 * np.log10(1023**2 / max(mse, 1e-9)) > 38
@@ -133,7 +134,7 @@ def test_yuv_output_is_exact_limited_range_yuv420p10(sdr_clip, tiny_model, expec
     assert data.size == FRAMES * (w * h * 3 // 2)
     for i, pq in enumerate(expected_frames):
         frame = data[i * w * h * 3 // 2:(i + 1) * w * h * 3 // 2]
-        y, cb, cr = video.pq_rgb_to_yuv420p10(pq)
+        y, cb, cr = hdr10.pq_rgb_to_yuv420p10(pq)
         np.testing.assert_array_equal(frame[:w * h].reshape(h, w), y)
         np.testing.assert_array_equal(frame[w * h:w * h * 5 // 4].reshape(h // 2, w // 2), cb)
         np.testing.assert_array_equal(frame[w * h * 5 // 4:].reshape(h // 2, w // 2), cr)
@@ -160,9 +161,9 @@ def test_raw_yuv_input_baseline_matches_rgb_path(tmp_path):
     result = convert.convert_video(tmp_path / "in.yuv", out, baseline=True, size=f"{w}x{h}", progress=False)
     assert result["frames"] == 2
     data = np.fromfile(out, "<u2").reshape(2, -1)
-    rgb = video.yuv420_to_rgb(frames[1], w, h)
+    rgb = sources.yuv420_to_rgb(frames[1], w, h)
     pq = colour.sdr_to_hdr10_baseline(convert.bicubic_upscale(rgb, 2), 203.0)
-    np.testing.assert_array_equal(data[1][:4 * w * h].reshape(2 * h, 2 * w), video.pq_rgb_to_yuv420p10(pq)[0])
+    np.testing.assert_array_equal(data[1][:4 * w * h].reshape(2 * h, 2 * w), hdr10.pq_rgb_to_yuv420p10(pq)[0])
 
 
 def run_cli(capsys, *argv):
@@ -207,32 +208,32 @@ def test_video_errors_are_one_line_and_leave_nothing(sdr_clip, tmp_path, capsys)
 
 
 def test_mastering_peak_holds_max_cll():
-    assert [video.mastering_peak(v) for v in (0, 203, 1000, 1001, 4000, 4001, 10000)] == [
+    assert [hdr10.mastering_peak(v) for v in (0, 203, 1000, 1001, 4000, 4001, 10000)] == [
         1000, 1000, 1000, 4000, 4000, 10000, 10000]
-    assert video.master_display(4000).endswith("L(40000000,1)")
+    assert hdr10.master_display(4000).endswith("L(40000000,1)")
 
 
 def test_failed_encode_leaves_no_partial_output(sdr_clip, tmp_path, monkeypatch):
-    close = video.HevcWriter.close
+    close = hdr10.HevcWriter.close
 
     def fail(self):
         close(self)  # the whole stream is written under its temporary name, then:
-        raise video.ToolError("ffmpeg failed (simulated)")
+        raise hdr10.ToolError("ffmpeg failed (simulated)")
 
-    monkeypatch.setattr(video.HevcWriter, "close", fail)
-    with pytest.raises(video.ToolError):
+    monkeypatch.setattr(hdr10.HevcWriter, "close", fail)
+    with pytest.raises(hdr10.ToolError):
         convert.convert_video(sdr_clip, tmp_path / "o.mp4", baseline=True, progress=False)
     assert os.listdir(tmp_path) == []
 
 
 def test_hdr10_sei_nals_carry_emulation_prevention():
     """The SEI NAL units that `write_light_levels` looks for and writes (x265's, byte for byte)."""
-    mastering, light = video.hdr10_sei_nals(1000, 1000, 400)
+    mastering, light = hdr10.hdr10_sei_nals(1000, 1000, 400)
     assert light == bytes.fromhex("4e01 90 04 03e8 0190 80")
     assert mastering == bytes.fromhex("4e01 89 18 2134 9baa 1996 08fc 8a48 3908 3d13 4042 00989680 0000 03 0001 80")
-    assert video.hdr10_sei_nals(1000, 0, 0)[1] == bytes.fromhex("4e01 90 04 0000 03 0000 80")  # 00 00 00 -> 00 00 03 00
-    assert video.hdr10_sei_nals(1000, 512, 2)[1] == bytes.fromhex("4e01 90 04 0200 00 03 02 80")
-    assert len(video.hdr10_sei_nals(4000, 1, 1)[0]) == len(mastering) + 1  # 40000000 = 02 62 5a 00
+    assert hdr10.hdr10_sei_nals(1000, 0, 0)[1] == bytes.fromhex("4e01 90 04 0000 03 0000 80")  # 00 00 00 -> 00 00 03 00
+    assert hdr10.hdr10_sei_nals(1000, 512, 2)[1] == bytes.fromhex("4e01 90 04 0200 00 03 02 80")
+    assert len(hdr10.hdr10_sei_nals(4000, 1, 1)[0]) == len(mastering) + 1  # 40000000 = 02 62 5a 00
 
 
 def test_streamed_encode_holds_no_uncompressed_frames_on_disk(tmp_path, monkeypatch):
@@ -266,13 +267,13 @@ def test_streamed_encode_holds_no_uncompressed_frames_on_disk(tmp_path, monkeypa
             sample()
             time.sleep(0.002)
 
-    close = video.HevcWriter.close
+    close = hdr10.HevcWriter.close
 
     def close_and_sample(writer):
         close(writer)
         sample()
 
-    monkeypatch.setattr(video.HevcWriter, "close", close_and_sample)
+    monkeypatch.setattr(hdr10.HevcWriter, "close", close_and_sample)
     poller = threading.Thread(target=poll)
     poller.start()
     try:
@@ -280,7 +281,7 @@ def test_streamed_encode_holds_no_uncompressed_frames_on_disk(tmp_path, monkeypa
     finally:
         done.set()
         poller.join()
-    raw_frame = video.yuv420_frame_bytes(2 * WIDTH, 2 * HEIGHT, 2)
+    raw_frame = sources.yuv420_frame_bytes(2 * WIDTH, 2 * HEIGHT, 2)
     final = (out_dir / "o.mkv").stat().st_size
     assert result["frames"] == 30 and final < 8 * raw_frame  # compressed: the old intermediate was 30 raw frames
     assert 0 < peak[0] <= final
@@ -318,14 +319,14 @@ def test_peak_cap_gives_max_cll_of_the_peak_not_one_more(peak):
     """Saturated highlights decode to at most `peak_nits`: MaxCLL is the peak (the float32 cap rounded up
     used to give 1001 at 1000 cd/m2, and a 4000 cd/m2 mastering display)."""
     pq = convert.FrameConverter(baseline=True, white_nits=10000.0, peak_nits=peak)(np.full((4, 6, 3), 255, np.uint8))
-    levels = video.LightLevels()
+    levels = hdr10.LightLevels()
     levels.update(pq)
     assert pq.dtype == np.float32 and levels.max_cll == peak and levels.peak > peak - 0.01
-    assert video.mastering_peak(levels.max_cll) == (1000 if peak <= 1000 else 4000)
+    assert hdr10.mastering_peak(levels.max_cll) == (1000 if peak <= 1000 else 4000)
 
 
 # ---------------------------------------------------------------------------
-# --transfer hlg: BT.2100 HLG output (issue 14, item 3)
+# --transfer hlg: BT.2100 HLG output
 # ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def hlg_frames(sdr_clip, tiny_model, expected_frames):
@@ -350,7 +351,7 @@ def test_hlg_hevc_is_signalled_and_has_no_hdr10_metadata(sdr_clip, tiny_model, h
     sides = {d["side_data_type"] for d in frame.get("side_data_list", [])}
     assert not sides & {"Mastering display metadata", "Content light level metadata"}, sides
     for planes, hlg in zip(decoded_yuv_planes(out), hlg_frames):
-        for got, want in zip(planes, video.pq_rgb_to_yuv420p10(hlg)):
+        for got, want in zip(planes, hdr10.pq_rgb_to_yuv420p10(hlg)):
             mse = np.mean((got - want.astype(np.int64)) ** 2)
             assert 10 * np.log10(1023**2 / max(mse, 1e-9)) > 38
     assert os.listdir(tmp_path) == [name]
@@ -359,7 +360,7 @@ def test_hlg_hevc_is_signalled_and_has_no_hdr10_metadata(sdr_clip, tiny_model, h
 def test_hlg_yuv_is_exact(sdr_clip, tiny_model, hlg_frames, tmp_path):
     out = tmp_path / "hlg.yuv"
     convert.convert_video(sdr_clip, out, weights=tiny_model, tile=20, progress=False, transfer="hlg")
-    want = np.concatenate([np.concatenate([p.ravel() for p in video.pq_rgb_to_yuv420p10(f)]) for f in hlg_frames])
+    want = np.concatenate([np.concatenate([p.ravel() for p in hdr10.pq_rgb_to_yuv420p10(f)]) for f in hlg_frames])
     np.testing.assert_array_equal(np.fromfile(out, "<u2"), want)
     assert want.max() > 700  # HLG: the highlights near the top of the code range, 1000 cd/m2 = code 940
 

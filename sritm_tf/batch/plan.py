@@ -1,0 +1,179 @@
+"""What a `sritm convert-batch` run converts (no Apache Beam here): the inputs (`find_inputs`), each
+title's key and, for a video, its segments cut at keyframes (`plan_title`), the batch's settings
+(`batch_settings`), and the units of work left to do (`plan`).
+"""
+import glob
+import hashlib
+import json
+import os
+
+from sritm_tf import convert, fileio, imageio
+from sritm_tf.batch import join
+from sritm_tf.errors import InputError, SritmError
+from sritm_tf.video import hdr10, probe, sources
+
+WORK = ".sritm-work"
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".m4v", ".avi", ".webm", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
+                    ".flv", ".wmv", ".y4m")
+VIDEO_FORMATS = ("mkv", "mp4", "yuv")
+#: FrameConverter's settings, and the encoder's, that a title's key (and its segments) depend on.
+CONVERTER_KEYS = ("scale", "weights", "baseline", "tile", "white_nits", "peak_nits", "precision", "engine",
+                  "transfer")
+
+
+def find_inputs(patterns):
+    """[(input path, output name)] for `patterns`: files, folders (searched recursively for
+    images and videos by extension) and globs. The output name is the file's name without its
+    extension, under its sub-folder for a file found in a folder (`a/b/c.mp4` from folder `a`:
+    `b/c`). InputError for a pattern that names nothing, or two inputs with one output name."""
+    found = []
+    for pattern in patterns:
+        pattern = os.fspath(pattern)
+        if os.path.isdir(pattern):
+            for folder, _, files in sorted(os.walk(pattern)):
+                for name in sorted(files):
+                    path = os.path.join(folder, name)
+                    if name.lower().endswith(imageio.SDR_IMAGE_EXTENSIONS + VIDEO_EXTENSIONS):
+                        found.append((path, os.path.splitext(os.path.relpath(path, pattern))[0]))
+        elif os.path.isfile(pattern):
+            found.append((pattern, os.path.splitext(os.path.basename(pattern))[0]))
+        else:
+            matches = sorted(m for m in glob.glob(pattern, recursive=True) if os.path.isfile(m))
+            if not matches:
+                raise InputError(f"{pattern}: no such file or folder, and no file matches it")
+            found += [(m, os.path.splitext(os.path.basename(m))[0]) for m in matches]
+    inputs, seen, owners = [], set(), {}
+    for path, name in found:
+        key = os.path.realpath(path)
+        if key in seen:
+            continue  # named twice (a file and its folder, overlapping globs)
+        clash = owners.setdefault((name, imageio.is_image(path)), path)
+        if clash != path:
+            raise InputError(f"{path}: same output name as {clash} ({name}); rename one or convert them apart")
+        seen.add(key)
+        inputs.append((path, name))
+    return inputs
+
+
+def title_key(path, settings):
+    """A hash of `path` (absolute), its size and modification time, and `settings` (a dict)."""
+    stat = os.stat(path)
+    text = json.dumps([os.path.abspath(path), stat.st_size, stat.st_mtime_ns, settings], sort_keys=True,
+                      default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def keyframes(path, stream_index):
+    """(pts of the keyframes, sorted; the smallest pts; packets; the largest pts + duration)
+    of a video stream from its packet index: demuxed, not decoded. None for the pts if a
+    packet has none."""
+    import av
+
+    keys, first, packets, end = set(), None, 0, None
+    try:
+        with av.open(path, metadata_errors="replace") as container:
+            for packet in container.demux(container.streams[stream_index]):
+                if packet.size == 0:
+                    continue  # the flush packet
+                if packet.pts is None:
+                    return None, None, packets, None
+                packets += 1
+                first = packet.pts if first is None else min(first, packet.pts)
+                end = max(end or 0, packet.pts + (packet.duration or 0))
+                if packet.is_keyframe:
+                    keys.add(packet.pts)
+    except av.error.FFmpegError as err:
+        raise InputError(f"{path}: damaged video ({err.strerror or err})") from None
+    return sorted(keys), first, packets, end
+
+
+def segment_bounds(keys, time_base, seconds):
+    """[(start, end)] pts ranges cut at `keys` (keyframe pts) at least `seconds` apart; the first
+    starts at the beginning (None), the last runs to the end (None)."""
+    starts = [None]
+    last = keys[0] if keys else None
+    for key in keys[1:]:
+        if (key - last) * time_base >= seconds:
+            starts.append(key)
+            last = key
+    return list(zip(starts, starts[1:] + [None]))
+
+
+def plan_title(path, output, work, settings, segment_seconds):
+    """The title dict of one input: its kind, paths and, for a video, its segments."""
+    title = {"input": path, "output": output, "work": work, "kind": "image" if imageio.is_image(path) else "video"}
+    if title["kind"] == "image":
+        return title
+    if path.lower().endswith(".yuv"):
+        raise InputError(f"{path}: a raw .yuv needs its frame size; convert it with sritm convert --size WxH")
+    source = sources.VideoSource(path)  # probes it: not a video, no video stream, HDR already
+    keys, first, packets, end = keyframes(path, source._stream_index)
+    if not packets:
+        raise InputError(f"{path}: no video frames")
+    if not source._container_frames and probe.frames_missing(source.listed_end, end, source.time_base,
+                                                             source.frame_rate):  # Matroska: no frame count
+        raise InputError(f"{path}: truncated or damaged video: its frames end at "
+                         f"{float(end * source.time_base):.3f} s, the container lists {source.listed_end:.3f} s; "
+                         "sritm convert --allow-truncated converts the frames that decode")
+    bounds = [(None, None)] if keys is None else segment_bounds(keys, source.time_base, segment_seconds)
+    title.update(width=source.width * settings["scale"], height=source.height * settings["scale"],
+                 frame_rate=source.frame_rate, time_base=source.time_base, offset=source.start_offset,
+                 audio_codecs=source.audio_codecs, listed=source._container_frames, first=first,
+                 segments=bounds)
+    return title
+
+
+def batch_settings(segment_seconds=10.0, format="mkv", crf=18, preset="medium", scale=2, weights=None,
+                   baseline=False, tile=None, white_nits=203.0, peak_nits=convert.PEAK_NITS, precision="fp32",
+                   engine="tf", transfer="pq"):
+    """The settings of a batch, checked: `segment_seconds`, about how long a video segment is (cut at
+    keyframes); `format`, the video output's (mkv, mp4 or yuv); the rest as `convert.convert_video`'s."""
+    if format not in VIDEO_FORMATS:
+        raise InputError(f"--format: expected one of {', '.join(VIDEO_FORMATS)}, got {format!r}")
+    if not segment_seconds > 0:
+        raise InputError(f"--segment-seconds: expected seconds > 0, got {segment_seconds!r}")
+    hdr10.check_encoder(crf, preset)
+    convert.check_levels(white_nits, peak_nits, convert.check_transfer(transfer))
+    return {"scale": scale, "weights": weights, "baseline": baseline, "tile": tile, "white_nits": white_nits,
+            "peak_nits": peak_nits, "precision": precision, "engine": engine, "transfer": transfer,
+            "crf": crf, "preset": preset, "format": format, "segment_seconds": segment_seconds}
+
+
+def plan(inputs, out_dir, settings, overwrite=False):
+    """(titles, units, report) of a batch: the titles to convert (`plan_title`), the units of work
+    left to do ((title, segment index) or (image title, None)), and the report so far: skipped
+    (outputs that exist, unless `overwrite`), failed (inputs refused), segments (to convert) and
+    reused (segments a previous run finished)."""
+    report = {"done": [], "skipped": [], "failed": [], "segments": 0, "reused": 0}
+    titles, units = [], []
+    os.makedirs(out_dir, exist_ok=True)
+    out_dir = os.path.abspath(out_dir)  # absolute: the workers may run elsewhere
+    for path, name in find_inputs(inputs):
+        path = os.path.abspath(path)
+        output = os.path.join(out_dir, f"{name}.{'png' if imageio.is_image(path) else settings['format']}")
+        if os.path.exists(output) and os.path.samefile(path, output):  # even with --overwrite, as ffmpeg
+            report["failed"].append((path, f"{output}: is the input file; write the output to another folder"))
+            continue
+        if os.path.exists(output) and not overwrite:
+            report["skipped"].append(output)
+            continue
+        work = os.path.join(out_dir, WORK, f"{name.replace(os.sep, '_')}-{title_key(path, settings)}")
+        fileio.remove(os.path.join(work, "error.txt"))  # a previous run's
+        os.makedirs(os.path.dirname(output), exist_ok=True)
+        try:
+            title = plan_title(path, output, work, settings, settings["segment_seconds"])
+        except SritmError as err:
+            report["failed"].append((path, str(err)))
+            continue
+        titles.append(title)
+        if title["kind"] == "image":
+            units.append((title, None))
+            continue
+        joined = join.joined_segments(title)
+        for index in range(len(title["segments"])):
+            if index < joined or os.path.exists(join.segment_path(title, index, settings["format"]) + ".json"):
+                report["reused"] += 1
+            else:
+                units.append((title, index))
+                report["segments"] += 1
+    return titles, units, report

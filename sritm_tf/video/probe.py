@@ -1,0 +1,101 @@
+"""Probing video files (PyAV) and the tools the video modules run: the first video stream's
+size, rate, time base, frame count, transfer and bit depth (`probe`), the checks that refuse an
+HDR stream (`check_sdr_stream`) or find a truncated one (`frames_missing`).
+"""
+import os
+import shutil
+from fractions import Fraction
+
+from sritm_tf import colour
+from sritm_tf.errors import InputError, ToolError
+
+#: FFmpeg's AVColorTransferCharacteristic codes of HDR transfers: (name, ffmpeg's name).
+HDR_TRANSFERS = {code: (key.upper(), name) for key, (code, name) in colour.TRANSFERS.items()}
+
+
+def require(tool):
+    """Raises ToolError if `tool` (ffmpeg) is not on PATH."""
+    if shutil.which(tool) is None:
+        raise ToolError(f"{tool} not found: install ffmpeg (it provides ffmpeg and ffprobe)")
+
+
+def probe(path):
+    """The first video stream of `path`, opened with PyAV, as a dict: index, width,
+    height, frame_rate (Fraction: average, else base rate, else 25), time_base
+    (Fraction), start_offset (seconds from the file start to the first video frame),
+    frame_count (from the container, else duration x rate; None if unknown),
+    transfer (FFmpeg's color_trc code), bits (per sample, from the pixel format)
+    and audio_codecs. Raises InputError if the file cannot be opened or has no
+    video stream."""
+    import av
+
+    try:
+        container = av.open(os.fspath(path), metadata_errors="replace")  # damaged tags do not stop us
+    except (av.error.FFmpegError, OSError) as err:
+        reason = getattr(err, "strerror", None) or str(err) or "cannot open"
+        raise InputError(f"{path}: not a readable video or image ({reason})") from None
+    with container:
+        if not container.streams.video:
+            raise InputError(f"{path}: no video stream")
+        stream = container.streams.video[0]
+        context = stream.codec_context
+        if not context or not context.width or not context.height:  # a damaged header
+            raise InputError(f"{path}: not a readable video (no frame size in its video stream)")
+        frame_rate = next((Fraction(r) for r in (stream.average_rate, stream.base_rate) if r), Fraction(25))
+        time_base = Fraction(stream.time_base) if stream.time_base else Fraction(1, 90000)
+        start = float(stream.start_time * time_base) if stream.start_time is not None else 0.0
+        file_start = container.start_time / 1e6 if container.start_time is not None else start  # AV_TIME_BASE
+        if stream.duration:
+            duration = float(stream.duration * time_base)
+        else:
+            duration = (container.duration or 0) / 1e6
+        return {
+            "index": stream.index,
+            "width": context.width, "height": context.height,
+            "frame_rate": frame_rate, "time_base": time_base,
+            "start_offset": max(0.0, start - file_start),
+            "frame_count": stream.frames or (round(duration * frame_rate) or None),
+            "container_frames": stream.frames or None,
+            "listed_end": _listed_end(stream, time_base),
+            "transfer": context.color_trc,
+            "bits": max((c.bits for c in context.format.components), default=8) if context.format else 8,
+            "audio_codecs": [a.codec_context.name for a in container.streams.audio],
+        }
+
+
+def _listed_end(stream, time_base):
+    """Where the container says this video stream ends, in seconds on its timestamps
+    (Matroska's DURATION tag, which ffmpeg writes as the stream's end, not its length;
+    else the stream's start plus its duration), or None. The video stream's own: audio
+    may run longer."""
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    if tag:
+        try:
+            hours, minutes, seconds = tag.split(":")
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        except ValueError:
+            pass
+    if not stream.duration:
+        return None
+    return float(((stream.start_time or 0) + stream.duration) * time_base)
+
+
+def frames_missing(listed_end, end_pts, time_base, frame_rate):
+    """About how many frames a stream that lists no frame count (Matroska) lacks: its frames
+    (or packets) end at `end_pts` (time_base units) while the container lists `listed_end`
+    seconds; 0 within 1.5 frame intervals, or when either is unknown."""
+    if not listed_end or end_pts is None:
+        return 0
+    missing = listed_end - float(end_pts * time_base)
+    return round(missing * float(frame_rate)) if missing > 1.5 / float(frame_rate) else 0
+
+
+def check_sdr_stream(info, path):
+    """Refuses a stream (`probe`) that is already HDR: PQ or HLG transfer, or more than 8 bits."""
+    if info["transfer"] in HDR_TRANSFERS:
+        name, transfer = HDR_TRANSFERS[info["transfer"]]
+        raise InputError(f"{path}: already HDR ({name} transfer {transfer}); sritm converts SDR video")
+    if info["bits"] > 8:
+        raise InputError(f"{path}: {info['bits']}-bit video, which is taken as HDR or high bit depth already; "
+                         "sritm converts 8-bit SDR video")
+
