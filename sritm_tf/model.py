@@ -254,19 +254,41 @@ def intermediate_model(model, names=None):
     return keras.Model(model.input, outputs, name=f"{model.name}_intermediates")
 
 
-def transfer_weights(source, target):
-    """Copies every layer's weights from `source` to the layer of the same name in
-    `target` (pre-training network -> full network). Layers of `target` that
-    `source` lacks (the modulation branches) keep their initialisation.
+def transfer_weights(source, target, missing="raise", mismatched="raise", exclude=()):
+    """Copies the weights of each layer of `source` to the layer of the same name in
+    `target`, as the reference's second stage starts the full network from the
+    pre-training network. The rules:
+
+    - a layer with weights that only `target` has (the modulation branches, or x4's
+      second upsampling conv when the source is x2) keeps its initialisation;
+    - a layer with weights that only `source` has: `missing="raise"` (ValueError) or
+      `"skip"`;
+    - a layer of both whose weights differ in shape (another channel count):
+      `mismatched="raise"` (ValueError) or `"skip"` (the target's layer keeps its own);
+    - layers named in `exclude` are not copied.
+
     Returns the names of the layers copied."""
+    for rule in (missing, mismatched):
+        if rule not in ("raise", "skip"):
+            raise ValueError(f"expected 'raise' or 'skip', got {rule!r}")
     copied = []
-    target_layers = {layer.name: layer for layer in target.layers}
+    target_layers = {layer.name: layer for layer in target.layers if layer.weights}
     for layer in source.layers:
-        if not layer.weights:
+        if not layer.weights or layer.name in exclude:
             continue
-        if layer.name not in target_layers:
-            raise ValueError(f"layer {layer.name!r} of {source.name} has no counterpart in {target.name}")
-        target_layers[layer.name].set_weights(layer.get_weights())
+        counterpart = target_layers.get(layer.name)
+        if counterpart is None:
+            if missing == "raise":
+                raise ValueError(f"layer {layer.name!r} of {source.name} has no counterpart in {target.name}")
+            continue
+        weights = layer.get_weights()
+        shapes, target_shapes = [w.shape for w in weights], [tuple(w.shape) for w in counterpart.weights]
+        if shapes != target_shapes:
+            if mismatched == "raise":
+                raise ValueError(f"layer {layer.name!r}: weights of shapes {shapes} in {source.name}, "
+                                 f"{target_shapes} in {target.name}")
+            continue
+        counterpart.set_weights(weights)
         copied.append(layer.name)
     return copied
 
@@ -278,10 +300,10 @@ TOY_COMPONENTS = ("image", "base", "detail")
 FIG4_PASSES = (("image", "base"), ("image", "detail"))
 
 # Table 1 (a)-(e): the passes of each toy variant, each pass given by the layers
-# stacked (concatenated) as its input. Only (d) = Fig. 4 is fixed by the review of
-# issue #15 (the paper's text was not available); the other columns' order and
-# contents, and Table 2's pairing of SMF inputs, are this package's reading of
-# "1, 2 or 3 passes; image only, base / detail, stacked or not".
+# stacked (concatenated) as its input. Only (d) = Fig. 4 is fixed by the paper's
+# figure; the other columns' order and contents, and Table 2's pairing of SMF
+# inputs, are this package's reading of "1, 2 or 3 passes; image only, base /
+# detail, stacked or not".
 TABLE1 = {
     "a": (("image",),),                              # 1 pass: I
     "b": (("image", "base", "detail"),),             # 1 pass: [I, I_b, I_d] stacked

@@ -18,7 +18,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from train_helpers import write_records  # noqa: E402
 
-from sritm_tf.train import TrainConfig  # noqa: E402
+from sritm_tf.train.config import TrainConfig  # noqa: E402
 
 pytestmark = pytest.mark.slow  # every case runs training in subprocesses
 

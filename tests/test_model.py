@@ -91,6 +91,31 @@ def test_transfer_weights_copies_shared_layers_and_leaves_modulation():
                 np.testing.assert_array_equal(a, b)
 
 
+def test_transfer_weights_rules_for_missing_and_mismatched_layers():
+    """A layer only the source has, and a layer of another shape, raise by default; with
+    "skip" they are left out and the target's layers keep their own weights."""
+    def net(widths):
+        x = inputs = keras.Input((2,))
+        for name, width in widths.items():
+            x = keras.layers.Dense(width, name=name)(x)
+        return keras.Model(inputs, x)
+
+    source = net({"same": 3, "wider": 5, "only_source": 4})
+    target = net({"same": 3, "wider": 4, "only_target": 4})
+    before = {l.name: [w.copy() for w in l.get_weights()] for l in target.layers if l.weights}
+    with pytest.raises(ValueError, match="only_source"):
+        transfer_weights(source, target, mismatched="skip")
+    with pytest.raises(ValueError, match="wider"):
+        transfer_weights(source, target, missing="skip")
+    assert transfer_weights(source, target, missing="skip", mismatched="skip", exclude=("same",)) == []
+    assert transfer_weights(source, target, missing="skip", mismatched="skip") == ["same"]
+    for a, b in zip(target.get_layer("same").get_weights(), source.get_layer("same").get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for name in ("wider", "only_target"):  # their own weights
+        for a, b in zip(target.get_layer(name).get_weights(), before[name]):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_unit_modulation_reduces_full_network_to_pretrain_network():
     """With every modulation map forced to 1 (Eq. 5), the full network computes
     exactly the pre-training network it was initialised from."""

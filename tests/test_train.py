@@ -13,7 +13,8 @@ import yaml
 
 from sritm_tf import cli, pretrained
 from sritm_tf.model import build_deep_sritm
-from sritm_tf.train import TrainConfig, load_pairs
+from sritm_tf.train.config import TrainConfig
+from sritm_tf.train.data import load_pairs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -37,7 +38,7 @@ def records(tmp_path_factory):
 def test_both_stages_write_the_run_folder(records, tmp_path, capsys):
     run = tmp_path / "run"
     val = write_pairs(str(tmp_path / "val"), count=1, height=64, width=64)
-    code, out, err = train_cli(capsys, records, "--run-dir", run, *TINY, "--pretrain-steps", 4, "--steps", 4,
+    code, out, err = train_cli(capsys, records, "-o", run, *TINY, "--pretrain-steps", 4, "--steps", 4,
                                "--checkpoint-every", 2, "--val-pairs", val, "--val-crop", 0)
     assert code == 0, err
     assert f"wrote {run}" in out
@@ -79,7 +80,7 @@ def test_both_stages_write_the_run_folder(records, tmp_path, capsys):
 
 def test_saved_config_runs_again_with_overrides(records, tmp_path, capsys):
     run = tmp_path / "run"
-    code, _, err = train_cli(capsys, records, "--run-dir", run, *TINY, "--stage", "full", "--steps", 2,
+    code, _, err = train_cli(capsys, records, "-o", run, *TINY, "--stage", "full", "--steps", 2,
                              "--checkpoint-every", 2)
     assert code == 0, err
     config = run / "config.yaml"
@@ -103,7 +104,7 @@ def test_fine_tuning_on_pairs_lowers_their_loss(tmp_path, capsys):
 
     before = mse(init)
     run = tmp_path / "ft"
-    code, _, err = train_cli(capsys, "--init", weights, "--pairs", pairs, "--run-dir", run,
+    code, _, err = train_cli(capsys, "--init", weights, "--pairs", pairs, "-o", run,
                              "--steps", 40, "--lr", 2e-3, "--patch-size", 16, "--crops", 32)
     assert code == 0, err
     values = yaml.safe_load((run / "config.yaml").read_text())
@@ -138,7 +139,7 @@ class Teacher:
 
 def test_anchor_crops_keep_the_teacher_outside_the_codes_the_pairs_cover(tmp_path):
     from sritm_tf import colour
-    from sritm_tf.train import anchor_crops, sdr_max_codes
+    from sritm_tf.train.data import anchor_crops, sdr_max_codes
 
     pairs = load_pairs(write_dark_pairs(str(tmp_path / "dark")), 2)
     crops = np.stack([s[:16, :16] for s, _ in pairs] * 8)
@@ -166,7 +167,7 @@ def test_anchor_crops_keep_the_teacher_outside_the_codes_the_pairs_cover(tmp_pat
 
 
 def test_fine_tuning_batches_hold_the_pairs_then_the_anchors(tmp_path):
-    from sritm_tf.train import ANCHOR_COVERAGE, crops_dataset, sdr_max_codes
+    from sritm_tf.train.data import ANCHOR_COVERAGE, crops_dataset, sdr_max_codes
 
     pairs = load_pairs(write_dark_pairs(str(tmp_path / "dark")), 2)
     cfg = TrainConfig(pairs="unused", scale=2, patch_size=16, crops=8, batch_size=4)
@@ -198,7 +199,7 @@ def test_anchored_fine_tuning_keeps_the_init_network_where_the_pairs_show_nothin
     runs = {}
     for flag in ("--anchor", "--no-anchor"):
         run = tmp_path / flag
-        code, _, err = train_cli(capsys, "--init", weights, "--pairs", pairs, "--run-dir", run, flag,
+        code, _, err = train_cli(capsys, "--init", weights, "--pairs", pairs, "-o", run, flag,
                                  "--steps", 40, "--lr", 2e-3, "--patch-size", 16, "--crops", 32)
         assert code == 0, err
         assert yaml.safe_load((run / "config.yaml").read_text())["anchor"] == (flag == "--anchor")
@@ -214,7 +215,7 @@ def test_fine_tuning_under_the_paper_recipe_runs_without_anchors(tmp_path, capsy
     init = build_deep_sritm(2, channels=8, m=1, n=1)
     weights = pretrained.save_weights_npz(init, str(tmp_path / "init.npz"), dtype="float32")
     pairs = write_dark_pairs(str(tmp_path / "dark"), count=1, size=32)
-    code, out, err = train_cli(capsys, "--init", weights, "--pairs", pairs, "--run-dir", tmp_path / "ft",
+    code, out, err = train_cli(capsys, "--init", weights, "--pairs", pairs, "-o", tmp_path / "ft",
                                "--recipe", "paper", "--steps", 2, "--patch-size", 8, "--crops", 4)
     assert code == 0, err
     assert "anchors: off under --recipe paper" in out
@@ -229,12 +230,12 @@ def test_fine_tuning_keeps_the_init_networks_gates_unless_told(tmp_path, capsys)
     pairs = write_pairs(str(tmp_path / "pairs"), count=1, height=32, width=32)
     for extra, expected in (((), (0.02, 0)), (("--shadow-gate", 0.002), (0.02, 0.002))):
         run = tmp_path / f"ft{len(extra)}"
-        code, _, err = train_cli(capsys, "--init", weights, "--pairs", pairs, "--run-dir", run, "--steps", 1,
+        code, _, err = train_cli(capsys, "--init", weights, "--pairs", pairs, "-o", run, "--steps", 1,
                                  "--patch-size", 8, "--crops", 4, *extra)
         assert code == 0, err
         config = pretrained.model_config(pretrained.load_weights_npz(str(run / "deep_sritm_x2.npz")))
         assert (config["chroma_gate"], config["shadow_gate"]) == pytest.approx(expected)
-    code, _, err = train_cli(capsys, "--init", weights, "--pairs", pairs, "--run-dir", tmp_path / "bad",
+    code, _, err = train_cli(capsys, "--init", weights, "--pairs", pairs, "-o", tmp_path / "bad",
                              "--shadow-gate", -1)
     assert code == 2 and "--shadow-gate" in err and len(err.strip().splitlines()) == 1
 
@@ -247,7 +248,7 @@ def test_user_errors_are_one_line(records, tmp_path, capsys):
         ([tmp_path / "missing.yaml"], "missing.yaml"),
     ]
     for argv, word in cases:
-        code, _, err = train_cli(capsys, *argv, "--run-dir", tmp_path / "run")
+        code, _, err = train_cli(capsys, *argv, "-o", tmp_path / "run")
         lines = err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and word in lines[0], (argv, err)
     keras.utils.set_random_seed(0)
@@ -258,7 +259,7 @@ def test_user_errors_are_one_line(records, tmp_path, capsys):
 
 
 def test_x4_network_starts_from_x2_weights(tmp_path):
-    from sritm_tf.train import load_init_weights
+    from sritm_tf.train.networks import load_init_weights
 
     keras.utils.set_random_seed(2)
     x2 = build_deep_sritm(2, channels=8, m=1, n=1)
@@ -280,7 +281,7 @@ def test_x4_network_starts_from_x2_weights(tmp_path):
 def test_training_runs_on_the_jax_backend(records, tmp_path):
     script = (
         "import keras, sys; assert keras.backend.backend() == 'jax'\n"
-        "from sritm_tf.train import TrainConfig, train\n"
+        "from sritm_tf.train.config import TrainConfig\nfrom sritm_tf.train.loop import train\n"
         f"cfg = TrainConfig(data={records!r}, run_dir={str(tmp_path / 'jax')!r}, channels=8, m=1, n=1,"
         " batch_size=4, pretrain_steps=2, steps=2, checkpoint_every=2)\n"
         "model = train(cfg)\n"
@@ -301,7 +302,7 @@ def test_mixed_precision_run_saves_a_float32_network(records, tmp_path):
     """--mixed-precision computes in float16 with a float32 head; the saved network is plain
     float32 (run in a subprocess: the Keras dtype policy is global)."""
     script = (
-        "from sritm_tf.train import TrainConfig, train\n"
+        "from sritm_tf.train.config import TrainConfig\nfrom sritm_tf.train.loop import train\n"
         f"cfg = TrainConfig(data={records!r}, run_dir={str(tmp_path / 'mp')!r}, channels=8, m=1, n=1,"
         " batch_size=4, stage='full', steps=2, checkpoint_every=2, mixed_precision=True)\n"
         "model = train(cfg)\n"
@@ -315,3 +316,20 @@ def test_mixed_precision_run_saves_a_float32_network(records, tmp_path):
     assert {layer.dtype_policy.name for layer in final.layers} == {"float32"}
     out = np.asarray(final(np.full((1, 8, 8, 3), 0.5, "float32")))
     assert out.dtype == np.float32 and np.isfinite(out).all()
+
+
+def test_multi_worker_fit_patch_applies_only_to_the_keras_versions_that_need_it(monkeypatch):
+    """keras-team/keras#20585: the workaround replaces a private Keras function, so only the
+    versions known to need it get it; the installed one decides by default."""
+    from sritm_tf.train import distribute
+
+    assert distribute.multi_worker_fit_needs_patch("3.15.1")
+    assert distribute.multi_worker_fit_needs_patch("3.0.0")
+    assert not distribute.multi_worker_fit_needs_patch("3.16.0")
+    assert not distribute.multi_worker_fit_needs_patch("3.16.0.dev2026010100")
+    assert not distribute.multi_worker_fit_needs_patch("4.0.0")
+    assert not distribute.multi_worker_fit_needs_patch("2.15.0")
+    monkeypatch.setattr(keras, "__version__", "3.15.1")
+    assert distribute.multi_worker_fit_needs_patch()
+    monkeypatch.setattr(keras, "__version__", "3.16.0")
+    assert not distribute.multi_worker_fit_needs_patch()

@@ -12,8 +12,9 @@ import yaml
 
 from sritm_tf import cli, pipeline
 from sritm_tf.model import build_deep_sritm
-from sritm_tf.train import (MatConvNetAdam, TrainConfig, compile_model, paper_schedule, paper_steps,
-                            reference_l2_loss, resolve_recipe, xavier_normal)
+from sritm_tf.train.config import (MatConvNetAdam, TrainConfig, paper_schedule, paper_steps, reference_l2_loss,
+                                   resolve_recipe, xavier_normal)
+from sritm_tf.train.networks import compile_model
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from train_helpers import write_records  # noqa: E402
@@ -147,7 +148,7 @@ def test_schedule_in_epochs_of_the_records():
 def test_cli_recipe_paper(tmp_path, capsys):
     records = write_records(str(tmp_path / "records"), count=24, size=16, shards=2)
     run = tmp_path / "run"
-    code = cli.main(["train", records, "--recipe", "paper", "--skip", "bicubic", "--run-dir", str(run),
+    code = cli.main(["train", records, "--recipe", "paper", "--skip", "bicubic", "-o", str(run),
                      "--channels", "8", "--m", "1", "--n", "1", "--batch-size", "4", "--stage", "full",
                      "--steps", "2", "--checkpoint-every", "2"])
     out = capsys.readouterr()

@@ -1,7 +1,7 @@
 """Subprocess side of the distribution / resume tests (TF settings that must come
 before TensorFlow initialises, or a process that dies mid-run).
 
-    python train_worker.py train CONFIG_JSON [--kill-after K]   # sritm_tf.train.train, os._exit after K steps
+    python train_worker.py train CONFIG_JSON [--kill-after K]   # sritm_tf.train.loop.train, os._exit after K steps
     python train_worker.py mirrored OUT_JSON                    # 1 vs 2 logical CPUs, same global batch
 """
 import json
@@ -20,7 +20,8 @@ def deterministic():
 def run_train(config_path, kill_after=None):
     import keras
 
-    from sritm_tf.train import TrainConfig, train
+    from sritm_tf.train.config import TrainConfig
+    from sritm_tf.train.loop import train
 
     deterministic()
     with open(config_path) as f:
@@ -53,7 +54,7 @@ def run_mirrored(out_path):
 
     from sritm_tf.model import build_deep_sritm
     from sritm_tf.metrics import keras_metrics
-    from sritm_tf.train import get_strategy
+    from sritm_tf.train.distribute import get_strategy
 
     rng = np.random.default_rng(0)
     x = rng.random((8, 16, 16, 3)).astype("float32")

@@ -83,9 +83,9 @@ def outside_gamuts(hdr_pq, tolerance=0.02):
 def training_targets(scenes_dir, count=200, size=96, seed=0):
     """`count` HDR targets of training pairs (`augment.make_pair`, no graphics), stacked."""
     from sritm_tf.data import augment
-    from train_synthetic import _load_scenes  # this folder's trainer reads the scenes the same way
+    from sritm_tf.data.scenes import load_scenes  # as `sritm train --synthetic` reads them
 
-    scenes = _load_scenes(scenes_dir)
+    scenes = load_scenes(scenes_dir)
     peaks = [augment.source_peak(scene) for scene in scenes]
     rng = np.random.default_rng(seed)
     targets = []

@@ -1,4 +1,4 @@
-"""Packs scene-linear HDR sources into compact 16-bit PNGs for `train_synthetic.py`.
+"""Packs scene-linear HDR sources into compact 16-bit PNGs for `sritm train --synthetic`.
 
 Each source is read (OpenEXR, Radiance .hdr), exposure-normalised so that diffuse
 white is 1.0 (`sources.exposure_scale`), equirectangular maps cut to their middle

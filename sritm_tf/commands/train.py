@@ -1,10 +1,12 @@
-"""`sritm train`: train Deep SR-ITM (both stages of the paper), or fine-tune it.
+"""`sritm train`: train Deep SR-ITM (both stages of the paper), fine-tune it, or train it on synthetic pairs.
 
-    sritm train DATA_DIR --scale 2 --pretrain-steps N --steps M --run-dir RUN
+    sritm train DATA_DIR --scale 2 --pretrain-steps N --steps M -o RUN
     sritm train RUN/config.yaml [--steps M ...]          # a saved config; flags override
-    sritm train --init WEIGHTS --pairs DIR --run-dir RUN  # fine-tune to a few graded pairs
+    sritm train --init WEIGHTS --pairs DIR -o RUN        # fine-tune to a few graded pairs
     sritm train DATA_X4 --scale 4 --stage full --init deep_sritm_x2.npz   # x4 started from x2
     sritm train DATA_DIR --recipe paper --skip bicubic    # the authors' recipe and network
+    sritm train --synthetic SCENES --val-scenes VAL_SCENES --scale 2 --minutes 5 -o RUN
+                                                          # pairs made on the fly (the bundled weights)
 """
 import argparse
 import math
@@ -18,6 +20,14 @@ from sritm_tf.fileio import check_folder_output
 # Fine-tuning defaults (with --pairs): a few minutes on a CPU with the full network.
 FINETUNE_DEFAULTS = {"stage": "full", "steps": 150, "lr": 2e-5, "batch_size": 4, "patch_size": 48,
                      "crops": 256, "checkpoint_every": 50}
+# With --synthetic (`sritm_tf.train.synthetic.train_synthetic`).
+SYNTHETIC_DEFAULTS = {"scale": 2, "minutes": 5.0, "batch_size": 16, "patch_size": 48, "lr": 2e-4,
+                      "epoch_steps": 250, "precision": "bf16", "seed": 1, "channels": 64, "m": 3, "n": 10}
+# Options of the records / pairs trainer only, and of --synthetic only (argparse dests).
+RECORDS_ONLY = ("source", "stage", "recipe", "pretrain_steps", "steps", "pretrain_lr", "skip", "white_nits",
+                "chroma_gate", "shadow_gate", "checkpoint_every", "shuffle_buffer", "mixed_precision", "val_pairs",
+                "val_records", "val_crop", "pairs", "crops", "anchor", "overwrite")
+SYNTHETIC_ONLY = ("val_scenes", "minutes", "epoch_steps", "workers", "graphics_prob")
 
 
 def register(subparsers):
@@ -25,7 +35,7 @@ def register(subparsers):
                               description=__doc__.split("\n\n")[0])
     p.add_argument("source", nargs="?",
                    help="folder of training records (sritm prepare), or a config.yaml to run again")
-    p.add_argument("--run-dir", help="output folder (default runs/sritm)")
+    p.add_argument("-o", "--output", help="output folder (default runs/sritm; needed with --synthetic)")
     p.add_argument("--stage", choices=["pretrain", "full", "both"],
                    help="pre-training without modulation, the full network, or both in turn (default both)")
     p.add_argument("--recipe", choices=["ours", "paper"],
@@ -38,10 +48,13 @@ def register(subparsers):
     p.add_argument("--steps", type=int,
                    help="stage 2 steps (default 20000; fine-tuning 150; --recipe paper: 270 epochs of the records)")
     p.add_argument("--batch-size", type=int, help="global batch size (default 16; fine-tuning 4)")
-    p.add_argument("--patch-size", type=int, help="random LR crop of each record (default: whole record)")
+    p.add_argument("--patch-size", type=int,
+                   help="LR patch side in pixels: random crop of each record (default: whole record; "
+                        "fine-tuning and --synthetic 48)")
     p.add_argument("--lr", type=float,
                    help="Adam learning rate of stage 2 (default 1e-4; fine-tuning 2e-5; --recipe paper: 1e-7, "
-                        "divided by 10 and 100 for the last 20 of its 270 epochs)")
+                        "divided by 10 and 100 for the last 20 of its 270 epochs; --synthetic: 2e-4, the peak of "
+                        "its cosine over --minutes)")
     p.add_argument("--pretrain-lr", type=float,
                    help="Adam learning rate of stage 1 (default 1e-4; --recipe paper: 5e-7)")
     p.add_argument("--scale", type=int, choices=[2, 4], help="upscaling factor (default 2)")
@@ -58,28 +71,42 @@ def register(subparsers):
                    help="y0 of the classical skip's shadow gate, a fraction of SDR white (default 0.001, or the "
                         "--init network's; 0: none)")
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints and validations (default 500)")
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--seed", type=int, help="random seed (default 0; --synthetic 1)")
     p.add_argument("--shuffle-buffer", type=int, help="records in the shuffle buffer (default 2048)")
     p.add_argument("--mixed-precision", action="store_true", default=None, help="mixed_float16 compute (GPUs)")
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"],
                    help="compute precision (default auto: bf16 where the CPU has bfloat16 units or the GPU is of "
-                        "compute capability 8.0+); "
+                        "compute capability 8.0+; --synthetic: bf16); "
                         "weights are saved as float32 either way")
     p.add_argument("--val-pairs", help="folder of *_sdr.* / *_hdr.* HR pairs for validation")
     p.add_argument("--val-records", help="held-out records for validation")
     p.add_argument("--val-crop", type=int, help="centre crop of validation pairs in LR pixels, 0 = whole (default 256)")
-    p.add_argument("--init", help="start from these weights (.keras, .weights.h5, .npz)")
+    p.add_argument("--init", help="start from these weights (.keras, .weights.h5, .npz; --synthetic: .npz, "
+                                  "layers matched by name and shape)")
     p.add_argument("--pairs", help="fine-tune on the graded pairs of this folder (with --init)")
     p.add_argument("--crops", type=int, help="fine-tuning: random crops taken from the pairs (default 256)")
     p.add_argument("--anchor", action=argparse.BooleanOptionalAction, default=None,
                    help="fine-tuning: where the pairs show nothing (SDR codes outside the middle 99%% of theirs, "
                         "say highlights a frame lacks), keep the --init network's output (default on)")
-    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --run-dir")
+    p.add_argument("--overwrite", action="store_true", default=None, help="replace a finished run in -o")
+    synthetic = p.add_argument_group("training on synthetic pairs (the bundled weights' trainer)")
+    synthetic.add_argument("--synthetic", metavar="SCENES",
+                           help="train on pairs made on the fly from the scene folder SCENES (training/pack_scenes.py "
+                                "output: index.json and PNGs), one cosine of the learning rate over --minutes; "
+                                "writes curve.tsv and deep_sritm_x{scale}.npz to -o every epoch")
+    synthetic.add_argument("--val-scenes", help="scene folder of the validation pairs (held-out scenes)")
+    synthetic.add_argument("--minutes", type=float, help="wall-clock budget (default 5; the last epoch ends past it)")
+    synthetic.add_argument("--epoch-steps", type=int, help="steps per epoch, between validations (default 250)")
+    synthetic.add_argument("--workers", type=int,
+                           help="processes making the pairs, one core each (default: every core but two)")
+    synthetic.add_argument("--graphics-prob", type=float,
+                           help="share of training pairs with SDR graphics keyed over them (default 0.2); "
+                                "the validation pairs keep the default")
     p.set_defaults(func=run, check=check)
 
 
 def make_config(args):
-    from sritm_tf.train import TrainConfig
+    from sritm_tf.train.config import TrainConfig
 
     source = args.source
     if source and source.endswith((".yaml", ".yml")):
@@ -98,9 +125,11 @@ def make_config(args):
         value = getattr(args, key, None)
         if value is not None and key != "data":
             setattr(cfg, key, value)
+    if args.output is not None:  # config.yaml keeps it as run_dir
+        cfg.run_dir = args.output
     if cfg.init and os.path.isfile(cfg.init):
         from sritm_tf.pretrained import check_weights_file
-        from sritm_tf.train import init_architecture
+        from sritm_tf.train.networks import init_architecture
 
         check_weights_file(cfg.init)
         try:
@@ -157,7 +186,8 @@ def check_numbers(source):
     """The rates and counts of `source` (the parsed options, or the whole `TrainConfig` with
     config.yaml's values): one line naming the first that is not finite and positive, or
     not a whole number large enough."""
-    for option, key in (("--lr", "lr"), ("--pretrain-lr", "pretrain_lr"), ("--white-nits", "white_nits")):
+    for option, key in (("--lr", "lr"), ("--pretrain-lr", "pretrain_lr"), ("--white-nits", "white_nits"),
+                        ("--minutes", "minutes")):
         value = getattr(source, key, None)
         if value is not None and not (isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
             raise UserError(f"{option}: expected a positive number, got {value!r}")
@@ -165,22 +195,49 @@ def check_numbers(source):
                                ("--batch-size", "batch_size", 1), ("--checkpoint-every", "checkpoint_every", 1),
                                ("--crops", "crops", 1), ("--shuffle-buffer", "shuffle_buffer", 1),
                                ("--channels", "channels", 1), ("--m", "m", 1), ("--n", "n", 0),
-                               ("--val-crop", "val_crop", 0), ("--patch-size", "patch_size", 1)):
+                               ("--val-crop", "val_crop", 0), ("--patch-size", "patch_size", 1),
+                               ("--epoch-steps", "epoch_steps", 1), ("--workers", "workers", 1)):
         value = getattr(source, key, None)
         if value is not None and not (isinstance(value, numbers.Integral) and value >= least):
             raise UserError(f"{option}: expected a whole number of at least {least}, got {value!r}")
 
 
 def check(args):
-    """Before TensorFlow starts: a mistyped rate or count fails at once."""
+    """Before TensorFlow starts: a mistyped rate or count, an option of the other trainer, or
+    (--synthetic) a bad scene folder or --init fails at once."""
     check_numbers(args)
+    synthetic = args.synthetic is not None
+    for key in SYNTHETIC_ONLY if not synthetic else RECORDS_ONLY:
+        if getattr(args, key) is not None:
+            option = "DATA" if key == "source" else "--" + key.replace("_", "-")
+            raise UserError(f"{option}: {'not used with' if synthetic else 'only used with'} --synthetic")
+    if synthetic:
+        check_synthetic(args)
+
+
+def check_synthetic(args):
+    """As `train.synthetic.check_inputs`, without starting Keras, and the options it needs."""
+    from sritm_tf.data.scenes import scene_files
+
+    for key, option in (("val_scenes", "--val-scenes"), ("output", "-o (the output folder)")):
+        if getattr(args, key) is None:
+            raise UserError(f"--synthetic: needs {option}")
+    if args.graphics_prob is not None and not 0 <= args.graphics_prob <= 1:
+        raise UserError(f"--graphics-prob: expected a share from 0 to 1, got {args.graphics_prob}")
+    if args.init and not args.init.endswith(".npz"):
+        raise UserError(f"{args.init}: --synthetic starts from .npz weights")
+    for folder in (args.synthetic, args.val_scenes):
+        scene_files(folder)
+    if args.init and not os.path.isfile(args.init):
+        raise UserError(f"{args.init}: no such file")
+    check_folder_output(args.output, "the output (-o)")
 
 
 def check_config(cfg, overwrite):
     from sritm_tf.pipeline import list_shards
 
     check_numbers(cfg)
-    check_folder_output(cfg.run_dir, "--run-dir")
+    check_folder_output(cfg.run_dir, "the output (-o)")
     if cfg.pairs:
         if not os.path.isdir(cfg.pairs):
             raise UserError(f"{cfg.pairs}: no such folder")
@@ -204,7 +261,7 @@ def check_config(cfg, overwrite):
             raise UserError(f"{folder}: no such folder")
     final = os.path.join(cfg.run_dir, "final.keras")
     if os.path.exists(final) and not overwrite:
-        raise UserError(f"{final}: exists (use --overwrite, or another --run-dir)")
+        raise UserError(f"{final}: exists (use --overwrite, or another -o)")
     if os.path.exists(final):
         import shutil
 
@@ -217,10 +274,23 @@ def check_config(cfg, overwrite):
 
 
 def run(args):
+    if args.synthetic is not None:
+        return run_synthetic(args)
     cfg = make_config(args)
     check_config(cfg, args.overwrite)
-    from sritm_tf.train import train
+    from sritm_tf.train.loop import train
 
     train(cfg)
     print(f"wrote {cfg.run_dir}")
+    return 0
+
+
+def run_synthetic(args):
+    from sritm_tf.train.synthetic import train_synthetic
+
+    options = {key: getattr(args, key) if getattr(args, key) is not None else default
+               for key, default in SYNTHETIC_DEFAULTS.items()}
+    train_synthetic(args.synthetic, args.val_scenes, args.output, init=args.init, workers=args.workers,
+                    graphics_prob=args.graphics_prob, **options)
+    print(f"wrote {args.output}")
     return 0

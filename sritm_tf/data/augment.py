@@ -23,7 +23,7 @@ becomes one training pair per draw:
 
 Numpy only (no TensorFlow), so it feeds any Keras backend: `sample_batch` gives
 ({"sdr_yuv", "white_nits"}-ready arrays, hdr_yuv) for the network built with
-`white_input=True` (training/train_synthetic.py runs it in worker processes).
+`white_input=True` (`sritm train --synthetic` runs it in worker processes, `sritm_tf.data.scenes`).
 """
 import numpy as np
 
