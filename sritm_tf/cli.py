@@ -4,6 +4,11 @@ A command module exposes `register(subparsers)`, which adds its parser and sets
 `func=run` on it, and optionally `check=check`: argument checks that need no
 TensorFlow, run before it is imported so that a mistyped value fails at once.
 Heavy imports (TensorFlow) happen inside `run`, so `sritm --help` stays fast.
+Errors: `_main` is the one place that turns an exception into a message. A `SritmError`
+(`sritm_tf.errors`), which the library raises where it knows the fault is the user's, is
+printed as one line, `sritm COMMAND: error: MESSAGE`, exit status 2; any other exception
+is a bug or an outside failure and keeps its traceback (exit status 1). Commands do not
+catch built-in exceptions to re-raise them as user errors.
 Defaults a parser may set: `tensorflow=False` (the command does not start TensorFlow
 here: `sritm convert-batch`, whose workers do), `beam_args=True` (options the parser does
 not know are passed to the command as `args.beam_args` instead of being refused).

@@ -31,10 +31,12 @@ from fractions import Fraction
 
 import numpy as np
 
-from sritm_tf import colour, fileio, imageio, video
-from sritm_tf.errors import InputError, SritmError
+from sritm_tf import colour, fileio, imageio
+from sritm_tf.errors import (AccessError, FolderError, InputError, MissingFileError, NoFolderError,
+                             OutputExistsError, SritmError)
 from sritm_tf.inference import DEFAULT_TILES, TiledPredictor, parse_tile
 from sritm_tf.sizes import parse_size
+from sritm_tf.video import hdr10, sources
 
 OUTPUT_FORMATS = ("png", "yuv", "mp4", "mkv")
 PEAK_NITS = 1000.0  # cd/m2: mastering peak of the output (ST 2086 follows the content)
@@ -64,11 +66,11 @@ def check_input(input):
     """Fails early if `input` is not a regular file: a folder is named as one, and so is a
     device, pipe or socket."""
     if os.path.isdir(input):
-        raise IsADirectoryError(f"{input}: is a folder; give one image or video file")
+        raise FolderError(f"{input}: is a folder; give one image or video file")
     if os.path.exists(input) and not os.path.isfile(input):
-        raise FileNotFoundError(f"{input}: not a regular file (a device, pipe or socket); give an image or video file")
+        raise MissingFileError(f"{input}: not a regular file (a device, pipe or socket); give an image or video file")
     if not os.path.isfile(input):
-        raise FileNotFoundError(f"{input}: no such file")
+        raise MissingFileError(f"{input}: no such file")
 
 
 def check_output(output, overwrite=False, input=None):
@@ -76,19 +78,19 @@ def check_output(output, overwrite=False, input=None):
     (refused even with `overwrite`, as ffmpeg refuses it)."""
     folder = os.path.dirname(os.path.abspath(output))
     if os.path.isdir(output):
-        raise IsADirectoryError(f"{output}: is a folder")
+        raise FolderError(f"{output}: is a folder")
     if input is not None and os.path.exists(output) and os.path.exists(input) and os.path.samefile(input, output):
-        raise FileExistsError(f"{output}: is the input file; write the output to another file")
+        raise OutputExistsError(f"{output}: is the input file; write the output to another file")
     if os.path.exists(output) and not overwrite:
-        raise FileExistsError(f"{output}: exists (pass --overwrite to replace it)")
+        raise OutputExistsError(f"{output}: exists (pass --overwrite to replace it)")
     if not os.path.isdir(folder):
-        raise NotADirectoryError(f"{output}: output folder {folder} does not exist")
+        raise NoFolderError(f"{output}: output folder {folder} does not exist")
     probe = fileio.temporary_path(output)
     try:
         open(probe, "wb").close()
         os.remove(probe)
     except OSError as err:
-        raise PermissionError(f"{output}: cannot write in folder {folder} ({err.strerror})") from None
+        raise AccessError(f"{output}: cannot write in folder {folder} ({err.strerror})") from None
 
 
 @contextlib.contextmanager
@@ -160,11 +162,8 @@ class FrameConverter:
 
             engine, _ = engines.resolve(engine, precision)
             tile = parse_tile(tile or DEFAULT_TILES[precision])
-            try:
-                model = pretrained.load_model(scale, weights, white_nits=white_nits,
-                                              precision=engines.model_precision(engine, precision))
-            except ValueError as err:
-                raise InputError(str(err)) from err
+            model = pretrained.load_model(scale, weights, white_nits=white_nits,
+                                          precision=engines.model_precision(engine, precision))
             self.predict = TiledPredictor(model, tile, run=engines.runner(model, engine, precision))
 
     def __call__(self, rgb):
@@ -177,10 +176,6 @@ class FrameConverter:
             pq = colour.model_yuv_to_pq2020_rgb(hdr_yuv)
         pq = np.minimum(pq.astype(np.float32), self.pq_peak)
         return pq if self.transfer == "pq" else colour.pq_to_hlg(pq).astype(np.float32)
-
-
-def _is_image(path):
-    return os.path.splitext(path)[1].lower() in imageio.SDR_IMAGE_EXTENSIONS
 
 
 def convert_image(input, output, scale=2, weights=None, baseline=False, overwrite=False,
@@ -221,17 +216,17 @@ def convert_image(input, output, scale=2, weights=None, baseline=False, overwrit
 
 def open_source(input, size=None, fps=None, allow_truncated=False):
     """A frame source for `input`: raw .yuv (needs `size` "WxH" or (w, h)), a
-    still image (one frame), or a video file (PyAV; `video.VideoSource` for `allow_truncated`)."""
+    still image (one frame), or a video file (PyAV; `sources.VideoSource` for `allow_truncated`)."""
     input = os.fspath(input)
     check_input(input)
     if input.lower().endswith(".yuv"):
         if size is None:
             raise InputError(f"{input}: raw .yuv input needs its frame size (--size WxH)")
         width, height = parse_size(size, "--size") if isinstance(size, str) else (int(v) for v in size)
-        return video.YuvSource(input, width, height, check_fps(fps))
-    if _is_image(input):
-        return video.ImageSource(imageio.read_sdr_image(input), input, check_fps(fps))
-    return video.VideoSource(input, allow_truncated)
+        return sources.YuvSource(input, width, height, check_fps(fps))
+    if imageio.is_image(input):
+        return sources.ImageSource(imageio.read_sdr_image(input), input, check_fps(fps))
+    return sources.VideoSource(input, allow_truncated)
 
 
 def _put(q, item, stop):
@@ -306,15 +301,15 @@ def encode_frames(source, writer, convert, progress=True, desc=None):
 
     Args:
         source: iterable of (rgb, pts) with `frame_rate`, `time_base` and `frame_count`
-            (a `video.VideoSource`, or any range of frames, such as one segment of a title).
-        writer: `video.HevcWriter` or `video.Yuv420p10Writer`: closed at the end, aborted
+            (a `sources.VideoSource`, or any range of frames, such as one segment of a title).
+        writer: `hdr10.HevcWriter` or `hdr10.Yuv420p10Writer`: closed at the end, aborted
             if anything fails.
         convert: a `FrameConverter`.
 
     Returns:
-        (frames written, `video.LightLevels` of them; None for HLG, which has no such metadata).
+        (frames written, `hdr10.LightLevels` of them; None for HLG, which has no such metadata).
     """
-    levels = video.LightLevels() if getattr(convert, "transfer", "pq") == "pq" else None
+    levels = hdr10.LightLevels() if getattr(convert, "transfer", "pq") == "pq" else None
 
     def write(signal, pts):
         if levels is not None:
@@ -361,7 +356,7 @@ def convert_video(input, output, scale=2, weights=None, baseline=False, overwrit
         many its listed duration holds) if it was.
     """
     input, output = os.fspath(input), os.fspath(output)
-    video.check_encoder(crf, preset)  # before any frame is decoded
+    hdr10.check_encoder(crf, preset)  # before any frame is decoded
     check_transfer(transfer)
     source = open_source(input, size, fps, allow_truncated)
     fmt = output_format(output, format)
@@ -372,15 +367,15 @@ def convert_video(input, output, scale=2, weights=None, baseline=False, overwrit
     width, height = source.width * scale, source.height * scale
     with disk_full_is_one_line(output), fileio.atomic_path(output) as tmp:
         if fmt == "yuv":
-            writer = video.Yuv420p10Writer(tmp, width, height)
+            writer = hdr10.Yuv420p10Writer(tmp, width, height)
         else:
-            writer = video.HevcWriter(tmp, width, height, source.frame_rate, source.time_base, CONTAINERS[fmt],
+            writer = hdr10.HevcWriter(tmp, width, height, source.frame_rate, source.time_base, CONTAINERS[fmt],
                                       crf, preset, video_offset=source.start_offset,
                                       audio_source=input if source.has_audio else None,
                                       audio_codecs=source.audio_codecs, name=output, transfer=transfer)
         frames, levels = encode_frames(source, writer, convert, progress, desc=os.path.basename(input))
         if fmt != "yuv" and levels is not None:
-            video.write_light_levels(tmp, levels, name=output)  # MaxCLL / MaxFALL are known now
+            hdr10.write_light_levels(tmp, levels, name=output)  # MaxCLL / MaxFALL are known now
     result = {"frames": frames, "width": width, "height": height}
     if levels is not None:
         result.update(max_cll=levels.max_cll, max_fall=levels.max_fall)
@@ -393,7 +388,7 @@ def convert(input, output, format=None, **kwargs):
     """`convert_image` for an image to .png, `convert_video` for everything else."""
     input, output = os.fspath(input), os.fspath(output)
     check_input(input)
-    if _is_image(input) and output_format(output, format) == "png":
+    if imageio.is_image(input) and output_format(output, format) == "png":
         video_only = {"size", "fps", "progress", "crf", "preset", "allow_truncated"}
         convert_image(input, output, format=format, **{k: v for k, v in kwargs.items() if k not in video_only})
         return {"frames": 1}

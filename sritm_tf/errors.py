@@ -3,7 +3,10 @@ a message that names the file or option at fault; the `sritm` command line print
 it as one line (`sritm COMMAND: error: MESSAGE`) and exits with status 2.
 
 The subclasses keep the built-in ancestry that callers catch (`InputError` is a
-ValueError, `ToolError` a RuntimeError).
+ValueError, `ToolError` a RuntimeError, `FileError` an OSError: `MissingFileError` a
+FileNotFoundError, ...). Library code raises them where it knows the fault is the
+user's (a file the user named, a value the user typed); every other exception is a
+bug or an outside failure and keeps its traceback.
 """
 
 
@@ -24,4 +27,29 @@ class SourceError(SritmError):
 
 
 class ToolError(SritmError, RuntimeError):
-    """ffmpeg / ffprobe missing or failing."""
+    """An outside program or service missing or failing: ffmpeg / ffprobe, a TF Serving server."""
+
+
+class FileError(SritmError, OSError):
+    """A file or folder the user named that cannot be used; the message starts with its name.
+    The subclasses keep the OSError subclass that says why."""
+
+
+class MissingFileError(FileError, FileNotFoundError):
+    """A named file that does not exist, or is not a regular file."""
+
+
+class OutputExistsError(FileError, FileExistsError):
+    """An output that exists (and may not be replaced), or that is the input itself."""
+
+
+class FolderError(FileError, IsADirectoryError):
+    """A folder where a file is expected."""
+
+
+class NoFolderError(FileError, NotADirectoryError):
+    """An output whose folder does not exist."""
+
+
+class AccessError(FileError, PermissionError):
+    """A file that cannot be read, or a folder that cannot be written in."""

@@ -34,6 +34,7 @@ import numpy as np
 from sritm_tf import colour, imageio, metrics
 from sritm_tf.data.resize import downscale, imresize
 from sritm_tf.data.sources import find_pairs
+from sritm_tf.errors import InputError
 
 # (heading, row key, format) of each metric column of `format_table`
 COLUMNS = (("PSNR PQ", "psnr_pq", ".2f"), ("PSNR YCbCr", "psnr_ycbcr", ".2f"), ("SSIM", "ssim", ".4f"),
@@ -61,7 +62,7 @@ def read_rgb(path):
     """An 8- or 16-bit image file -> float64 R'G'B' in [0, 1] (`imageio.read_image`: alpha dropped)."""
     image = imageio.read_image(path)  # InputError: "<path>: not a readable image ..."
     if image.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"{path}: {image.dtype} samples, not an 8- or 16-bit image")
+        raise InputError(f"{path}: {image.dtype} samples, not an 8- or 16-bit image")
     return image.astype(np.float64) / np.iinfo(image.dtype).max
 
 
@@ -305,16 +306,16 @@ def evaluate(folder, scale=2, predict=None, crop=None, progress=None, white_nits
     paper = protocol == "paper"
     pairs = find_pairs(folder)
     if not pairs:
-        raise ValueError(f"{folder}: no <name>_sdr.* / <name>_hdr.* pairs or gain-map JPEGs")
+        raise InputError(f"{folder}: no <name>_sdr.* / <name>_hdr.* pairs or gain-map JPEGs")
     rows = []
     for name, sdr_path, hdr_path in pairs:
         sdr, hdr = read_pair(sdr_path, hdr_path)
         if sdr.shape != hdr.shape:
-            raise ValueError(f"{hdr_path}: size {hdr.shape[1]}x{hdr.shape[0]} differs from "
+            raise InputError(f"{hdr_path}: size {hdr.shape[1]}x{hdr.shape[0]} differs from "
                              f"{os.path.basename(sdr_path)} {sdr.shape[1]}x{sdr.shape[0]}")
         sdr, hdr = centre_crop(sdr, crop, scale), centre_crop(hdr, crop, scale)
         if min(hdr.shape[:2]) < 11:
-            raise ValueError(f"{hdr_path}: {hdr.shape[1]}x{hdr.shape[0]} pixels (whole multiples of x{scale}) is too "
+            raise InputError(f"{hdr_path}: {hdr.shape[1]}x{hdr.shape[0]} pixels (whole multiples of x{scale}) is too "
                              "small to score: SSIM's 11x11 window needs at least 11 each way")
         results, oracle, used = evaluate_pair(sdr, hdr, scale, predict, white_nits, protocol)
         for method, values in results.items():

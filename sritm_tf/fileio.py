@@ -20,6 +20,8 @@ import tempfile
 import types
 from pathlib import Path
 
+from sritm_tf.errors import OutputExistsError, UserError
+
 
 def temporary_path(path, kind="part"):
     """A hidden name beside `path`, for this process: `.<kind>-<pid>-<name>`."""
@@ -77,10 +79,10 @@ def atomic_path(path, overwrite=True):
 
     Args:
         path: the destination file or folder; its folder must exist.
-        overwrite: if False, raise FileExistsError up front when `path` exists.
+        overwrite: if False, raise OutputExistsError (a FileExistsError) up front when `path` exists.
     """
     if not overwrite and os.path.exists(path):
-        raise FileExistsError(f"{path}: exists (pass --overwrite to replace it)")
+        raise OutputExistsError(f"{path}: exists (pass --overwrite to replace it)")
     tmp, old = temporary_path(path), temporary_path(path, "old")
     remove_stale(path)
     remove(tmp)
@@ -130,7 +132,5 @@ def write_text(path, text):
 
 def check_folder_output(path, option):
     """UserError when the output folder `path` (given by `option`) is an existing file."""
-    from sritm_tf.errors import UserError
-
     if os.path.exists(path) and not os.path.isdir(path):
         raise UserError(f"{path}: is a file; {option} names a folder")

@@ -19,6 +19,7 @@ import urllib.request
 
 import numpy as np
 
+from sritm_tf.errors import ToolError
 from sritm_tf.export import SIGNATURES
 
 
@@ -56,9 +57,9 @@ def parse_rest_response(text, signature_name="serving_default"):
     except ValueError:
         answer = None
     if not isinstance(answer, dict) or not {"error", "predictions", "outputs"} & set(answer):
-        raise RuntimeError("not a TF Serving predict answer (no JSON predictions / outputs)")
+        raise ToolError("not a TF Serving predict answer (no JSON predictions / outputs)")
     if "error" in answer:
-        raise RuntimeError(f"TF Serving: {one_line(answer['error'])}")
+        raise ToolError(f"TF Serving: {one_line(answer['error'])}")
     values = answer["predictions"] if "predictions" in answer else answer["outputs"]
     if isinstance(values, dict):  # several outputs: pick ours
         values = values[output_name]
@@ -120,8 +121,8 @@ def rest_predict(inputs, url, signature_name="serving_default", columnar=False, 
                  connect_timeout=10.0):
     """POSTs `inputs` [N, H, W, 3] to a REST predict `url`; returns the output batch.
     `connect_timeout` bounds the TCP connection, `timeout` the sending and each wait
-    for the answer (the server's inference time). Errors are RuntimeErrors (OSErrors
-    for a refused connection) whose message starts with `url`."""
+    for the answer (the server's inference time). Errors are ToolErrors (RuntimeErrors)
+    whose message starts with `url`."""
     request = urllib.request.Request(
         url, data=rest_body(inputs, signature_name, columnar).encode(),
         headers={"Content-Type": "application/json"}, method="POST")
@@ -130,20 +131,22 @@ def rest_predict(inputs, url, signature_name="serving_default", columnar=False, 
         with opener.open(request, timeout=timeout) as response:
             return parse_rest_response(response.read(), signature_name)
     except urllib.error.HTTPError as err:  # TF Serving puts the reason in the body
-        raise RuntimeError(f"{url}: {_http_error(err)}") from None
+        raise ToolError(f"{url}: {_http_error(err)}") from None
     except urllib.error.URLError as err:
         if isinstance(err.reason, ConnectTimeout):
-            raise RuntimeError(f"{url}: {err.reason}") from None
+            raise ToolError(f"{url}: {err.reason}") from None
         if isinstance(err.reason, TimeoutError):
-            raise RuntimeError(f"{url}: the server took the connection but not the request "
-                               f"within {timeout:g} s") from None
-        raise RuntimeError(f"{url}: cannot connect ({err.reason})") from None
+            raise ToolError(f"{url}: the server took the connection but not the request "
+                            f"within {timeout:g} s") from None
+        raise ToolError(f"{url}: cannot connect ({err.reason})") from None
     except TimeoutError:
-        raise RuntimeError(f"{url}: no answer within {timeout:g} s") from None
+        raise ToolError(f"{url}: no answer within {timeout:g} s") from None
     except (http.client.HTTPException, ConnectionError) as err:  # closed or not HTTP
-        raise RuntimeError(f"{url}: not an HTTP answer ({type(err).__name__}: {one_line(err)})") from None
-    except RuntimeError as err:
-        raise RuntimeError(f"{url}: {err}") from None
+        raise ToolError(f"{url}: not an HTTP answer ({type(err).__name__}: {one_line(err)})") from None
+    except ToolError as err:  # parse_rest_response's
+        raise ToolError(f"{url}: {err}") from None
+    except OSError as err:
+        raise ToolError(f"{url}: {err}") from None
 
 
 def grpc_request(inputs, model_name="sritm", signature_name="serving_default", version=None):
@@ -174,8 +177,8 @@ def parse_grpc_response(response, signature_name="serving_default"):
 def grpc_predict(inputs, target="localhost:8500", model_name="sritm", signature_name="serving_default",
                  version=None, timeout=60.0, connect_timeout=10.0):
     """Sends `inputs` [N, H, W, 3] to TF Serving's gRPC `target`; returns the output batch.
-    RuntimeError when no connection is ready within `connect_timeout` seconds;
-    `timeout` is the deadline of the call."""
+    ToolError (a RuntimeError) naming `target` when no connection is ready within
+    `connect_timeout` seconds or the call fails; `timeout` is the deadline of the call."""
     import grpc
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
@@ -186,6 +189,10 @@ def grpc_predict(inputs, target="localhost:8500", model_name="sritm", signature_
         try:
             grpc.channel_ready_future(channel).result(timeout=connect_timeout)
         except grpc.FutureTimeoutError:
-            raise RuntimeError(f"{target}: no connection within {connect_timeout:g} s") from None
+            raise ToolError(f"{target}: no connection within {connect_timeout:g} s") from None
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        return parse_grpc_response(stub.Predict(request, timeout=timeout), signature_name)
+        try:
+            response = stub.Predict(request, timeout=timeout)
+        except grpc.RpcError as err:
+            raise ToolError(f"{target}: {err.code().name}: {one_line(err.details())}") from None
+        return parse_grpc_response(response, signature_name)

@@ -16,7 +16,7 @@ def test_every_error_is_a_sritm_error_and_keeps_its_builtin_ancestry(cls, builti
 def test_errors_stay_importable_from_their_old_modules():
     from sritm_tf.data.sources import SourceError
     from sritm_tf.imageio import InputError
-    from sritm_tf.video import ToolError
+    from sritm_tf.video.hdr10 import ToolError
 
     assert (SourceError, InputError, ToolError) == (errors.SourceError, errors.InputError, errors.ToolError)
 
@@ -38,3 +38,36 @@ def test_command_modules_do_not_import_the_cli():
     commands = pathlib.Path(info.__file__).parent
     for path in commands.glob("*.py"):
         assert "sritm_tf.cli" not in path.read_text(), path.name
+
+
+@pytest.mark.parametrize("raised, status", [("ValueError", 1), ("RuntimeError", 1), ("errors.InputError", 2)])
+def test_only_sritm_errors_are_one_line_the_rest_keep_their_traceback(raised, status, tmp_path):
+    """A bug in library code (a plain ValueError or RuntimeError) is shown with its traceback
+    and exit status 1, never as a user error; a SritmError is one line, exit status 2."""
+    import os
+    import subprocess
+    import sys
+
+    from sritm_tf.pretrained import sample_path
+
+    script = ("import sys\n"
+              "from sritm_tf import convert, errors\n"
+              "from sritm_tf.cli import main\n"
+              "def fail(*args, **kwargs):\n"
+              f"    raise {raised}('thing.png: broken inside')\n"
+              "convert.convert = fail\n"
+              "sys.exit(main(sys.argv[1:]))\n")
+    out = tmp_path / "o.png"
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run([sys.executable, "-c", script, "convert", sample_path(), "-o", str(out), "--baseline"],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == status, result.stderr
+    lines = result.stderr.strip().splitlines()
+    if status == 2:
+        assert lines == ["sritm convert: error: thing.png: broken inside"]
+    else:
+        assert "Traceback (most recent call last)" in result.stderr
+        assert lines[-1] == f"{raised}: thing.png: broken inside"
+        assert "sritm convert: error" not in result.stderr
+    assert not out.exists()

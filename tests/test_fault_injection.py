@@ -1,4 +1,4 @@
-"""Fault injection (issue 13, "Also"): `sritm` run as a subprocess against each class of
+"""Fault injection: `sritm` run as a subprocess against each class of
 fault: damaged inputs of every accepted format, damaged weights and records, a full disk,
 signals mid-run, bad argument values. Each case checks the exit status, one stderr line
 naming the file or option (no traceback, no library chatter), and that nothing is left in
@@ -226,7 +226,7 @@ def test_damaged_record_shard_is_one_line(folders, damage):
         f.truncate()
         f.write(data)
     result = sritm("train", records, "--steps", 1, "--pretrain-steps", 1, "--batch-size", 1, "--channels", 4,
-                   "--m", 1, "--n", 1, "--run-dir", out / "run", tmp=tmp)
+                   "--m", 1, "--n", 1, "-o", out / "run", tmp=tmp)
     line = assert_refused(result, "train", shard, before_tensorflow=False)
     assert damage != "mid" or "at record" in line, line
     assert os.listdir(out) == [] and os.listdir(tmp) == []

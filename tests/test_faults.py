@@ -1,5 +1,5 @@
 """Fault injection: bad inputs, bad argument values and broken peers get one clear
-line naming the file or option, exit status 2, and leave no file behind (issue 13).
+line naming the file or option, exit status 2, and leave no file behind.
 
 CLI cases run `sritm` as a subprocess, as a user would.
 """
@@ -177,12 +177,13 @@ def test_bad_encoder_settings_fail_before_any_frame(tmp_path, clip, values, opti
 
 
 def test_encoder_settings_are_checked_before_decoding_in_the_api(tmp_path, clip, monkeypatch):
-    from sritm_tf import convert, video
+    from sritm_tf import convert
+    from sritm_tf.video import sources
 
     def no_decoding(self):
         raise AssertionError("decoded before the encoder settings were checked")
 
-    monkeypatch.setattr(video.VideoSource, "__iter__", no_decoding)
+    monkeypatch.setattr(sources.VideoSource, "__iter__", no_decoding)
     for settings, option in (({"preset": "fastest"}, "--preset"), ({"crf": 99}, "--crf"),
                              ({"crf": float("nan")}, "--crf")):
         with pytest.raises(InputError, match=f"^{option}: "):
@@ -191,10 +192,11 @@ def test_encoder_settings_are_checked_before_decoding_in_the_api(tmp_path, clip,
 
 
 def test_encoder_error_names_the_output_not_the_temporary(tmp_path, clip, monkeypatch):
-    from sritm_tf import convert, video
+    from sritm_tf import convert
     from sritm_tf.errors import ToolError
+    from sritm_tf.video import hdr10
 
-    monkeypatch.setattr(video, "check_encoder", lambda *args: None)  # as if x265 dropped a preset we list
+    monkeypatch.setattr(hdr10, "check_encoder", lambda *args: None)  # as if x265 dropped a preset we list
     output = tmp_path / "o.mp4"
     with pytest.raises(ToolError) as raised:
         convert.convert_video(clip, output, baseline=True, progress=False, preset="fastest")
@@ -303,7 +305,7 @@ def packet_times(path):
 @pytest.mark.parametrize("container", ["mp4", "mkv"])
 def test_variable_frame_rate_keeps_source_timestamps(tmp_path, container):
     source = make_clip(tmp_path / "cfr.mp4", 60)
-    vfr = tmp_path / f"vfr.{container}"  # the issue's recipe: gaps of 3 frames, then runs of single ones
+    vfr = tmp_path / f"vfr.{container}"  # gaps of 3 frames, then runs of single ones
     ffmpeg("-i", source, "-an", "-vf", r"select='not(mod(n\,3))+eq(n\,10)+eq(n\,11)+between(n\,40\,50)'",
            "-fps_mode", "vfr", "-c:v", "libx264", vfr)
     output = tmp_path / f"o.{container}"
@@ -339,7 +341,7 @@ def test_truncated_mp4_is_refused_unless_allowed(tmp_path):
 def test_truncated_mkv_is_refused_by_its_listed_duration(tmp_path):
     """Matroska lists no frame count, only the stream's duration (its DURATION tag, written
     into the header): frames that end well short of it are a truncated file."""
-    from sritm_tf import batch
+    from sritm_tf.batch import plan
 
     whole = make_clip(tmp_path / "whole.mkv", 75, "64x36", 25)
     part = tmp_path / "part.mkv"
@@ -356,15 +358,15 @@ def test_truncated_mkv_is_refused_by_its_listed_duration(tmp_path):
     assert f"converted the {decoded} of 75 frames that decode" in result.stderr
     assert len(packet_times(out / "o.mkv")[0]) == decoded
     with pytest.raises(InputError, match="truncated or damaged video: its frames end at"):  # convert-batch's plan
-        batch.plan_title(str(part), str(out / "b.mkv"), str(tmp_path / "work"), {"scale": 2}, 10.0)
-    whole_title = batch.plan_title(str(whole), str(out / "w.mkv"), str(tmp_path / "work"), {"scale": 2}, 10.0)
+        plan.plan_title(str(part), str(out / "b.mkv"), str(tmp_path / "work"), {"scale": 2}, 10.0)
+    whole_title = plan.plan_title(str(whole), str(out / "w.mkv"), str(tmp_path / "work"), {"scale": 2}, 10.0)
     assert whole_title["kind"] == "video" and whole_title["listed"] is None
     result = sritm("convert", whole, "-o", out / "w.mkv", "--baseline", "--quiet")
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert len(packet_times(out / "w.mkv")[0]) == 75
     # A whole stream that starts late (a cut with -ss, or audio first): DURATION is its end, not its length.
     late = make_clip(tmp_path / "late.mkv", 50, "64x36", 25, "-vf", "setpts=PTS+1/TB")
-    assert batch.plan_title(str(late), str(out / "l.mkv"), str(tmp_path / "work"), {"scale": 2}, 10.0)["listed"] is None
+    assert plan.plan_title(str(late), str(out / "l.mkv"), str(tmp_path / "work"), {"scale": 2}, 10.0)["listed"] is None
     result = sritm("convert", late, "-o", out / "l.mkv", "--baseline", "--quiet")
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert len(packet_times(out / "l.mkv")[0]) == 50
@@ -425,7 +427,7 @@ def test_train_patch_size_larger_than_the_records(tmp_path):
     records = write_records(str(tmp_path / "records"), count=2, size=20, shards=1)
     run_dir = tmp_path / "run"
     result = sritm("train", records, "--patch-size", 24, "--steps", 1, "--pretrain-steps", 1, "--batch-size", 1,
-                   "--channels", 4, "--m", 1, "--n", 1, "--run-dir", run_dir)
+                   "--channels", 4, "--m", 1, "--n", 1, "-o", run_dir)
     assert_one_error_line(result, "train", "--patch-size 24", "20x20", records)
     assert not run_dir.exists()
 
@@ -439,7 +441,7 @@ def test_train_refuses_bad_numbers_before_writing_anything(tmp_path, option, val
     run_dir = tmp_path / "run"
     args = {"--steps": "1", "--pretrain-steps": "1", "--batch-size": "1", option: value}
     result = sritm("train", records, *[x for kv in args.items() for x in kv], "--channels", 4, "--m", 1, "--n", 1,
-                   "--run-dir", run_dir)
+                   "-o", run_dir)
     assert_one_error_line(result, "train", f"{option}: expected", value)
     assert not run_dir.exists()
 
@@ -448,7 +450,7 @@ def test_a_config_yaml_rate_written_as_text_is_one_line(tmp_path):
     """PyYAML reads `lr: 1e-4` as the string '1e-4' (YAML 1.1 floats need a dot)."""
     from sritm_tf.commands.train import check_config
     from sritm_tf.errors import UserError
-    from sritm_tf.train import TrainConfig
+    from sritm_tf.train.config import TrainConfig
 
     cfg = TrainConfig(data=str(tmp_path), run_dir=str(tmp_path / "run"), lr="1e-4")
     with pytest.raises(UserError, match="--lr: expected a positive number, got '1e-4'"):
@@ -460,7 +462,7 @@ def test_training_stops_with_one_line_when_the_loss_is_no_longer_finite():
     import keras
 
     from sritm_tf.errors import UserError
-    from sritm_tf.train import StopOnNaN
+    from sritm_tf.train.loop import StopOnNaN
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
@@ -509,7 +511,7 @@ def test_export_model_name_is_one_folder(tmp_path, name):
 
 
 # ---------------------------------------------------------------------------
-# Red-team findings (2026-11-26): one line, nothing written
+# More bad inputs: one line, nothing written
 # ---------------------------------------------------------------------------
 def _png_declaring(width, height):
     """A PNG whose header declares `width` x `height` but holds one row of data."""
@@ -558,13 +560,13 @@ def test_hlg_output_refuses_a_peak_above_its_display():
     with pytest.raises(InputError, match="peak 4000 cd/m2 with HLG output"):
         FrameConverter(baseline=True, transfer="hlg", peak_nits=4000.0)
     assert FrameConverter(baseline=True, transfer="hlg", peak_nits=1000.0).transfer == "hlg"
-    from sritm_tf import batch  # convert_batch() checks its settings before it makes any folder
+    from sritm_tf.batch import plan  # convert_batch() checks its settings before it makes any folder
 
     with pytest.raises(InputError, match="peak 4000 cd/m2 with HLG output"):
-        batch.batch_settings(transfer="hlg", peak_nits=4000.0)
+        plan.batch_settings(transfer="hlg", peak_nits=4000.0)
     with pytest.raises(InputError, match="must be in"):
-        batch.batch_settings(peak_nits=-5.0)
-    assert batch.batch_settings(transfer="hlg")["peak_nits"] == 1000.0
+        plan.batch_settings(peak_nits=-5.0)
+    assert plan.batch_settings(transfer="hlg")["peak_nits"] == 1000.0
 
 
 def test_weights_of_another_shape_name_the_file(tmp_path):
@@ -584,11 +586,11 @@ def test_convert_batch_never_plans_an_input_as_its_own_output(tmp_path):
     pytest.importorskip("apache_beam")
     import cv2
 
-    from sritm_tf import batch
+    from sritm_tf.batch import plan
 
     cv2.imwrite(str(tmp_path / "still.png"), np.full((8, 8, 3), 90, np.uint8))
-    titles, units, report = batch.plan([str(tmp_path)], str(tmp_path), {"format": "mkv", "segment_seconds": 10.0},
-                                       overwrite=True)
+    titles, units, report = plan.plan([str(tmp_path)], str(tmp_path), {"format": "mkv", "segment_seconds": 10.0},
+                                      overwrite=True)
     assert titles == [] and units == []
     assert [(os.path.basename(p), "is the input file" in why) for p, why in report["failed"]] == [("still.png", True)]
 
@@ -629,8 +631,8 @@ def test_output_folders_that_are_files_are_one_line(tmp_path, pairs_dir):
     result = sritm("prepare", pairs_dir, "-o", taken, "--kind", "pairs")
     assert_one_error_line(result, "prepare", taken, "is a file")
     result = sritm("train", "--init", REPO + "/sritm_tf/weights/deep_sritm_x2.npz", "--pairs", pairs_dir,
-                   "--run-dir", taken)
-    assert_one_error_line(result, "train", taken, "--run-dir")
+                   "-o", taken)
+    assert_one_error_line(result, "train", taken, "-o")
     assert taken.read_text() == "mine" and sorted(os.listdir(tmp_path)) == ["taken"]
 
 

@@ -1,4 +1,4 @@
-"""Fuzzing the readers (issue #13, "Also"): random byte flips and truncations of real
+"""Fuzzing the readers: random byte flips and truncations of real
 files. A damaged input either reads completely and consistently or fails with the
 project's one error type (SritmError, which the CLI prints as one line naming the
 file), within a few seconds: never another exception, never a hang, never a short
@@ -11,8 +11,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from sritm_tf import imageio, pretrained, video
+from sritm_tf import imageio, pretrained
 from sritm_tf.errors import SritmError
+from sritm_tf.video import sources
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 CASES = 120
@@ -87,7 +88,7 @@ def test_damaged_videos_decode_whole_or_fail_with_one_line(tmp_path):
                     "-pix_fmt", "yuv420p", "-c:v", "libx264", "-movflags", "+faststart", str(clip)], check=True)
 
     def read(path):
-        source = video.VideoSource(path)
+        source = sources.VideoSource(path)
         frames = sum(1 for _ in source)
         assert frames > 0 and (source.truncated is None)
 

@@ -166,12 +166,13 @@ def test_cli(tmp_path, capsys):
     from sritm_tf.cli import main
 
     out = tmp_path / "out"
-    code = main(["prepare", str(STILLS[0]), "-o", str(out), "--patch", "64", "--crops", "2", "--scale", "4", "--quiet"])
+    code = main(["prepare", str(STILLS[0]), "-o", str(out), "--patch-size", "16", "--crops", "2", "--scale", "4", "--quiet"])
     assert code == 0 and "2 patches" in capsys.readouterr().out
     bad = tmp_path / "bad.exr"
     bad.write_bytes(b"nope")
     code = main(["prepare", str(bad), "-o", str(tmp_path / "none"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and "bad.exr: cannot read as OpenEXR" in err and "no usable source" in err
-    assert main(["prepare", str(bad), "-o", str(tmp_path / "x"), "--patch", "63", "--quiet"]) == 2
-    assert "multiple of scale" in capsys.readouterr().err
+    assert main(["prepare", str(bad), "-o", str(tmp_path / "x"), "--patch-size", "0", "--quiet"]) == 2
+    assert "--patch-size: expected a positive LR patch side" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

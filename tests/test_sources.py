@@ -10,7 +10,7 @@ import pytest
 
 from sritm_tf import colour
 from sritm_tf.data import sources
-from sritm_tf.data.sources import SourceError
+from sritm_tf.errors import SourceError
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 EXR = DATA / "exr"
@@ -226,7 +226,7 @@ def test_prepare_from_hdr10_video_and_raw_yuv(clips, tmp_path):
     rows = prepare.read_manifest(str(tmp_path / "video"))
     assert [r["frame"] for r in rows] == [0, 0, 3, 3, 6, 6] and rows[0]["operator"] == "bt2446a"
     args = ["prepare", clips["yuv"], "-o", str(tmp_path / "yuv"), "--size", f"{WIDTH}x{HEIGHT}",
-            "--patch", "64", "--crops", "2", "--stride", "3", "--quiet"]
+            "--patch-size", "32", "--crops", "2", "--stride", "3", "--quiet"]
     assert main(args) == 0
     yuv_rows = prepare.read_manifest(str(tmp_path / "yuv"))
     # Every 3rd frame of the raw file, two patches each.

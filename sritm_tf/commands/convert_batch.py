@@ -4,6 +4,7 @@ import sys
 import time
 import traceback
 
+from sritm_tf.commands import options
 from sritm_tf.errors import SritmError, ToolError, UserError
 
 BEAM_MISSING = 'Apache Beam is not installed: pip install "sritm_tf[beam]"'
@@ -11,7 +12,8 @@ BEAM_MISSING = 'Apache Beam is not installed: pip install "sritm_tf[beam]"'
 
 def register(subparsers):
     parser = subparsers.add_parser(
-        "convert-batch", help="convert many images and videos in parallel (Apache Beam; resumable)",
+        "convert-batch", parents=[options.conversion_parent()],
+        help="convert many images and videos in parallel (Apache Beam; resumable)",
         description="Convert SDR images (to 16-bit HDR10 .png) and videos (to HEVC HDR10 .mkv/.mp4, or .yuv) into "
                     "OUT_DIR, in parallel on Apache Beam: videos are split at keyframes into segments converted "
                     "on their own and joined without re-encoding. A re-run converts only what a killed run did not "
@@ -28,72 +30,47 @@ def register(subparsers):
                         help="video segment length in seconds, cut at the keyframe after it (default 10)")
     parser.add_argument("--format", choices=("mkv", "mp4", "yuv"), default="mkv",
                         help="video output format (default mkv); images are written as .png")
-    parser.add_argument("--scale", type=int, choices=(2, 4), default=2, help="upscaling factor (default 2)")
-    parser.add_argument("--weights", help="weights (.npz, .keras, .weights.h5); default: the bundled ones")
-    parser.add_argument("--baseline", action="store_true", help="classical conversion instead of the network")
-    parser.add_argument("--white-nits", type=float, default=203.0, help="SDR reference white in cd/m2 (default 203)")
-    parser.add_argument("--peak-nits", type=float, default=1000.0, help="no output pixel brighter, cd/m2 (default 1000)")
-    parser.add_argument("--precision", choices=["auto", "bf16", "fp32", "int8"], default="auto",
-                        help="network precision (default auto, chosen on this machine as sritm convert does)")
-    parser.add_argument("--engine", choices=["auto", "tf", "openvino", "litert"], default="auto",
-                        help="what runs the network (as sritm convert)")
-    parser.add_argument("--transfer", choices=("pq", "hlg"), default="pq",
-                        help="output transfer (default pq; hlg: --peak-nits at most 1000)")
-    parser.add_argument("--tile", metavar="N|WxH", help="LR tile size for inference (as sritm convert)")
-    parser.add_argument("--crf", type=int, default=18, help="x265 constant rate factor (default 18)")
-    parser.add_argument("--preset", default="medium", help="x265 preset (default medium)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="convert inputs whose output exists (default: skip them, so that a re-run resumes)")
-    parser.add_argument("--quiet", action="store_true", help="print only failures")
     parser.set_defaults(func=run, check=check, beam_args=True, tensorflow=False)
 
 
 def check(args):
-    """Option values, Beam and the weights file, before any work."""
-    from sritm_tf.commands.convert import check_options
+    """Beam, option values, the weights file and the inputs, before any work."""
     from sritm_tf.fileio import captured_stderr, check_folder_output
-    from sritm_tf.pretrained import check_weights_file
 
     try:
         with captured_stderr():  # its warnings about optional Google Cloud clients
             import apache_beam  # noqa: F401
     except ImportError:
         raise UserError(BEAM_MISSING) from None
-    check_options(args)
+    options.check_conversion(args)
     if not args.segment_seconds > 0:
         raise UserError(f"--segment-seconds: expected seconds > 0, got {args.segment_seconds:g}")
     if args.workers < 1:
         raise UserError(f"--workers: expected 1 or more, got {args.workers}")
     check_folder_output(args.output, "the output (-o)")
-    from sritm_tf.batch import find_inputs
+    from sritm_tf.batch.plan import find_inputs
 
     if not find_inputs(args.inputs):  # InputError for a name that matches nothing; before OUT_DIR is made
         raise UserError(f"{', '.join(map(str, args.inputs))}: no images or videos to convert")
-    if args.weights and not args.baseline:
-        try:
-            check_weights_file(args.weights)
-        except FileNotFoundError as err:
-            raise UserError(str(err)) from None
 
 
 def run(args):
-    from sritm_tf.commands.convert import network_setup
     from sritm_tf.fileio import captured_stderr
     from sritm_tf.inference import parse_tile
 
-    chosen, engine, _ = ("fp32", "tf", "") if args.baseline else network_setup(args)
+    chosen, engine, _ = options.network_setup(args)
     os.makedirs(args.output, exist_ok=True)
     log = os.path.join(args.output, ".sritm-batch.log")
     start = time.perf_counter()
     try:
         with captured_stderr(log):  # Beam's and its workers' logs
-            from sritm_tf import batch
+            from sritm_tf.batch import pipeline as batch
 
             report = batch.convert_batch(
-            args.inputs, args.output, runner=args.runner, workers=args.workers, beam_args=args.beam_args,
-            segment_seconds=args.segment_seconds, format=args.format, overwrite=args.overwrite, crf=args.crf,
-            preset=args.preset, scale=args.scale, weights=args.weights, baseline=args.baseline,
-            tile=parse_tile(args.tile, "--tile") if args.tile else None, white_nits=args.white_nits,
+                args.inputs, args.output, runner=args.runner, workers=args.workers, beam_args=args.beam_args,
+                segment_seconds=args.segment_seconds, format=args.format, overwrite=args.overwrite, crf=args.crf,
+                preset=args.preset, scale=args.scale, weights=args.weights, baseline=args.baseline,
+                tile=parse_tile(args.tile, "--tile") if args.tile else None, white_nits=args.white_nits,
                 peak_nits=args.peak_nits, precision=chosen, engine=engine, transfer=args.transfer)
     except SritmError:
         raise

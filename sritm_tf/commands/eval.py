@@ -6,14 +6,16 @@ import json
 import os
 import sys
 
+from sritm_tf.commands import options
+
 
 def register(subparsers):
     p = subparsers.add_parser("eval", help="quality of the network and classical baselines on SDR/HDR10 pairs",
                               description=__doc__)
     p.add_argument("pairs_dir", metavar="PAIRS_DIR",
                    help="folder of <name>_sdr.* / <name>_hdr.* pairs and/or Ultra HDR gain-map JPEGs")
-    p.add_argument("--scale", type=int, choices=(2, 4), default=2)
-    p.add_argument("--weights", help="weights (.npz, .keras, .weights.h5); default: the bundled ones")
+    options.add_scale(p)
+    options.add_weights(p)
     p.add_argument("--baseline-only", action="store_true", help="only the BT.2408 and oracle baselines (no network)")
     p.add_argument("--crop", metavar="WxH",
                    help="centre crop of each HR frame, at most the frame (keeps CPU runs short; default: whole "
@@ -30,7 +32,7 @@ def register(subparsers):
                         "authors' test_yuv.m (narrow-range 4:2:0 Y'CbCr codes / 1023 of the unrounded prediction, "
                         "MATLAB ssim, mPSNR_HDR.m), to compare with the paper's tables")
     p.add_argument("--json", metavar="PATH", help="also write the rows and means to this JSON file")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    p.add_argument("--overwrite", action="store_true", help=options.OVERWRITE_HELP)
     p.set_defaults(func=run, check=check)
 
 
@@ -68,10 +70,11 @@ def check(args):
         raise UserError(f"{args.pairs_dir}: no <name>_sdr.* / <name>_hdr.* pairs or gain-map JPEGs")
     if args.json:
         from sritm_tf.convert import check_output
+        from sritm_tf.errors import FileError
 
         try:
             check_output(args.json, args.overwrite)
-        except OSError as err:
+        except FileError as err:  # named by its option: the table is the main output
             raise UserError(f"--json {err}") from None
     if args.weights and not args.baseline_only:
         from sritm_tf.pretrained import check_weights_file
@@ -81,7 +84,6 @@ def check(args):
 
 def run(args):
     from sritm_tf import evaluate
-    from sritm_tf.errors import UserError
     from sritm_tf.fileio import atomic_path
     from sritm_tf.inference import parse_tile
     from sritm_tf.sizes import parse_shape
@@ -96,20 +98,14 @@ def run(args):
         from sritm_tf.pretrained import load_model
 
         chosen, why = resolve(args.precision)
-        try:
-            model = load_model(args.scale, args.weights, precision=chosen)
-        except (FileNotFoundError, ValueError) as err:
-            raise UserError(str(err)) from None
+        model = load_model(args.scale, args.weights, precision=chosen)
         print(f"network in {chosen} ({why})", file=sys.stderr)
         predictor = evaluate.model_yuv_predictor if args.protocol == "paper" else evaluate.model_predictor
         predict = predictor(model, tile)
 
-    try:
-        rows = evaluate.evaluate(args.pairs_dir, args.scale, predict, crop,
-                                 progress=lambda name: print(f"{name} done", file=sys.stderr, flush=True),
-                                 white_nits=white, protocol=args.protocol)
-    except ValueError as err:
-        raise UserError(str(err)) from None
+    rows = evaluate.evaluate(args.pairs_dir, args.scale, predict, crop,
+                             progress=lambda name: print(f"{name} done", file=sys.stderr, flush=True),
+                             white_nits=white, protocol=args.protocol)
     print(evaluate.format_table(rows))
 
     if args.json:

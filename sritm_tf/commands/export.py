@@ -1,6 +1,8 @@
 """`sritm export`: the network as a TF Serving SavedModel or a TFLite (LiteRT) file."""
 import os
 
+from sritm_tf.commands import options
+
 
 def register(subparsers):
     p = subparsers.add_parser(
@@ -16,15 +18,15 @@ def register(subparsers):
     p.add_argument("--calibration", action="append", metavar="FILE",
                    help="--quantize int8 only: an 8-bit SDR image or a scene-linear .exr still to "
                         "calibrate on (repeat for several; default: the bundled sample image)")
-    p.add_argument("--scale", type=int, choices=(2, 4), default=2)
-    p.add_argument("--weights", help=".npz, .keras or .weights.h5 (default: the bundled weights)")
+    options.add_scale(p)
+    options.add_weights(p)
     p.add_argument("--input-size", metavar="WxH",
                    help="TFLite only: LR input size (default 960x540, a 1080p output at x2)")
-    p.add_argument("--model-name", default="sritm", help="SavedModel only (default: sritm)")
+    p.add_argument("--model-name", default="sritm", help=options.MODEL_NAME_HELP)
     p.add_argument("--version", type=int, default=1, help="SavedModel only (default: 1)")
     p.add_argument("-o", "--output", required=True,
                    help="SavedModel: TF Serving base folder; TFLite: the .tflite file")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--overwrite", action="store_true", help=options.OVERWRITE_HELP)
     p.set_defaults(func=run, check=check)
 
 
@@ -54,10 +56,7 @@ def check(args):
 
         if args.input_size:
             parse_shape(args.input_size, "--input-size")
-        try:
-            check_output(args.output, args.overwrite)
-        except OSError as err:
-            raise UserError(str(err)) from None
+        check_output(args.output, args.overwrite)
     if args.weights:
         from sritm_tf.pretrained import check_weights_file
 
@@ -79,10 +78,7 @@ def run(args):
         if args.format == "savedmodel" else args.output
     if os.path.exists(target) and not args.overwrite:
         raise UserError(f"{target}: exists (pass --overwrite to replace it)")
-    try:
-        model = load_model(args.scale, args.weights)
-    except (OSError, ValueError) as err:  # the message names the file
-        raise UserError(str(err)) from None
+    model = load_model(args.scale, args.weights)
 
     if args.format == "savedmodel":
         path = export.export_savedmodel(model, target, overwrite=args.overwrite)

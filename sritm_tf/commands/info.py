@@ -1,12 +1,13 @@
 """`sritm info`: the network's size at a scale."""
+from sritm_tf.commands import options
 
 
 def register(subparsers):
     p = subparsers.add_parser("info", help="print the network's summary line and parameter count")
-    p.add_argument("--scale", type=int, choices=(2, 4), default=2)
-    p.add_argument("--channels", type=int, default=64)
-    p.add_argument("--m", type=int, default=3, help="base/detail pass block pairs")
-    p.add_argument("--n", type=int, default=10, help="fusion ResBlocks")
+    options.add_scale(p)
+    p.add_argument("--channels", type=int, default=64, help=options.CHANNELS_HELP)
+    p.add_argument("--m", type=int, default=3, help=options.M_HELP)
+    p.add_argument("--n", type=int, default=10, help=options.N_HELP)
     p.add_argument("--pretrain", action="store_true", help="the network without modulation")
     p.add_argument("--summary", action="store_true", help="print the full layer table too")
     p.set_defaults(func=run)

@@ -4,6 +4,10 @@ Exit status: 0 when the output folder holds at least one patch after the run (fi
 could not be used are listed at the end on stderr); 2 (a user error) when nothing usable
 was produced, or on bad arguments.
 """
+from sritm_tf.commands import options
+from sritm_tf.errors import UserError
+
+HR_PATCH = 160  # HR patch side when --patch-size is not given: 80 LR pixels at x2, 40 at x4
 
 
 def register(subparsers):
@@ -13,46 +17,54 @@ def register(subparsers):
         description=(
             "Cut random HR HDR10 patches (BT.2020, PQ, 10-bit) and their LR SDR inputs (BT.709, gamma, "
             "8-bit; SDR from the master or a tone-mapping operator, bicubic downscale) into "
-            "OUT/shard-NNNNN.tfrecord, OUT/manifest.jsonl and OUT/prepare.json. Re-running resumes."
+            "OUTPUT/shard-NNNNN.tfrecord, OUTPUT/manifest.jsonl and OUTPUT/prepare.json. Re-running resumes."
         ),
     )
     parser.add_argument("sources", nargs="+", metavar="SOURCE", help="files or folders")
-    parser.add_argument("-o", "--out", required=True, help="output folder")
-    parser.add_argument("--scale", type=int, choices=(2, 4), default=2)
+    parser.add_argument("-o", "--output", required=True, help="output folder")
+    options.add_scale(parser)
     parser.add_argument("--kind", choices=("auto", "exr", "hdr10", "video", "yuv", "pairs"), default="auto")
     parser.add_argument("--operator", default="bt2446a", choices=("bt2446a", "hable"), help="HDR -> SDR operator")
     parser.add_argument("--augment", action="store_true", help="randomise the operator's parameters per frame")
-    parser.add_argument("--patch", type=int, default=160, help="HR patch size (default 160)")
+    parser.add_argument("--patch-size", type=int, default=None,
+                        help=f"{options.PATCH_SIZE_HELP} (default {HR_PATCH} // scale: {HR_PATCH} HR pixels); the HR "
+                             "patches are scale times larger")
     parser.add_argument("--crops", type=int, default=30, help="random patches per frame (default 30)")
     parser.add_argument("--stride", type=int, default=30, help="take every N-th video frame (default 30)")
     parser.add_argument("--max-frames", type=int, default=None, help="at most this many frames per video")
-    parser.add_argument("--size", default=None, metavar="WxH", help="frame size of raw .yuv input")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", default=None, metavar="WxH", help=options.YUV_SIZE_HELP)
+    parser.add_argument("--seed", type=int, default=0, help=options.SEED_HELP)
     parser.add_argument("--white-nits", type=float, default=203.0, help="diffuse white of EXR sources (cd/m2)")
     parser.add_argument("--overwrite", action="store_true", help="replace an output prepared with other settings")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(func=run)
+    parser.add_argument("--quiet", action="store_true", help=options.QUIET_HELP)
+    parser.set_defaults(func=run, check=check)
+
+
+def check(args):
+    """The checks that need no TensorFlow, run before the CLI imports it."""
+    from sritm_tf.sizes import parse_size
+
+    if args.patch_size is not None and args.patch_size < 1:
+        raise UserError(f"--patch-size: expected a positive LR patch side in pixels, got {args.patch_size}")
+    if args.size:
+        parse_size(args.size, "--size")
 
 
 def run(args):
     import sys
 
-    from sritm_tf.errors import UserError
-    from sritm_tf.sizes import parse_size
     from sritm_tf.data import prepare
+    from sritm_tf.sizes import parse_size
 
-    try:
-        size = list(parse_size(args.size, "--size")) if args.size else None
-        config = prepare.PrepareConfig(
-            scale=args.scale, kind=args.kind, operator=args.operator, augment=args.augment,
-            patch=args.patch, crops=args.crops, stride=args.stride, size=size, seed=args.seed,
-            white_nits=args.white_nits, max_frames=args.max_frames,
-        )
-        summary = prepare.prepare(args.sources, args.out, config, overwrite=args.overwrite, progress=not args.quiet)
-    except ValueError as err:  # a SourceError is reported by the CLI as it is
-        raise UserError(str(err)) from None
+    config = prepare.PrepareConfig(
+        scale=args.scale, kind=args.kind, operator=args.operator, augment=args.augment,
+        patch=args.patch_size * args.scale if args.patch_size else HR_PATCH, crops=args.crops, stride=args.stride,
+        size=list(parse_size(args.size, "--size")) if args.size else None, seed=args.seed,
+        white_nits=args.white_nits, max_frames=args.max_frames,
+    )
+    summary = prepare.prepare(args.sources, args.output, config, overwrite=args.overwrite, progress=not args.quiet)
     print(
-        f"{args.out}: {summary['patches']} patches; {summary['written']} sources written, "
+        f"{args.output}: {summary['patches']} patches; {summary['written']} sources written, "
         f"{summary['skipped']} already done, {len(summary['failed'])} failed"
     )
     if summary["failed"]:
@@ -60,5 +72,5 @@ def run(args):
         for _, message in summary["failed"]:
             print(f"  {message}", file=sys.stderr)
     if summary["patches"] == 0:
-        raise UserError(f"{args.out}: no usable source ({len(summary['failed'])} failed)")
+        raise UserError(f"{args.output}: no usable source ({len(summary['failed'])} failed)")
     return 0

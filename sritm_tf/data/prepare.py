@@ -29,6 +29,7 @@ import numpy as np
 
 from sritm_tf import colour, fileio, imageio
 from sritm_tf.data import records, resize, sdr_synthesis, sources
+from sritm_tf.errors import InputError
 
 MANIFEST = "manifest.jsonl"
 CONFIG = "prepare.json"
@@ -51,14 +52,15 @@ class PrepareConfig:
     max_frames: int | None = None
 
     def check(self):
+        """InputError (a ValueError) for a setting out of range."""
         if self.scale not in (2, 4):
-            raise ValueError(f"scale must be 2 or 4, got {self.scale}")
+            raise InputError(f"scale must be 2 or 4, got {self.scale}")
         if self.patch <= 0 or self.patch % self.scale:
-            raise ValueError(f"patch {self.patch} must be a positive multiple of scale {self.scale}")
+            raise InputError(f"patch {self.patch} must be a positive multiple of scale {self.scale}")
         if self.crops <= 0 or self.stride <= 0:
-            raise ValueError("crops and stride must be positive")
+            raise InputError(f"--crops and --stride must be positive, got {self.crops} and {self.stride}")
         if self.operator not in sdr_synthesis.OPERATORS:
-            raise ValueError(f"unknown operator {self.operator!r}; choose from {sorted(sdr_synthesis.OPERATORS)}")
+            raise InputError(f"unknown operator {self.operator!r}; choose from {sorted(sdr_synthesis.OPERATORS)}")
 
 
 def shard_name(index):
@@ -106,7 +108,7 @@ def read_manifest(out_dir):
         except (json.JSONDecodeError, UnicodeDecodeError):
             rows = None
     if rows is None or not all(isinstance(r, dict) and {"source", "shard"} <= r.keys() for r in rows):
-        raise ValueError(f"{path}: not a manifest written by sritm prepare; use another output folder")
+        raise InputError(f"{path}: not a manifest written by sritm prepare; use another output folder")
     return rows
 
 
@@ -165,8 +167,8 @@ def prepare(paths, out_dir, config, overwrite=False, progress=True, log=None):
     fileio.check_folder_output(out_dir, "the output (-o)")
     try:  # before anything is written: sources that are not there leave no output
         found = sources.discover(paths, config.kind)
-    except sources.SourceError as err:
-        raise ValueError(str(err)) from None
+    except sources.SourceError as err:  # as an InputError, a ValueError as before
+        raise InputError(str(err)) from None
     manifest = read_manifest(out_dir)  # a foreign manifest.jsonl: refused before prepare.json is written
     created = not os.path.exists(out_dir)
     os.makedirs(out_dir, exist_ok=True)
@@ -177,10 +179,13 @@ def prepare(paths, out_dir, config, overwrite=False, progress=True, log=None):
     settings = dataclasses.asdict(config)
     if os.path.exists(config_path):
         with open(config_path, encoding="utf-8") as f:
-            old = json.load(f)
+            try:
+                old = json.load(f)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise InputError(f"{config_path}: not written by sritm prepare; use another output folder") from None
         if old != settings:
             if not overwrite:
-                raise ValueError(
+                raise InputError(
                     f"{out_dir}: prepared with other settings ({CONFIG}); use --overwrite or another folder"
                 )
             for name in os.listdir(out_dir):
