@@ -14,6 +14,8 @@ _EXPORTS = {
     "transfer_weights": "sritm_tf.model",
     "INTERMEDIATES": "sritm_tf.model",
     "load_model": "sritm_tf.pretrained",
+    "from_preset": "sritm_tf.pretrained",
+    "PRESETS": "sritm_tf.presets",
     "convert_image": "sritm_tf.convert",
     "convert_video": "sritm_tf.convert",
 }

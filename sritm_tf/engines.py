@@ -1,4 +1,4 @@
-"""Inference engines (issue #11): what runs the network on each tile of
+"""Inference engines: what runs the network on each tile of
 `inference.TiledPredictor`, which tiles a frame exactly the same way for all.
 
 - `tf`: the Keras model itself, in a `tf.function` (or called directly on JAX).
@@ -11,12 +11,11 @@
   interpreter with XNNPACK, resized per tile shape. `int8` is its precision.
 
 `auto` takes OpenVINO for bf16 when it is installed and the CPU has Intel AMX
-(OpenVINO's bf16 kernels use its tiles; the issue measured 2.3x TF bf16 there);
-else `tf`, whose output the API's default gives too. On the AMD EPYC build
-machine (AVX512-BF16, no AMX; `sritm bench speed --full`, 2026-11-26) a
-1080p -> 4K x2 frame took 13.8 s on TF bf16, 12.4 s on OpenVINO bf16 (11% less,
-with a larger bf16 error: 51 dB against float32), 16.8 s on LiteRT int8,
-25.7 s on TF fp32: `--engine openvino` takes the 11% there.
+(OpenVINO's bf16 kernels use its tiles, where they beat TF bf16 by far); else
+`tf`, whose output the API's default gives too. Without AMX, OpenVINO bf16 is
+only somewhat faster than TF bf16, with a larger bf16 error against float32, so
+it is left to `--engine openvino`. Timings per engine: `sritm bench speed
+--engines all` (see docs/benchmarks.md).
 """
 import importlib.util
 import os

@@ -28,10 +28,10 @@ from sritm_tf.errors import InputError
 from sritm_tf.sizes import parse_shape
 
 # LR tile of tiled inference: a 1080p -> 4K x2 frame is 3x3 tiles and stays under 3 GiB peak
-# RSS on CPU (benchmarks/bench_memory.py: 2.25 GiB; 960x540 tiles need 3.4 GiB). (height, width)
+# RSS on CPU, which 960x540 tiles exceed (`sritm bench memory`, see docs/benchmarks.md). (height, width)
 DEFAULT_TILE = (360, 640)
-# bf16 halves the activations: 960x540 tiles (2x2 for 1080p) stay under 3 GiB too (2.7 GiB measured) and
-# run 11% faster than 640x360 (`sritm bench speed --full`). Per precision, (height, width):
+# bf16 halves the activations: 960x540 tiles (2x2 for 1080p) stay under 3 GiB too and run faster
+# than 640x360 (`sritm bench speed --full`, see docs/benchmarks.md). Per precision, (height, width):
 DEFAULT_TILES = {"fp32": DEFAULT_TILE, "bf16": (540, 960), "int8": DEFAULT_TILE}
 
 # Layers that mix no neighbouring pixels.

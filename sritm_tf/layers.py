@@ -275,7 +275,7 @@ class ClassicalMapping(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="sritm_tf")
 class ChromaGate(keras.layers.Layer):
-    """Neutral stays neutral (issue #12): the network's residual chroma is scaled by
+    """Neutral stays neutral: the network's residual chroma is scaled by
     g = c^2 / (c^2 + c0^2), with c = |(Cb, Cr)| of the SDR input at that pixel
     (bicubic-upsampled BT.709 Y'CbCr, chroma offset removed); its luma is kept.
 
@@ -305,7 +305,7 @@ class ChromaGate(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="sritm_tf")
 class ShadowGate(keras.layers.Layer):
-    """Shadows stay classical (issue #12): the network's residual luma is scaled by
+    """Shadows stay classical: the network's residual luma is scaled by
     g = Y^2 / (Y^2 + y0^2), with Y the relative linear luminance of the SDR input at
     that pixel (bicubic-upsampled BT.709 Y'CbCr -> R'G'B' -> BT.1886 gamma 2.4 ->
     BT.709 luminance, BT.709-6 item 3.2); its chroma is kept.

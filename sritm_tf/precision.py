@@ -1,5 +1,5 @@
 """Compute precision of the network: float32, or bfloat16 convolutions where the
-hardware runs them faster (issue #11).
+hardware runs them faster.
 
 `bf16` builds the network under Keras' "mixed_bfloat16" policy: convolutions,
 ReLUs, sums and products compute in bfloat16 with float32 weights, while the

@@ -1,10 +1,13 @@
-"""Weights of Deep SR-ITM: the bundled ones, and a compact `.npz` format for them.
+"""Weights of Deep SR-ITM: the shipped ones (`sritm_tf.presets`), and a compact `.npz` format for them.
 
 The `.npz` holds one array per layer weight, keyed "<layer name>/<index>" (the
 order of `layer.get_weights()`), plus a "config" entry: a JSON string with the
-arguments of `build_deep_sritm` (scale, channels, m, n, modulation), so the file
-alone rebuilds the model. Weights are stored as float16 by default, which halves
-the size of the package; they are cast back to float32 on load.
+arguments of `build_deep_sritm` (scale, channels, m, n, modulation, skip and,
+for the classical skip, its gates), so the file alone rebuilds the model.
+Weights are stored as float16 by default, which halves the size of the package;
+they are cast back to float32 on load. Weights go only into the network their
+"config" describes: the parameterless layers (skip, gates) change the output
+without changing any weight's shape, so a fit by shape proves nothing.
 """
 import json
 import os
@@ -14,7 +17,8 @@ import zlib
 
 import numpy as np
 
-from sritm_tf.errors import InputError
+from sritm_tf import presets
+from sritm_tf.errors import InputError, MissingFileError
 from sritm_tf.fileio import atomic_path
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
@@ -22,8 +26,13 @@ SAMPLES_DIR = os.path.join(os.path.dirname(__file__), "samples")
 
 
 def bundled_weights_path(scale=2):
-    """Path of the weights shipped in the package for `scale` (may not exist yet)."""
-    return os.path.join(WEIGHTS_DIR, f"deep_sritm_x{scale}.npz")
+    """Path of the weights of the shipped network for `scale` (`presets.preset_for_scale`)."""
+    return preset_weights_path(presets.preset_for_scale(scale).name)
+
+
+def preset_weights_path(name):
+    """Path of the weights file of the preset `name` (`sritm_tf.presets`)."""
+    return os.path.join(WEIGHTS_DIR, presets.preset(name).weights)
 
 
 def sample_path():
@@ -71,18 +80,36 @@ def save_weights_npz(model, path, dtype="float16"):
     return path
 
 
+# The `build_deep_sritm` arguments that shape the network (the rest, e.g. white_nits
+# and precision, are settings of a built network that any weights suit).
+ARCHITECTURE = ("scale", "channels", "m", "n", "modulation", "skip", "decomposition", "skips", "chroma_gate",
+                "shadow_gate")
+
+
 def load_weights_npz(path, **overrides):
-    """Builds the model described by the "config" entry of `path` (updated with
-    `overrides`, e.g. white_nits=400) and fills its weights (cast to float32).
-    Raises ValueError if the file does not match (InputError, naming the file,
-    if it is no readable .npz: damaged, truncated, or another kind of file)."""
+    """Builds the model described by the "config" entry of `path` (with the settings
+    `overrides`, e.g. white_nits=400 or precision="bf16") and fills its weights (cast
+    to float32). Raises ValueError if the file does not match (InputError, naming the
+    file, if it is no readable .npz: damaged, truncated, or another kind of file, or
+    if `overrides` would change the stored network, e.g. skip="bicubic")."""
+    return _npz(path, None, overrides)
+
+
+def fill_weights_npz(model, path):
+    """Fills `model` with the weights of `path` (cast to float32) and returns it, after
+    checking that the file's "config" describes `model`'s network: InputError naming
+    `path` and what differs (scale, channels, m, n, skip, gates, ...) otherwise."""
+    return _npz(path, model, {})
+
+
+def _npz(path, model, overrides):
     try:
-        return _load_weights_npz(path, overrides)
+        return _read_npz(path, model, overrides)
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:  # a damaged archive or member
         raise InputError(f"{path}: not a readable .npz weights file ({err})") from None
 
 
-def _load_weights_npz(path, overrides):
+def _read_npz(path, model, overrides):
     from sritm_tf.model import build_deep_sritm
 
     try:
@@ -97,8 +124,12 @@ def _load_weights_npz(path, overrides):
         try:
             config = json.loads(str(data["config"]))
             config.setdefault("skip", "bicubic")  # files written before the classical skip existed
-            model = build_deep_sritm(**config, **overrides)
+            _check_network(path, config, model_config(model) if model is not None else {**config, **overrides})
+            if model is None:
+                model = build_deep_sritm(**{**config, **overrides})
         except (ValueError, TypeError, AttributeError) as err:
+            if isinstance(err, InputError):
+                raise
             raise InputError(f"{path}: unusable 'config' entry ({err})") from None
         used = {"config"}
         for layer in model.layers:
@@ -117,6 +148,35 @@ def _load_weights_npz(path, overrides):
         if extra:
             raise ValueError(f"{path}: {len(extra)} entries the model {config} lacks, e.g. {extra[0]}")
     return model
+
+
+def _architecture(config):
+    """The ARCHITECTURE entries of `config` (`build_deep_sritm` arguments), with the
+    function's defaults filled in and the gates 0 where the network has none."""
+    import inspect
+
+    from sritm_tf.model import build_deep_sritm
+
+    defaults = {k: p.default for k, p in inspect.signature(build_deep_sritm).parameters.items()}
+    unknown = sorted(set(config) - set(defaults))
+    if unknown:
+        raise TypeError(f"build_deep_sritm() has no argument {unknown[0]!r}")
+    full = {**defaults, **config}
+    if full["skip"] != "classical":  # the gates act on the classical skip only
+        full["chroma_gate"] = full["shadow_gate"] = 0
+    for gate in ("chroma_gate", "shadow_gate"):  # None and 0 both mean none; JSON keeps a float's digits
+        full[gate] = round(float(full[gate] or 0), 9)
+    return {key: full[key] for key in ARCHITECTURE}
+
+
+def _check_network(path, stored, wanted):
+    """InputError naming `path` and each difference when the network `wanted` is not
+    the one whose weights `path` stores (`stored`, its "config")."""
+    have, want = _architecture(stored), _architecture(wanted)
+    differ = [key for key in ARCHITECTURE if have[key] != want[key]]
+    if differ:
+        changes = "; ".join(f"{key} {have[key]!r}, not {want[key]!r}" for key in differ)
+        raise InputError(f"{path}: these weights are for another network ({changes})")
 
 
 def configure(model, white_nits=None, precision=None):
@@ -195,11 +255,29 @@ def read_weights(path, like=None, scale=2):
 
         model = like if like is not None else build_deep_sritm(scale=scale)
         try:
+            _check_h5_skip(path, model)
             model.load_weights(path)
+        except InputError:
+            raise
         except (OSError, ValueError, KeyError, RuntimeError) as err:  # h5py's OSError / RuntimeError: damage
             raise InputError(f"{path}: cannot load these weights ({_reason(err)})") from None
         return _finite(model, path)
-    raise ValueError(f"{path}: unknown weights format (expected {', '.join(WEIGHTS_FORMATS)})")
+    raise InputError(f"{path}: unknown weights format (expected {', '.join(WEIGHTS_FORMATS)})")
+
+
+def _check_h5_skip(path, model):
+    """InputError naming `path` when the network saved there and `model` differ in their
+    skip (Eq. 12's bicubic input, or the classical conversion): the skip has no weights,
+    so Keras would fill either network from either file. A .weights.h5 keeps one group
+    per layer, weights or not, named after the layer's class (Keras 3) or the layer."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        saved = "classical" if any("classical" in name for name in f.get("layers", {})) else "bicubic"
+    skip = "classical" if "classical" in {layer.name for layer in model.layers} else "bicubic"
+    if saved != skip:
+        raise InputError(f"{path}: these weights are for another network (skip {saved!r}, not {skip!r}); "
+                         "a .weights.h5 does not record the network: load the .npz or .keras file")
 
 
 def _finite(model, path):
@@ -217,8 +295,9 @@ def load_model(scale=2, weights=None, white_nits=203.0, precision=None):
 
     Args:
         scale: 2 or 4.
-        weights: None for the bundled `weights/deep_sritm_x{scale}.npz`; a path
-            ending in .npz, .keras or .weights.h5; or a keras.Model.
+        weights: None for the weights file of the shipped network of `scale`
+            (`sritm_tf.presets`; `from_preset` also checks the file against the
+            table); a path ending in .npz, .keras or .weights.h5; or a keras.Model.
         white_nits: SDR reference white of the classical skip (cd/m2), for
             weights trained with it; no effect on the paper's bicubic skip.
         precision: "bf16" or "fp32" compute (`sritm_tf.precision`; weights
@@ -228,8 +307,8 @@ def load_model(scale=2, weights=None, white_nits=203.0, precision=None):
         A keras.Model.
 
     Files are read by `read_weights` (.weights.h5 into `build_deep_sritm(scale)`). Raises
-    FileNotFoundError naming the missing file and ValueError when the weights
-    are for another scale.
+    MissingFileError (a FileNotFoundError) naming the missing file and InputError
+    (a ValueError) when the weights are for another scale.
     """
     import keras
 
@@ -239,13 +318,36 @@ def load_model(scale=2, weights=None, white_nits=203.0, precision=None):
         path = os.fspath(weights) if weights is not None else bundled_weights_path(scale)
         if not os.path.isfile(path):
             if weights is None:
-                raise FileNotFoundError(
+                raise MissingFileError(
                     f"{path}: the bundled x{scale} weights are not installed; "
                     "pass weights (--weights PATH) or use --baseline")
-            raise FileNotFoundError(f"{path}: no such weights file")
+            raise MissingFileError(f"{path}: no such weights file")
         model = read_weights(path, scale=scale)
     layer_names = {layer.name for layer in model.layers}
     model_scale = model.get_layer("bicubic").scale if "bicubic" in layer_names else scale
     if model_scale != scale:
-        raise ValueError(f"{getattr(weights, 'name', weights)}: weights are for x{model_scale}, not x{scale}")
+        raise InputError(f"{getattr(weights, 'name', weights)}: weights are for x{model_scale}, not x{scale}")
     return configure(model, white_nits, precision)
+
+
+def from_preset(name, white_nits=203.0, precision=None):
+    """The shipped network `name` of `sritm_tf.presets` (e.g. "deep_sritm_x2"): built
+    exactly as the table says and filled with its weights, which must have been saved
+    from that network (`fill_weights_npz`).
+
+    Args:
+        name: a key of `presets.PRESETS`; InputError listing them for another name.
+        white_nits: SDR reference white of the classical skip, cd/m2 (ITU-R BT.2408).
+        precision: "bf16" or "fp32" compute (`sritm_tf.precision`); None: as built.
+
+    Returns:
+        A keras.Model. Raises MissingFileError when the weights file is not installed.
+    """
+    from sritm_tf.model import build_deep_sritm
+
+    entry = presets.preset(name)
+    path = preset_weights_path(name)
+    if not os.path.isfile(path):
+        raise MissingFileError(f"{path}: the weights of the preset {name} are not installed")
+    model = build_deep_sritm(**entry.config, white_nits=white_nits, precision=precision)
+    return _finite(fill_weights_npz(model, path), path)

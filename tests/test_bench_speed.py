@@ -1,4 +1,4 @@
-"""`sritm bench speed` against the physical peak (issue #11, item 4)."""
+"""`sritm bench speed` against the physical peak."""
 import re
 import subprocess
 import sys
@@ -24,7 +24,7 @@ def test_speed_benchmark_prints_peaks_rows_and_the_summary_line():
     from sritm_tf.engines import installed
 
     profile = ["--profile"] if installed("openvino") else []
-    out = subprocess.run([sys.executable, "-m", "sritm_tf.benchmarks.speed", "--frame", "64x48", "--tile", "32x24",
+    out = subprocess.run([sys.executable, "-m", "sritm_tf.cli", "bench", "speed", "--frame", "64x48", "--tile", "32x24",
                           "--repeats", "1", "--engines", "tf-fp32", "tf-bf16", *profile],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]

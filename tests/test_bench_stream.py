@@ -1,4 +1,4 @@
-"""`sritm bench stream`: peak temporary disk and RSS of a streamed conversion (issue #14, item 1)."""
+"""`sritm bench stream`: peak temporary disk and RSS of a streamed conversion."""
 import re
 import shutil
 import subprocess
@@ -9,7 +9,7 @@ import pytest
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
 def test_stream_benchmark_measures_no_intermediate_and_extrapolates():
-    out = subprocess.run([sys.executable, "-m", "sritm_tf.benchmarks.stream", "--sizes", "32x24", "64x48",
+    out = subprocess.run([sys.executable, "-m", "sritm_tf.cli", "bench", "stream", "--sizes", "32x24", "64x48",
                           "--frames", "12", "--preset", "ultrafast"], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.strip().splitlines()

@@ -1,4 +1,4 @@
-"""The classical skip (issue #12 part 2), HDR10 mastering, white-anchored SDR and
+"""The classical skip, HDR10 mastering, white-anchored SDR and
 on-the-fly training pairs."""
 import json
 import os

@@ -1,4 +1,4 @@
-"""Inference engines (issue #11): each engine's output equals TensorFlow float32
+"""Inference engines: each engine's output equals TensorFlow float32
 within a stated tolerance on a real image, tiled exactly as `sritm convert` tiles."""
 import numpy as np
 import pytest

@@ -10,7 +10,7 @@ import pytest
 
 from sritm_tf import colour
 from sritm_tf.data import gainmap
-from sritm_tf.data.sources import SourceError
+from sritm_tf.errors import SourceError
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 GAINMAP = DATA / "hdri" / "gainmap"

@@ -1,4 +1,4 @@
-"""bf16 / fp32 compute precision (issue #11, item 1)."""
+"""bf16 / fp32 compute precision."""
 import os
 
 import numpy as np

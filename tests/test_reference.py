@@ -1,4 +1,4 @@
-"""The reference's sub-pixel weight layout (issue #15, item 4)."""
+"""The reference's sub-pixel weight layout."""
 import numpy as np
 import pytest
 from keras import ops

@@ -1,4 +1,4 @@
-"""The network's TensorFlow graph optimises as it should (issue #11, item 0): grappler's
+"""The network's TensorFlow graph optimises as it should: grappler's
 remapper succeeds and oneDNN runs convolutions with fused post-ops (bias + ReLU, + sum).
 Before the fix every graph of the full model made the remapper fail, and no convolution
 got a fused ReLU or sum."""

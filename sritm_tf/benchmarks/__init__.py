@@ -1,6 +1,6 @@
-"""Benchmarks as importable modules: `sritm bench NAME` and benchmarks/bench_NAME.py run
-`sritm_tf.benchmarks.NAME`, whose `add_arguments(parser)` and `run(args)` they call.
-A benchmark that measures in a fresh process runs itself as a child (`run_child`)."""
+"""Benchmarks as importable modules: `sritm bench NAME` runs `sritm_tf.benchmarks.NAME`,
+whose `add_arguments(parser)` and `run(args)` it calls. A benchmark that measures in a
+fresh process runs itself as a child (`run_child`, `child_main`)."""
 import json
 import os
 import subprocess
@@ -45,17 +45,12 @@ def run_child(name, job, env=None):
     return json.loads(lines[-1])
 
 
-def main(name, argv=None, child=None):
-    """Runs benchmark `name` as a script (prog bench_<name>.py): its options, then its run;
-    with `--child JOB` (`run_child`) prints child(job) as one JSON line instead."""
-    import argparse
-    import importlib
-
+def child_main(child, argv=None):
+    """The entry point of a benchmark's child process, `python -m sritm_tf.benchmarks.NAME
+    --child JOB` (`run_child`): prints child(job) as one JSON line. Benchmarks themselves
+    run as `sritm bench NAME`."""
     argv = sys.argv[1:] if argv is None else argv
-    if child is not None and len(argv) == 2 and argv[0] == "--child":
-        print(json.dumps(child(json.loads(argv[1]))))
-        return 0
-    module = importlib.import_module(f"sritm_tf.benchmarks.{name}")
-    parser = argparse.ArgumentParser(prog=f"bench_{name}.py", description=module.__doc__.split("\n\n")[0])
-    module.add_arguments(parser)
-    return module.run(parser.parse_args(argv))
+    if len(argv) != 2 or argv[0] != "--child":
+        raise SystemExit("this module runs as the child of `sritm bench`; run `sritm bench --help`")
+    print(json.dumps(child(json.loads(argv[1]))))
+    return 0

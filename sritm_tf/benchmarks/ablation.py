@@ -5,7 +5,7 @@
 
 Every variant is trained for the same `--steps` on the same records (`sritm
 prepare` output), with the same seed (same initialisation where the layers
-agree, same stream of batches), by the trainer's compile (`sritm_tf.train.
+agree, same stream of batches), by the trainer's compile (`sritm_tf.train.networks.
 compile_model`: Adam + MSE, or `--recipe paper`), then scored on held-out
 records (`--val`; default: the last shard of DATA, which is then left out of
 training): mean PSNR and SSIM per record on the network's Y'CbCr
@@ -23,13 +23,14 @@ Table 1 (d)) are trained once.
 
 The paper's numbers: only their ranges over each table's columns are
 transcribed here (Table 1 38.11-38.46 dB, Table 2 38.43-38.52 dB, Table 3
-35.29-35.59 dB, from the review of issue #15); its per-column values were not
-available when this was written, so the tables print the range, not a value
-per column. Its numbers come from full-length training on its own data; a short
+35.29-35.59 dB); its per-column values are not transcribed, so the tables
+print the range, not a value per column. Its numbers come from full-length training on its own data; a short
 run here checks the machinery, not the paper.
 """
 import os
 import time
+
+from sritm_tf.commands import options
 
 PAPER_RANGES = {1: (38.11, 38.46), 2: (38.43, 38.52), 3: (35.29, 35.59)}
 LABELS = {"image": "I", "base": "I_b", "detail": "I_d"}
@@ -108,7 +109,8 @@ def train_and_score(build, args, train_files, held_out):
     import keras
 
     from sritm_tf.pipeline import make_dataset
-    from sritm_tf.train import compile_model, xavier_normal
+    from sritm_tf.train.config import xavier_normal
+    from sritm_tf.train.networks import compile_model
 
     keras.utils.set_random_seed(args.seed)
     model = build()
@@ -117,7 +119,8 @@ def train_and_score(build, args, train_files, held_out):
     compile_model(model, args.lr, args.recipe)
     model.run_eagerly = args.eager
     start = time.perf_counter()
-    data = make_dataset(train_files, args.batch, args.scale, training=True, seed=args.seed, patch_size=args.patch,
+    data = make_dataset(train_files, args.batch_size, args.scale, training=True, seed=args.seed,
+                        patch_size=args.patch_size,
                         augment=args.recipe != "paper")
     model.fit(data, steps_per_epoch=args.steps, epochs=1, verbose=0, shuffle=False)
     scores = model.evaluate(held_out, verbose=0, return_dict=True)
@@ -146,13 +149,14 @@ def add_arguments(parser):
     parser.add_argument("--val", help="held-out records (default: the last shard of DATA, left out of training)")
     parser.add_argument("--tables", type=int, nargs="+", choices=(1, 2, 3), default=[1, 2, 3])
     parser.add_argument("--steps", type=int, default=1000, help="training steps per variant")
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--patch", type=int, default=None, help="LR crop of each record (default: as stored)")
-    parser.add_argument("--scale", type=int, choices=(2, 4), default=2)
+    parser.add_argument("--batch-size", type=int, default=16, help=f"{options.BATCH_SIZE_HELP} (default 16)")
+    parser.add_argument("--patch-size", type=int, default=None,
+                        help=f"{options.PATCH_SIZE_HELP}, a random crop of each record (default: as stored)")
+    options.add_scale(parser)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--recipe", choices=("ours", "paper"), default="ours",
                         help="compile as `sritm train --recipe` (optimiser, loss, init, augmentation)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help=options.SEED_HELP)
     parser.add_argument("--eager", action="store_true",
                         help="run eagerly, without graph tracing: quicker for a smoke run of a few steps")
     parser.add_argument("--toy-channels", type=int, default=32, help="filters of the Fig. 4 toy network")
@@ -167,7 +171,7 @@ def run(args):
 
     train_files, val_files = split_records(args.data, args.val)
     held = "--val" if args.val else f"last shard of DATA ({os.path.basename(val_files[0])})"
-    print(f"ablation: x{args.scale}, {args.steps} steps of batch {args.batch} per variant, seed {args.seed}, "
+    print(f"ablation: x{args.scale}, {args.steps} steps of batch {args.batch_size} per variant, seed {args.seed}, "
           f"recipe {args.recipe}, lr {args.lr:g}, backend {keras.backend.backend()}; "
           f"{len(train_files)} training shard(s), held out: {held}", flush=True)
     held_out = held_out_dataset(val_files, args.scale)
@@ -184,9 +188,3 @@ def run(args):
         print(format_table(table, [(c, rows, key) for c, rows, key, _ in columns], results))
         print(flush=True)
     return 0
-
-
-if __name__ == "__main__":
-    from sritm_tf.benchmarks import main
-
-    raise SystemExit(main("ablation"))

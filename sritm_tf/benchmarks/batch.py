@@ -33,6 +33,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from sritm_tf.commands import options
 from sritm_tf.sizes import parse_size
 
 
@@ -44,8 +45,8 @@ def add_arguments(parser):
     parser.add_argument("--kill-after", type=int, default=2, help="segments finished before the kill (default 2)")
     parser.add_argument("--network", action="store_true", help="the bundled network (default: the classical conversion)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
-    parser.add_argument("--crf", type=int, default=18)
-    parser.add_argument("--preset", default="medium")
+    parser.add_argument("--crf", type=int, default=18, help=options.CRF_HELP)
+    parser.add_argument("--preset", default="medium", help=options.PRESET_HELP)
 
 
 def work_bytes(work):
@@ -53,7 +54,7 @@ def work_bytes(work):
     under `work` (an OUT_DIR or a title's work folder) now: the hidden `.part-` files and whatever
     is in a `.sritm-work` folder; a segment counts as finished once its `.json` is written or it
     is in its title's joined prefix (`joined.json`)."""
-    from sritm_tf.batch import join_state
+    from sritm_tf.batch.join import join_state
 
     total, prefix, finished = 0, 0, 0
     for folder, _, names in os.walk(work):
@@ -172,9 +173,3 @@ def run(args):
               f"frames, timestamps {'identical' if times == want else 'DIFFER'}, lowest PSNR "
               f"{_min_psnr(output, single):.1f} dB")
     return 0
-
-
-if __name__ == "__main__":
-    from sritm_tf.benchmarks import main
-
-    sys.exit(main("batch"))

@@ -13,8 +13,8 @@ against the CPU's peak; this one divides by the accelerator's own peak, and jits
 pass with the weights folded in as constants of the compiled graph (as a frozen deployment
 graph has them). Rows with `--frame` are extrapolated to a 4K frame (marked *).
 
-    KERAS_BACKEND=jax python benchmarks/bench_gpu.py
-    KERAS_BACKEND=jax python benchmarks/bench_gpu.py --scale 2 --frame 480x270   # a smoke run
+    KERAS_BACKEND=jax sritm bench gpu
+    KERAS_BACKEND=jax sritm bench gpu --scale 2 --frame 480x270   # a smoke run
 """
 from sritm_tf.benchmarks import UHD, best_time
 

@@ -17,6 +17,7 @@ import resource
 import sys
 
 from sritm_tf.benchmarks import ChildError, run_child
+from sritm_tf.commands import options
 from sritm_tf.sizes import parse_shape
 
 
@@ -38,7 +39,7 @@ def measure(frame, tile, scale, precision="fp32"):
 
 def add_arguments(parser):
     parser.add_argument("--full", action="store_true", help="a 1920x1080 LR frame (3840x2160 out)")
-    parser.add_argument("--scale", type=int, choices=(2, 4), default=2)
+    options.add_scale(parser)
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--tiles", nargs="+", metavar="WxH",
                         help="LR tiles to try (default: 960x540 640x360 480x270 with --full, else 240x135 160x90)")
@@ -68,6 +69,6 @@ def run(args):
 
 
 if __name__ == "__main__":
-    from sritm_tf.benchmarks import main
+    from sritm_tf.benchmarks import child_main
 
-    sys.exit(main("memory", child=lambda job: measure(**job)))
+    sys.exit(child_main(lambda job: measure(**job)))

@@ -6,6 +6,8 @@ batches at least 5x faster than the model consumes them.
 """
 import time
 
+from sritm_tf.commands import options
+
 
 def batches_per_second(ds, count):
     iterator = iter(ds)
@@ -18,12 +20,13 @@ def batches_per_second(ds, count):
 
 def add_arguments(parser):
     parser.add_argument("records")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--patch-size", type=int, default=None)
-    parser.add_argument("--scale", type=int, default=2)
-    parser.add_argument("--channels", type=int, default=64)
-    parser.add_argument("--m", type=int, default=3)
-    parser.add_argument("--n", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=16, help=f"{options.BATCH_SIZE_HELP} (default 16)")
+    parser.add_argument("--patch-size", type=int, default=None,
+                        help=f"{options.PATCH_SIZE_HELP}, a random crop of each record (default: as stored)")
+    options.add_scale(parser)
+    parser.add_argument("--channels", type=int, default=64, help=options.CHANNELS_HELP)
+    parser.add_argument("--m", type=int, default=3, help=options.M_HELP)
+    parser.add_argument("--n", type=int, default=10, help=options.N_HELP)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--pipeline-batches", type=int, default=200)
 
@@ -32,7 +35,8 @@ def run(args):
     import keras
 
     from sritm_tf.pipeline import make_dataset
-    from sritm_tf.train import TrainConfig, build_model, compile_model
+    from sritm_tf.train.config import TrainConfig
+    from sritm_tf.train.networks import build_model, compile_model
 
 
     ds = make_dataset(args.records, args.batch_size, args.scale, seed=0, patch_size=args.patch_size)
@@ -54,10 +58,3 @@ def run(args):
     ratio = pipeline_rate / train_rate
     print(f"pipeline / training = {ratio:.1f}x  ({'OK' if ratio >= 5 else 'below'} the 5x target)")
     return 0
-
-
-
-if __name__ == "__main__":
-    from sritm_tf.benchmarks import main
-
-    raise SystemExit(main("pipeline"))

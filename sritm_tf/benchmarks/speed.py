@@ -322,6 +322,6 @@ def run(args):
 
 
 if __name__ == "__main__":
-    from sritm_tf.benchmarks import main
+    from sritm_tf.benchmarks import child_main
 
-    sys.exit(main("speed", child=worker))
+    sys.exit(child_main(worker))

@@ -33,6 +33,7 @@ import threading
 import time
 
 from sritm_tf.benchmarks import ChildError, run_child
+from sritm_tf.commands import options
 from sritm_tf.sizes import parse_size
 
 MINUTE_4K_FRAMES, PIXELS_4K = 60 * 24, 3840 * 2160
@@ -101,11 +102,11 @@ def add_arguments(parser):
     parser.add_argument("--sizes", nargs=2, metavar="WxH", default=["160x90", "320x180"],
                         help="the two LR clip sizes (default 160x90 320x180)")
     parser.add_argument("--frames", type=int, default=48, help="frames per clip (default 48: 2 s)")
-    parser.add_argument("--scale", type=int, choices=(2, 4), default=2)
+    options.add_scale(parser)
     parser.add_argument("--network", action="store_true", help="the bundled network (default: the classical conversion)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
-    parser.add_argument("--crf", type=int, default=18)
-    parser.add_argument("--preset", default="medium")
+    parser.add_argument("--crf", type=int, default=18, help=options.CRF_HELP)
+    parser.add_argument("--preset", default="medium", help=options.PRESET_HELP)
     parser.add_argument("--format", choices=("mkv", "mp4"), default="mkv")
 
 
@@ -157,6 +158,6 @@ def run(args):
 
 
 if __name__ == "__main__":
-    from sritm_tf.benchmarks import main
+    from sritm_tf.benchmarks import child_main
 
-    sys.exit(main("stream", child=lambda job: measure(**job)))
+    sys.exit(child_main(lambda job: measure(**job)))

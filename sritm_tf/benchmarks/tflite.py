@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from sritm_tf import colour
+from sritm_tf.commands import options
 from sritm_tf.data.resize import downscale
 from sritm_tf.imageio import read_image
 from sritm_tf.sizes import parse_shape
@@ -79,10 +80,10 @@ def median_latency(run, tile_input, runs):
 
 
 def add_arguments(parser):
-    parser.add_argument("--scale", type=int, choices=(2, 4), default=2)
+    options.add_scale(parser)
     parser.add_argument("--pairs", default=os.path.join("..", "shared", "data", "graded"),
                         help="folder of <name>_sdr.png / <name>_hdr.png graded pairs (default ../shared/data/graded)")
-    parser.add_argument("--weights", help="default: the bundled weights")
+    options.add_weights(parser)
     parser.add_argument("--tile", default="128x128", help="LR tile WxH, the TFLite input size (default 128x128)")
     parser.add_argument("--windows", type=int, default=4, help="windows per frame, 0 = whole frame (default 4)")
     parser.add_argument("--runs", type=int, default=3, help="latency runs per variant (default 3)")
@@ -151,10 +152,3 @@ def run(args):
     print(f"{'BT.2408 (HR SDR)':<16}{'-':>7}" + "".join(f"{v:>14.2f}" for v in base_scores)
           + f"{np.mean(base_scores):>9.2f}{np.mean(base_scores) - keras_mean:>+10.2f}{'-':>10}")
     return 0
-
-
-
-if __name__ == "__main__":
-    from sritm_tf.benchmarks import main
-
-    sys.exit(main("tflite"))

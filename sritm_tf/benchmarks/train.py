@@ -2,10 +2,10 @@
 and of the tf.data input pipeline alone.
 
     sritm bench train                   # x2, batch 4 of 80x80 LR patches, 3 timed steps
-    sritm bench train --batch 16 --steps 5 --scale 4
+    sritm bench train --batch-size 16 --steps 5 --scale 4
 
 Training step: `train_on_batch` of the full network compiled as the trainer
-compiles it (`sritm_tf.train.compile_model`: Adam, MSE, PSNR/SSIM metrics) on
+compiles it (`sritm_tf.train.networks.compile_model`: Adam, MSE, PSNR/SSIM metrics) on
 random batches; the first step (tracing, compilation) is timed apart.
 Approximate GFLOP/s counts a step as 3x the forward MACs (forward + backward).
 
@@ -20,6 +20,8 @@ import time
 
 import numpy as np
 
+from sritm_tf.commands import options
+
 
 def train_step_rate(scale, batch, patch, steps):
     import keras
@@ -29,9 +31,9 @@ def train_step_rate(scale, batch, patch, steps):
 
     model = build_deep_sritm(scale=scale)
     try:
-        from sritm_tf.train import compile_model
+        from sritm_tf.train.networks import compile_model
         compile_model(model, 1e-4)
-        how = "sritm_tf.train.compile_model"
+        how = "sritm_tf.train.networks.compile_model"
     except ImportError:
         model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="mse")
         how = "Adam + MSE"
@@ -90,28 +92,21 @@ def pipeline_rate(scale, batch, patch, batches):
 
 
 def add_arguments(parser):
-    parser.add_argument("--scale", type=int, choices=(2, 4), default=2)
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--patch", type=int, default=80, help="LR patch side")
+    options.add_scale(parser)
+    parser.add_argument("--batch-size", type=int, default=4, help=f"{options.BATCH_SIZE_HELP} (default 4)")
+    parser.add_argument("--patch-size", type=int, default=80, help=f"{options.PATCH_SIZE_HELP} (default 80)")
     parser.add_argument("--steps", type=int, default=3, help="timed training steps (after one warm-up)")
     parser.add_argument("--pipeline-batches", type=int, default=50)
 
 
 def run(args):
 
-    step = train_step_rate(args.scale, args.batch, args.patch, args.steps)
-    print(f"x{args.scale}, batch {args.batch} of {args.patch}x{args.patch} LR patches, {args.steps} timed steps")
+    step = train_step_rate(args.scale, args.batch_size, args.patch_size, args.steps)
+    print(f"x{args.scale}, batch {args.batch_size} of {args.patch_size}x{args.patch_size} LR patches, {args.steps} timed steps")
     print("| what | patches/s | s per step | first step s | approx GFLOP/s |")
     print("|---|---|---|---|---|")
     print(f"| train step ({step['compile']}, jit_compile={step['jit_compile']}) | {step['patches_per_s']:.2f} | "
           f"{step['step_s']:.2f} | {step['first_step_s']:.1f} | {step['approx_gflops']:.0f} |")
-    pipe = pipeline_rate(args.scale, args.batch, args.patch, args.pipeline_batches)
+    pipe = pipeline_rate(args.scale, args.batch_size, args.patch_size, args.pipeline_batches)
     print(f"| input pipeline alone ({pipe['batches']} batches) | {pipe['patches_per_s']:.0f} | | | |")
     return 0
-
-
-
-if __name__ == "__main__":
-    from sritm_tf.benchmarks import main
-
-    raise SystemExit(main("train"))

@@ -1,5 +1,5 @@
 """`sritm bench speed|memory|train|pipeline|tflite|stream|ablation|batch|gpu`: the benchmarks of
-`sritm_tf.benchmarks`, one module each (also run by the scripts in benchmarks/)."""
+`sritm_tf.benchmarks`, one module each."""
 import importlib
 
 BENCHMARKS = {

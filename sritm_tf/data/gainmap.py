@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from sritm_tf import colour, imageio
-from sritm_tf.data.sources import SourceError
+from sritm_tf.errors import SourceError
 
 _XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
 _HDRGM = "{http://ns.adobe.com/hdr-gain-map/1.0/}"

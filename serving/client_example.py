@@ -5,8 +5,8 @@ full range: E' = code / 65535, i.e. 10-bit code = round(code * 1023 / 65535)).
 The colour conversion runs inside the served graph (signature `rgb8_to_pq16`).
 
     # start the server (see docker-compose.yml here), then:
-    python export/client_example.py frame_sdr.png frame_hdr10.png                 # REST
-    python export/client_example.py frame_sdr.png frame_hdr10.png --grpc          # gRPC
+    python serving/client_example.py frame_sdr.png frame_hdr10.png                 # REST
+    python serving/client_example.py frame_sdr.png frame_hdr10.png --grpc          # gRPC
 
 REST needs numpy + opencv-python-headless; gRPC also needs tensorflow-serving-api.
 The same is available as `sritm serve-client` and `sritm_tf.serving_client`.
