@@ -7,6 +7,7 @@ setup(
     description="Deep SR-ITM: LR SDR (BT.709) to HR HDR10 (BT.2020, PQ) with one Keras 3 network",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
+    license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["sritm_tf", "sritm_tf.*"]),
     package_data={"sritm_tf": ["weights/*", "samples/*"]},

@@ -31,7 +31,7 @@ from sritm_tf import colour, convert, plotting
 # ## The model and the input frame
 #
 # `plotting.sample_inputs()` loads the bundled trained x2 weights (`sritm_tf.load_model(scale=2)`,
-# see the model card in the README: a `keras.Model`, the same network `sritm convert` runs) and
+# see MODEL_CARD.md: a `keras.Model`, the same network `sritm convert` runs) and
 # the bundled sample `sritm_tf/samples/sample_sdr.png`: 8-bit BT.709 R'G'B', 240x136, made from
 # `Desk.exr` (a stained-glass window above a dark desk), which the bundled weights never saw in
 # training. The network takes it as full-range BT.709 Y'CbCr with chroma + 0.5 (`sdr_yuv`).

@@ -24,7 +24,7 @@ as the authors' `test_yuv.m` does (`evaluate_pair_paper`): both frames as 4:2:0
 YUV files read back to 4:4:4 (`load_yuv.m`), narrow-range 8-bit codes / 255 in,
 10-bit codes / 1023 out, the prediction clipped but not rounded, PSNR, MATLAB
 `ssim` and `mPSNR_HDR.m` on the 3-channel Y'CbCr array. On the graded frames its
-PSNR reads 1.3-1.6 dB above our PSNR Y'CbCr of the same method (README).
+PSNR reads 1.3-1.6 dB above our PSNR Y'CbCr of the same method (docs/evaluation.md).
 """
 import math
 import os

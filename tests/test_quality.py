@@ -1,5 +1,5 @@
-"""Quality of the bundled weights on a synthetic colour chart (issue: colour that
-the classical conversion keeps must not be lost): saturated patches of every hue at
+"""Quality of the bundled weights on a synthetic colour chart (colour that the
+classical conversion keeps must not be lost): saturated patches of every hue at
 several brightness levels, mastered as HDR10, their SDR made as real SDR grades are
 made, LR by bicubic downscaling. Per patch, the model's dE_ITP (BT.2124) must not
 exceed the classical conversion's; neutral patches must stay neutral. And SDR
@@ -11,8 +11,8 @@ The chart's SDR: the knee operator with the parameters `training/measure_toe.py
 from 0.25 of diffuse white, graded on a BT.1886 display with L_B = 1e-4 of white);
 every real pair we have fits a shoulder at 0.15-0.25 of white. An SDR without
 shoulder or toe (knee 0.8, L_B = 0) is the classical conversion's exact inverse
-below 0.8 of white; on it the weights lose in mean dE_ITP (README, "What the chart
-asks"), and neutral still stays neutral (tested below)."""
+below 0.8 of white; on it the weights lose in mean dE_ITP (MODEL_CARD.md, "The colour
+chart"), and neutral still stays neutral (tested below)."""
 import numpy as np
 import pytest
 
