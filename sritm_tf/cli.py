@@ -23,7 +23,7 @@ import threading
 from sritm_tf.errors import SritmError
 
 # TensorFlow's C++ start-up notes and warnings stay quiet; its errors are shown (a grappler
-# error such as "remapper failed" means lost speed: tests/test_speed_graph.py guards it).
+# error such as "remapper failed" means lost speed: tests/convert/test_speed_graph.py guards it).
 # Set it to 0 to see everything.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

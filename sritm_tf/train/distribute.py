@@ -8,7 +8,7 @@ import keras
 
 # The Keras versions whose TensorFlow trainer needs `patch_multi_worker_fit`: from 3.0
 # up to, not including, the second (checked on 3.15.1). A newer Keras runs `fit` as it
-# is: widen the range once tests/test_distributed.py shows it still needs the patch.
+# is: widen the range once tests/train/test_distributed.py shows it still needs the patch.
 MULTI_WORKER_FIT_PATCHED = ((3, 0), (3, 16))
 
 
