@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from sritm_tf.data.records import parse_example
+from sritm_tf.errors import MissingFileError
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -37,14 +38,14 @@ def list_shards(pattern_or_dir):
     if isinstance(pattern_or_dir, (list, tuple)):
         missing = [f for f in pattern_or_dir if not os.path.isfile(f)]
         if missing or not pattern_or_dir:
-            raise FileNotFoundError(f"{missing[0] if missing else '[]'}: no TFRecord shard")
+            raise MissingFileError(f"{missing[0] if missing else '[]'}: no TFRecord shard")
         return list(pattern_or_dir)
     pattern = pattern_or_dir
     if os.path.isdir(pattern_or_dir):
         pattern = os.path.join(pattern_or_dir, "shard-*.tfrecord")
     files = sorted(glob.glob(pattern))
     if not files:
-        raise FileNotFoundError(f"{pattern_or_dir}: no TFRecord shards (shard-*.tfrecord)")
+        raise MissingFileError(f"{pattern_or_dir}: no TFRecord shards (shard-*.tfrecord)")
     return files
 
 

@@ -246,11 +246,7 @@ def check_config(cfg, overwrite):
     elif not cfg.data:
         raise UserError("give a folder of training records (or a config.yaml, or --init and --pairs)")
     else:
-        try:
-            shards = list_shards(cfg.data)
-        except FileNotFoundError as err:
-            raise UserError(str(err)) from None
-        check_records(shards, cfg.patch_size)
+        check_records(list_shards(cfg.data), cfg.patch_size)
     if cfg.init and not os.path.exists(cfg.init):
         raise UserError(f"{cfg.init}: no such weights file")
     for option, value in (("--chroma-gate", cfg.chroma_gate), ("--shadow-gate", cfg.shadow_gate)):

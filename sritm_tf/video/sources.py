@@ -8,7 +8,7 @@ from fractions import Fraction
 import numpy as np
 
 from sritm_tf import colour
-from sritm_tf.errors import InputError
+from sritm_tf.errors import InputError, MissingFileError
 from sritm_tf.video.probe import check_sdr_stream, frames_missing, probe
 
 
@@ -154,7 +154,7 @@ class YuvSource:
 
     def __init__(self, path, width, height, frame_rate=25):
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: no such file")
+            raise MissingFileError(f"{path}: no such file")
         self.path, self.width, self.height = path, int(width), int(height)
         self.frame_rate = Fraction(frame_rate)
         self.time_base = 1 / self.frame_rate
