@@ -17,7 +17,6 @@ a multiple of the tile). Latency: median of --runs invocations on one tile,
 --threads CPU threads (default: all cores), after one warm-up call.
 """
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -95,13 +94,13 @@ def add_arguments(parser):
 def run(args):
     import tensorflow as tf
 
+    from sritm_tf.errors import MissingFileError
     from sritm_tf.export import convert_tflite, run_tflite, tflite_interpreter
     from sritm_tf.pretrained import load_model
 
     graded = Path(args.pairs)
     if not graded.is_dir():
-        print(f"bench_tflite: {graded} is missing (the graded pairs are needed)", file=sys.stderr)
-        return 2
+        raise MissingFileError(f"{graded}: no such folder (--pairs: the graded pairs are needed)")
     tile = parse_shape(args.tile, "--tile")  # (h, w)
     try:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
