@@ -21,6 +21,7 @@ import sys
 import threading
 
 from sritm_tf.errors import SritmError
+from sritm_tf.notes import print_notes
 
 # TensorFlow's C++ start-up notes and warnings stay quiet; its errors are shown (a grappler
 # error such as "remapper failed" means lost speed: tests/convert/test_speed_graph.py guards it).
@@ -113,6 +114,7 @@ def _main(argv):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):  # bare `sritm`: one line, as any other missing argument
         parser.error(f"a COMMAND is needed: {', '.join(name.replace('_', '-') for name in COMMANDS)}")
+    print_notes(f"sritm {args.command}", quiet=getattr(args, "quiet", False))
     try:  # the checks, TensorFlow's start-up (SIGINT there too is one line) and the command
         if getattr(args, "check", None):
             args.check(args)
