@@ -14,14 +14,15 @@ here: `sritm convert-batch`, whose workers do), `beam_args=True` (options the pa
 not know are passed to the command as `args.beam_args` instead of being refused).
 """
 import argparse
+import contextlib
 import importlib
 import os
-import signal
 import sys
-import threading
 
+from sritm_tf import signals
 from sritm_tf.errors import SritmError
 from sritm_tf.notes import print_notes
+from sritm_tf.signals import Terminated
 
 # TensorFlow's C++ start-up notes and warnings stay quiet; its errors are shown (a grappler
 # error such as "remapper failed" means lost speed: tests/convert/test_speed_graph.py guards it).
@@ -50,20 +51,28 @@ def quiet_tensorflow_start():
         return
     from sritm_tf.fileio import captured_stderr
 
-    with captured_stderr():
+    with captured_stderr(), _without_jax():
         import tensorflow as tf
 
         if not os.environ.get("TF_CONFIG"):
             tf.constant(0.0)
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread like KeyboardInterrupt so that the same cleanup runs."""
-
-
-def _terminate(signum, frame):
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the cleanup is not interrupted by a second one
-    raise Terminated()
+@contextlib.contextmanager
+def _without_jax():
+    """TensorFlow's import without JAX's: `tensorflow.lite.python.util` imports JAX when it is
+    installed (a `try: from jax import jit`), and JAX then hooks the garbage collector, a place
+    where Python discards the exception a signal handler raises. Keras on TensorFlow does not
+    use JAX; a later `import jax` works as usual."""
+    if "jax" in sys.modules:
+        yield
+        return
+    sys.modules["jax"] = None  # import jax raises ImportError, which TensorFlow expects
+    try:
+        yield
+    finally:
+        if sys.modules.get("jax", 0) is None:
+            del sys.modules["jax"]
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -86,19 +95,15 @@ def build_parser():
 
 
 def main(argv=None):
-    """Runs `sritm ARGV`; SIGTERM is handled like Ctrl-C (cleanup, one line), exit status 143."""
-    previous = signal.getsignal(signal.SIGTERM)
-    handle = previous is not None and threading.current_thread() is threading.main_thread()
-    if handle:
-        signal.signal(signal.SIGTERM, _terminate)
-    try:
-        return _main(argv)
-    except Terminated:
-        print("sritm: terminated", file=sys.stderr)
-        return 143
-    finally:
-        if handle:
-            signal.signal(signal.SIGTERM, previous)
+    """Runs `sritm ARGV`; SIGTERM is handled like Ctrl-C (cleanup, one line), exit status 143
+    (`sritm_tf.signals`: a termination whose raise a library swallowed still stops the run at its
+    next safe point, and a command that returns after one still exits 143)."""
+    with signals.handled():
+        try:
+            return _main(argv)
+        except Terminated:
+            print("sritm: terminated", file=sys.stderr)
+            return 143
 
 
 def _main(argv):
@@ -120,7 +125,9 @@ def _main(argv):
             args.check(args)
         if getattr(args, "tensorflow", True):
             quiet_tensorflow_start()
-        return args.func(args) or 0
+        status = args.func(args) or 0
+        signals.check()  # a SIGTERM whose raise a library swallowed: not a success
+        return status
     except SritmError as err:
         print(f"sritm {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ import tempfile
 import types
 from pathlib import Path
 
+from sritm_tf import signals
 from sritm_tf.errors import OutputExistsError, UserError
 
 
@@ -70,24 +71,29 @@ def remove(path):
 
 
 @contextlib.contextmanager
-def atomic_path(path, overwrite=True):
+def atomic_path(path, overwrite=True, stale=True):
     """Yields a temporary name beside `path` (a `Path` if `path` is one) to write a
     file or a folder to. When the block ends normally the temporary is renamed to
     `path`, replacing what was there (a folder is swapped in whole); when it raises,
-    the temporary is removed and `path` is left as it was. Temporaries of `path` that
+    the temporary is removed and `path` is left as it was (also after a SIGTERM, `signals`,
+    whose raise was lost on the way). Temporaries of `path` that
     dead processes left are removed first (`remove_stale`).
 
     Args:
         path: the destination file or folder; its folder must exist.
         overwrite: if False, raise OutputExistsError (a FileExistsError) up front when `path` exists.
+        stale: False skips `remove_stale` (a scan of the folder), for a caller that cleared the
+            folder once before writing many files into it (an image sequence).
     """
     if not overwrite and os.path.exists(path):
         raise OutputExistsError(f"{path}: exists (pass --overwrite to replace it)")
     tmp, old = temporary_path(path), temporary_path(path, "old")
-    remove_stale(path)
+    if stale:
+        remove_stale(path)
     remove(tmp)
     try:
         yield Path(tmp) if isinstance(path, Path) else tmp
+        signals.check()  # nothing is put in place after SIGTERM, even if its raise was lost
         if os.path.isdir(tmp) and os.path.lexists(path):
             os.replace(path, old)  # os.replace cannot put a folder over a non-empty one
         os.replace(tmp, path)

@@ -29,7 +29,7 @@ import os
 import keras
 import numpy as np
 
-from sritm_tf import precision
+from sritm_tf import precision, signals
 from sritm_tf.errors import UserError
 from sritm_tf.fileio import atomic_path
 from sritm_tf.model import transfer_weights
@@ -69,6 +69,13 @@ class StopOnNaN(keras.callbacks.Callback):
                             "nothing of it was saved: lower the learning rate (--lr, --pretrain-lr) or check the data")
 
 
+class StopOnSignal(keras.callbacks.Callback):
+    """Stops between steps after a SIGTERM whose raise was lost (`sritm_tf.signals`)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        signals.check()
+
+
 def fit_stage(model, train_ds, val_ds, cfg, stage_dir, steps, chief=True, worker_index=0,
               extra_callbacks=()):
     """`steps` training steps (rounded up to whole checkpoint intervals) with
@@ -81,7 +88,7 @@ def fit_stage(model, train_ds, val_ds, cfg, stage_dir, steps, chief=True, worker
     if done:
         print(f"resuming {os.path.basename(stage_dir)} at step {done * interval}")
         train_ds = train_ds.skip(done * interval)
-    callbacks = [StopOnNaN(), keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch")]
+    callbacks = [StopOnSignal(), StopOnNaN(), keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch")]
     if chief:
         monitor = "val_loss" if val_ds is not None else "loss"
         callbacks += [

@@ -69,3 +69,28 @@ def test_sigint_while_tensorflow_starts_is_one_line(tmp_path):
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130 and err.strip() == "sritm convert: interrupted", err
     assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------
+# SIGTERM anywhere in the start-up window
+# ---------------------------------------------------------------------------
+def test_sigterm_across_the_start_up_window_always_stops_the_run(long_clip, folders):
+    """SIGTERM at 0.5 s steps from 0.5 s to 8 s after `sritm convert` starts (the interpreter, the
+    checks, TensorFlow's import and start-up, the model's build, the first frames): every run stops,
+    with exit status 143 and one line (or, before Python has installed its handler, killed by the
+    signal), and leaves no output."""
+    import time
+
+    out, _ = folders
+    for delay in [step / 2 for step in range(1, 17)]:
+        output = out / "o.mkv"
+        process = subprocess.Popen([sys.executable, "-m", "sritm_tf.cli", "convert", str(long_clip), "-o",
+                                    str(output), "--quiet", "--precision", "fp32"], stderr=subprocess.PIPE,
+                                   text=True, env=python_env())
+        time.sleep(delay)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == -signal.SIGTERM or (
+            process.returncode == 143 and err.strip() in ("sritm convert: terminated", "sritm: terminated")), (
+            delay, process.returncode, err)
+        assert os.listdir(out) == [], (delay, os.listdir(out))
