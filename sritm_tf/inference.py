@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 from sritm_tf.errors import InputError
+from sritm_tf.notes import note
 from sritm_tf.sizes import parse_shape
 
 # LR tile of tiled inference: a 1080p -> 4K x2 frame is 3x3 tiles and stays under 3 GiB peak
@@ -99,7 +100,9 @@ class TiledPredictor:
     Args:
         model: a keras.Model (the network).
         tile: core size, "WxH", N or (height, width), in LR pixels.
-        margin: real pixels added around each core; default `receptive_margin(model)`.
+        margin: real pixels added around each core; default `receptive_margin(model)`. A
+            tile side below it is rounded up to it (said in a note: a 1-pixel tile would
+            compute a 83x83 window for each output pixel).
         run: callable NHWC float32 batch -> output array, e.g. another
             engine's (`sritm_tf.engines.runner`); default: `engines.tf_runner`,
             the model in a `tf.function` traced for any spatial size (on the JAX
@@ -110,6 +113,11 @@ class TiledPredictor:
         self.model = model
         self.tile = parse_tile(tile)
         self.margin = receptive_margin(model) if margin is None else int(margin)
+        if min(self.tile) < self.margin:  # each tile would compute mostly margin: round it up
+            rounded = tuple(max(t, self.margin) for t in self.tile)
+            note(f"tile {self.tile[1]}x{self.tile[0]} is smaller than the network's {self.margin}-pixel margin: "
+                 f"tiles of {rounded[1]}x{rounded[0]} used")
+            self.tile = rounded
         if run is None:
             from sritm_tf.engines import tf_runner
 

@@ -18,9 +18,18 @@ def _bench(backend, *args):
 
 
 @pytest.mark.slow
+def _printed(text):
+    """(lowest, highest) value that prints as `text` (its last decimal rounded half to even or up)."""
+    decimals = len(text.partition(".")[2])
+    half = 0.5 * 10.0**-decimals
+    return float(text) - half, float(text) + half
+
+
 def test_gpu_benchmark_rows_follow_from_the_macs_and_the_peak():
     """Runs on whatever JAX device there is (the CPU here). Per row, s per 4K frame x GFLOP/s
-    is the network's work on a 4K frame, and the ratio is GFLOP/s over the printed peak."""
+    is the network's work on a 4K frame, and the ratio is GFLOP/s over the printed peak, each
+    within what the printed figures' rounding allows (on a slow, busy machine the figures are
+    small and their last digit is a large part of them)."""
     out = _bench("jax", "--frame", "40x24", "--repeats", "1", "--peak-size", "128")
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.strip().splitlines()
@@ -35,8 +44,10 @@ def test_gpu_benchmark_rows_follow_from_the_macs_and_the_peak():
         scale = int(scale[1:])
         assert seconds.endswith("*")  # extrapolated from the 40x24 frame
         work = 2 * model_macs(build_deep_sritm(scale, skip="classical"), 24, 40) / 1e9 * UHD[0] * UHD[1] / scale**2 / 960
-        assert float(seconds[:-1]) * float(gflops) == pytest.approx(work, rel=0.01)
-        assert float(ratio) == pytest.approx(float(gflops) / peaks[precision], rel=0.01)
+        (s_lo, s_hi), (g_lo, g_hi), (r_lo, r_hi) = _printed(seconds[:-1]), _printed(gflops), _printed(ratio)
+        p_lo, p_hi = _printed(peak[1] if precision == "bf16" else peak[2])
+        assert s_lo * g_lo * 0.999 <= work <= s_hi * g_hi * 1.001, (seconds, gflops, work)
+        assert r_lo * 0.999 <= g_hi / p_lo and g_lo / p_hi <= r_hi * 1.001, (ratio, gflops, peaks[precision])
 
 
 @pytest.mark.slow

@@ -71,7 +71,7 @@ def test_tiled_equals_whole_frame_on_sample(tiny_model, tile):
 def test_tiled_equals_whole_frame_full_model(full_model):
     image = sample_yuv()[40:90, 100:170]  # 50 x 70, odd tile counts
     expected = whole(full_model, image)
-    result = predict_tiled(full_model, image, tile=(16, 24))
+    result = predict_tiled(full_model, image, tile=(41, 43))
     assert np.abs(result - expected).max() <= TOLERANCE
 
 
@@ -87,6 +87,15 @@ def test_any_size(tiny_model, height, width):
     result = TiledPredictor(tiny_model, tile=2)(image)
     assert result.shape == (2 * height, 2 * width, 3) and np.isfinite(result).all()
     assert np.abs(result - whole(tiny_model, image)).max() <= TOLERANCE
+
+
+def test_a_tile_below_the_margin_is_rounded_up_and_said(tiny_model, caplog):
+    margin = receptive_margin(tiny_model)
+    with caplog.at_level("INFO", logger="sritm_tf"):
+        predictor = TiledPredictor(tiny_model, tile=(1, margin + 3))
+    assert predictor.tile == (margin, margin + 3)
+    assert caplog.messages == [f"tile {margin + 3}x1 is smaller than the network's {margin}-pixel margin: "
+                               f"tiles of {margin + 3}x{margin} used"]
 
 
 def test_tile_bounds_and_parse():
