@@ -10,8 +10,8 @@ printed as one line, `sritm COMMAND: error: MESSAGE`, exit status 2; any other e
 is a bug or an outside failure and keeps its traceback (exit status 1). Commands do not
 catch built-in exceptions to re-raise them as user errors.
 Defaults a parser may set: `tensorflow=False` (the command does not start TensorFlow
-here: `sritm convert-batch`, whose workers do), `beam_args=True` (options the parser does
-not know are passed to the command as `args.beam_args` instead of being refused).
+here: `sritm convert-batch`, whose workers do), `beam_args=True` (the options after a bare
+`--` are passed to the command as `args.beam_args`; unknown options before it are refused).
 """
 import argparse
 import contextlib
@@ -91,7 +91,28 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"sritm_tf.commands.{name}").register(sub)
+    parser.commands = sub.choices  # name -> the command's parser
     return parser
+
+
+def parse(parser, argv):
+    """The parsed `argv`; unknown options are refused (one line, exit 2). A command that passes
+    options on (`beam_args=True`: Apache Beam's) gets those after a bare `--` as `args.beam_args`,
+    so that a mistyped option of its own is refused, not handed on and ignored."""
+    argv, passed = list(argv), []
+    cut = argv.index("--") if "--" in argv else len(argv)
+    command = next((parser.commands[a] for a in argv[:cut] if a in parser.commands), None)
+    if command is not None and command.get_default("beam_args") is True:
+        argv, passed = argv[:cut], argv[cut + 1:]
+    args, extra = parser.parse_known_args(argv)  # elsewhere, -- keeps argparse's meaning (a file named -x)
+    passes_on = getattr(args, "beam_args", None) is True
+    if extra:
+        command = parser.commands.get(getattr(args, "command", None), parser)
+        command.error(f"unrecognized arguments: {' '.join(extra)}"
+                     + ("; Apache Beam's own options go after a bare --" if passes_on else ""))
+    if passes_on:
+        args.beam_args = passed
+    return args
 
 
 def main(argv=None):
@@ -112,11 +133,7 @@ def _main(argv):
     except KeyboardInterrupt:  # Ctrl-C while starting: no traceback
         print("sritm: interrupted", file=sys.stderr)
         return 130
-    args, extra = parser.parse_known_args(argv)
-    if getattr(args, "beam_args", None) is True:  # a command that passes options on (to Apache Beam)
-        args.beam_args = extra
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args = parse(parser, sys.argv[1:] if argv is None else argv)
     if not getattr(args, "func", None):  # bare `sritm`: one line, as any other missing argument
         parser.error(f"a COMMAND is needed: {', '.join(name.replace('_', '-') for name in COMMANDS)}")
     print_notes(f"sritm {args.command}", quiet=getattr(args, "quiet", False))

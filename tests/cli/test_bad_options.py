@@ -259,6 +259,23 @@ def test_convert_batch_with_nothing_to_convert_fails_and_writes_nothing(tmp_path
     assert not out.exists()
 
 
+def test_convert_batch_refuses_a_mistyped_option_instead_of_handing_it_to_beam(tmp_path):
+    """A typo is refused before Beam or TensorFlow starts and before OUT_DIR is made; Beam's options
+    go after a bare --."""
+    from sritm_tf.cli import build_parser, parse
+
+    out = tmp_path / "out"
+    result = sritm("convert-batch", tmp_path, "-o", out, "--whitenits", "400")
+    line = assert_one_error_line(result, "convert-batch", "--whitenits 400", "after a bare --")
+    assert "unrecognized arguments" in line and not out.exists()
+    args = parse(build_parser(), ["convert-batch", "in", "-o", "out", "--white-nits", "400", "--",
+                                  "--project=p", "--region=r"])
+    assert args.white_nits == 400 and args.inputs == ["in"] and args.beam_args == ["--project=p", "--region=r"]
+    assert parse(build_parser(), ["convert-batch", "in", "-o", "out"]).beam_args == []
+    args = parse(build_parser(), ["convert", "-o", "out.png", "--", "-x.png"])  # elsewhere -- is argparse's own
+    assert args.input == "-x.png" and args.output == "out.png"
+
+
 @pytest.mark.parametrize("name", ["still.png", "clip.mp4"])
 def test_the_input_is_never_the_output(tmp_path, clip, name):
     import shutil
