@@ -17,7 +17,7 @@ def register(subparsers):
         description="Convert SDR images (to 16-bit HDR10 .png) and videos (to HEVC HDR10 .mkv/.mp4, or .yuv) into "
                     "OUT_DIR, in parallel on Apache Beam: videos are split at keyframes into segments converted "
                     "on their own and joined without re-encoding. A re-run converts only what a killed run did not "
-                    "finish. Beam's own options go after, as --name=value (e.g. --project=my-project).")
+                    "finish. Beam's own options go after a bare --, as --name=value (e.g. -- --project=my-project).")
     parser.add_argument("inputs", nargs="+", help="images, videos, folders (searched recursively) and globs")
     parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
                         help="output folder: OUT_DIR/<name>.png for an image, OUT_DIR/<name>.<format> for a video "
