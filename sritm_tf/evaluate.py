@@ -31,9 +31,9 @@ import os
 
 import numpy as np
 
-from sritm_tf import colour, imageio, metrics
+from sritm_tf import colour, metrics
 from sritm_tf.data.resize import downscale, imresize
-from sritm_tf.data.sources import find_pairs
+from sritm_tf.data.pairs import check_pairs, read_matching_pair
 from sritm_tf.errors import InputError
 
 # (heading, row key, format) of each metric column of `format_table`
@@ -43,27 +43,6 @@ METRICS = tuple(key for _, key, _ in COLUMNS)
 ORACLE_WHITES = np.arange(100.0, 1001.0, 10.0)  # cd/m2; graded SDR white can sit well above 203
 ORACLE_GAMMAS = np.round(np.linspace(2.0, 2.8, 17), 2)  # 2.00, 2.05, ..., 2.80
 MS_SSIM_MIN_SIDE = 161  # 11 * 2^4: the 5-scale window of tf.image.ssim_multiscale
-
-
-def read_pair(sdr_path, hdr_path, white_nits=203.0):
-    """(SDR BT.709 R'G'B', HDR PQ BT.2020 R'G'B') float64 of one pair (the SDR 8-bit,
-    as `sritm convert` takes it; the HDR 16- or 8-bit); a gain-map
-    JPEG (sdr_path == hdr_path) gives its SDR base and HDR rendition with SDR white
-    at `white_nits` (`gainmap.gainmap_pair`)."""
-    if sdr_path == hdr_path:
-        from sritm_tf.data import gainmap
-
-        return gainmap.gainmap_pair(sdr_path, white_nits)
-    sdr = imageio.read_sdr_image(sdr_path)  # InputError for 16-bit or float: an SDR master is 8-bit
-    return sdr.astype(np.float64) / 255.0, read_rgb(hdr_path)
-
-
-def read_rgb(path):
-    """An 8- or 16-bit image file -> float64 R'G'B' in [0, 1] (`imageio.read_image`: alpha dropped)."""
-    image = imageio.read_image(path)  # InputError: "<path>: not a readable image ..."
-    if image.dtype not in (np.uint8, np.uint16):
-        raise InputError(f"{path}: {image.dtype} samples, not an 8- or 16-bit image")
-    return image.astype(np.float64) / np.iinfo(image.dtype).max
 
 
 def centre_crop(image, size=None, multiple=1):
@@ -304,15 +283,10 @@ def evaluate(folder, scale=2, predict=None, crop=None, progress=None, white_nits
     if protocol not in ("ours", "paper"):
         raise ValueError(f"protocol must be 'ours' or 'paper', got {protocol!r}")
     paper = protocol == "paper"
-    pairs = find_pairs(folder)
-    if not pairs:
-        raise InputError(f"{folder}: no <name>_sdr.* / <name>_hdr.* pairs or gain-map JPEGs")
+    pairs = check_pairs(folder)  # every pair reads and matches before the first is scored
     rows = []
     for name, sdr_path, hdr_path in pairs:
-        sdr, hdr = read_pair(sdr_path, hdr_path)
-        if sdr.shape != hdr.shape:
-            raise InputError(f"{hdr_path}: size {hdr.shape[1]}x{hdr.shape[0]} differs from "
-                             f"{os.path.basename(sdr_path)} {sdr.shape[1]}x{sdr.shape[0]}")
+        sdr, hdr = read_matching_pair(sdr_path, hdr_path)
         sdr, hdr = centre_crop(sdr, crop, scale), centre_crop(hdr, crop, scale)
         if min(hdr.shape[:2]) < 11:
             raise InputError(f"{hdr_path}: {hdr.shape[1]}x{hdr.shape[0]} pixels (whole multiples of x{scale}) is too "

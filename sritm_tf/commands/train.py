@@ -213,6 +213,27 @@ def check(args):
             raise UserError(f"{option}: {'not used with' if synthetic else 'only used with'} --synthetic")
     if synthetic:
         check_synthetic(args)
+    elif not (args.source or "").endswith((".yaml", ".yml")):  # a config.yaml's are checked once it is read
+        check_paths(args.output, args.pairs, args.init, args.val_pairs)
+
+
+def check_paths(run_dir, pairs=None, init=None, val_pairs=None):
+    """The files and folders of the records / pairs trainer, without TensorFlow: the output
+    folder (-o) is not a file, --pairs comes with an --init that exists, and every pair of
+    --pairs reads with matching sizes (`data.pairs.check_pairs`), before any folder is made."""
+    from sritm_tf.data.pairs import check_pairs
+
+    if pairs and not init:
+        raise UserError("--pairs: fine-tuning needs --init WEIGHTS")
+    if run_dir is not None:
+        check_folder_output(run_dir, "the output (-o)")
+    if init and not os.path.exists(init):
+        raise UserError(f"{init}: no such weights file")
+    for folder in (pairs, val_pairs):
+        if folder and not os.path.isdir(folder):
+            raise UserError(f"{folder}: no such folder")
+    if pairs:
+        check_pairs(pairs)
 
 
 def check_synthetic(args):
@@ -237,24 +258,14 @@ def check_config(cfg, overwrite):
     from sritm_tf.pipeline import list_shards
 
     check_numbers(cfg)
-    check_folder_output(cfg.run_dir, "the output (-o)")
-    if cfg.pairs:
-        if not os.path.isdir(cfg.pairs):
-            raise UserError(f"{cfg.pairs}: no such folder")
-        if not cfg.init:
-            raise UserError("--pairs: fine-tuning needs --init WEIGHTS")
-    elif not cfg.data:
+    check_paths(cfg.run_dir, cfg.pairs, cfg.init, cfg.val_pairs)  # again: config.yaml may name them
+    if not cfg.pairs and not cfg.data:
         raise UserError("give a folder of training records (or a config.yaml, or --init and --pairs)")
-    else:
+    if not cfg.pairs:
         check_records(list_shards(cfg.data), cfg.patch_size)
-    if cfg.init and not os.path.exists(cfg.init):
-        raise UserError(f"{cfg.init}: no such weights file")
     for option, value in (("--chroma-gate", cfg.chroma_gate), ("--shadow-gate", cfg.shadow_gate)):
         if not value >= 0:
             raise UserError(f"{option}: expected 0 (none) or a positive level, got {value}")
-    for folder in (cfg.val_pairs,):
-        if folder and not os.path.isdir(folder):
-            raise UserError(f"{folder}: no such folder")
     final = os.path.join(cfg.run_dir, "final.keras")
     if os.path.exists(final) and not overwrite:
         raise UserError(f"{final}: exists (use --overwrite, or another -o)")

@@ -13,11 +13,10 @@ def load_pair(sdr_path, hdr_path, scale, crop=0):
     antialiasing and rounded to 8 bits, as `sritm eval` and real LR content give it
     (`evaluate.make_lr`); HDR: 16-bit (or 8-bit) BT.2020 PQ R'G'B' at HR. `crop`: keep a
     centre square of `crop` LR pixels (0: whole frame)."""
-    from sritm_tf.evaluate import make_lr, read_pair
+    from sritm_tf.data.pairs import read_matching_pair
+    from sritm_tf.evaluate import make_lr
 
-    sdr, hdr = (a.astype(np.float32) for a in read_pair(sdr_path, hdr_path))
-    if sdr.shape != hdr.shape:
-        raise ValueError(f"{sdr_path}: size {sdr.shape[:2]} differs from {hdr_path} {hdr.shape[:2]}")
+    sdr, hdr = (a.astype(np.float32) for a in read_matching_pair(sdr_path, hdr_path))
     h, w = (sdr.shape[0] // scale) * scale, (sdr.shape[1] // scale) * scale
     if crop:
         ch, cw = min(crop * scale, h), min(crop * scale, w)
@@ -34,10 +33,11 @@ def load_pairs(folder, scale, crop=0):
     """Every pair of `folder` (`sources.find_pairs`: `<name>_sdr.*` / `<name>_hdr.*`, Ultra
     HDR gain-map JPEGs) as `load_pair` gives it, in name order."""
     from sritm_tf.data.sources import find_pairs
+    from sritm_tf.errors import InputError
 
     pairs = find_pairs(folder)
     if not pairs:
-        raise FileNotFoundError(f"{folder}: no *_sdr.* / *_hdr.* pairs")
+        raise InputError(f"{folder}: no <name>_sdr.* / <name>_hdr.* pairs or gain-map JPEGs")
     return [load_pair(sdr, hdr, scale, crop) for _, sdr, hdr in pairs]
 
 

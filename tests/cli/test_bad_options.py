@@ -304,3 +304,28 @@ def test_convert_batch_never_plans_an_input_as_its_own_output(tmp_path):
                                       overwrite=True)
     assert titles == [] and units == []
     assert [(os.path.basename(p), "is the input file" in why) for p, why in report["failed"]] == [("still.png", True)]
+
+
+def test_train_checks_every_pair_and_path_before_tensorflow(tmp_path, pairs_dir):
+    """A fine-tuning pair whose sizes differ, a missing --pairs folder and an -o that is a file are
+    one line each, before TensorFlow starts and before any folder is made."""
+    import shutil
+
+    import cv2
+
+    weights = REPO / "sritm_tf" / "weights" / "deep_sritm_x2.npz"
+    pairs = tmp_path / "pairs"
+    shutil.copytree(pairs_dir, pairs)
+    sdr = cv2.imread(str(pairs / "a_sdr.png"))
+    cv2.imwrite(str(pairs / "b_sdr.png"), sdr)
+    cv2.imwrite(str(pairs / "b_hdr.png"), np.zeros((sdr.shape[0], sdr.shape[1] - 2, 3), np.uint16))
+    run = tmp_path / "run"
+    result = sritm_reporting_tensorflow("train", "--init", weights, "--pairs", pairs, "-o", run)
+    assert_refused(result, "train", "b_hdr.png", "differs from b_sdr.png")
+    result = sritm_reporting_tensorflow("train", "--init", weights, "--pairs", tmp_path / "none", "-o", run)
+    assert_refused(result, "train", "none", "no such folder")
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    result = sritm_reporting_tensorflow("train", "--init", weights, "--pairs", pairs_dir, "-o", taken)
+    assert_refused(result, "train", taken, "-o")
+    assert sorted(os.listdir(tmp_path)) == ["pairs", "taken"] and taken.read_text() == "mine"

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from sritm_tf import build_deep_sritm, colour, evaluate, metrics
+from sritm_tf.data import pairs
 from sritm_tf.cli import main
 
 from tests.helpers.pairs import smooth_sdr, write_pair
@@ -59,8 +60,8 @@ def test_model_path_scores_the_network(pair_dir):
     rows = evaluate.evaluate(pair_dir, scale=2, predict=evaluate.model_predictor(model, tile=(40, 40)))
     got = next(r for r in rows if r["method"] == "model")
 
-    sdr = evaluate.read_rgb(os.path.join(pair_dir, "synthetic_sdr.png"))
-    hdr = evaluate.read_rgb(os.path.join(pair_dir, "synthetic_hdr.png"))
+    sdr = pairs.read_rgb(os.path.join(pair_dir, "synthetic_sdr.png"))
+    hdr = pairs.read_rgb(os.path.join(pair_dir, "synthetic_hdr.png"))
     lr_yuv = colour.sdr_rgb_to_model_yuv(evaluate.make_lr(sdr, 2))
     skip = colour.model_yuv_to_pq2020_rgb(evaluate.imresize(lr_yuv, 2))
     expected = metrics.psnr(hdr, evaluate.to_hdr10(skip))

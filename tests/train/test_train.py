@@ -118,11 +118,12 @@ def test_fine_tuning_pairs_are_the_inputs_eval_and_convert_see(tmp_path):
     """The LR side of a fine-tuning pair is 8-bit, as real LR content and `sritm eval`'s
     input are (`evaluate.make_lr`), not the unrounded bicubic downscale."""
     from sritm_tf import colour, evaluate
+    from sritm_tf.data import pairs as graded
 
     pairs = write_pairs(str(tmp_path / "pairs"), count=1, height=64, width=48)
-    (_, sdr_path, hdr_path), = evaluate.find_pairs(pairs)
+    (_, sdr_path, hdr_path), = graded.find_pairs(pairs)
     lr_yuv, hdr_yuv = load_pairs(pairs, 2)[0]
-    sdr, hdr = evaluate.read_pair(sdr_path, hdr_path)
+    sdr, hdr = graded.read_pair(sdr_path, hdr_path)
     lr_rgb = colour.model_yuv_to_sdr_rgb(lr_yuv.astype(np.float64))
     assert lr_yuv.shape == (32, 24, 3) and hdr_yuv.shape == (64, 48, 3)
     np.testing.assert_allclose(lr_rgb * 255, np.round(lr_rgb * 255), atol=1e-3)  # whole 8-bit codes
@@ -243,7 +244,7 @@ def test_fine_tuning_keeps_the_init_networks_gates_unless_told(tmp_path, capsys)
     assert code == 2 and "--shadow-gate" in err and len(err.strip().splitlines()) == 1
 
 
-def test_user_errors_are_one_line(records, tmp_path, capsys):
+def test_user_errors_are_one_line(records, tmp_path, capsys, pairs_dir):
     cases = [
         ([tmp_path / "nothing"], "nothing"),
         (["--pairs", tmp_path], "--init"),
@@ -256,7 +257,7 @@ def test_user_errors_are_one_line(records, tmp_path, capsys):
         assert code == 2 and len(lines) == 1 and word in lines[0], (argv, err)
     keras.utils.set_random_seed(0)
     tiny = pretrained.save_weights_npz(build_deep_sritm(4, channels=8, m=1, n=1), str(tmp_path / "x4.npz"))
-    code, _, err = train_cli(capsys, "--init", tiny, "--pairs", tmp_path, "--channels", "16")
+    code, _, err = train_cli(capsys, "--init", tiny, "--pairs", pairs_dir, "--channels", "16")
     assert code == 2 and "channels=8" in err
     assert not (tmp_path / "run").exists()
 
