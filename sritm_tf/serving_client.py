@@ -12,15 +12,50 @@ Two protocols, one request each (signatures in `sritm_tf.export.SIGNATURES`):
 
     hdr_pq16 = rest_predict(sdr_rgb8[None], rest_url("localhost"), "rgb8_to_pq16")[0]
 """
+import contextlib
 import functools
 import http.client
 import json
+import threading
 import urllib.request
 
 import numpy as np
 
 from sritm_tf.errors import ToolError
-from sritm_tf.export import SIGNATURES
+from sritm_tf.notes import note
+
+
+DEFAULT_PORTS = {"rest": 8501, "grpc": 8500}
+
+
+def server(host="localhost", port=None, protocol="rest"):
+    """(host, port) of the server that `host` names: a host name or address ("serving",
+    "10.0.0.2", "[::1]", with ":PORT" or not) or its URL ("http://serving:8501"; TF Serving's
+    REST API is plain HTTP). `port`, if given, replaces the one in `host`; else TF Serving's
+    default for `protocol` (8501 REST, 8500 gRPC). InputError for another scheme, a path, a
+    query or a port that is not a number from 1 to 65535."""
+    import urllib.parse
+
+    from sritm_tf.errors import InputError
+
+    given = host
+    if "://" not in host:
+        host = "http://" + host
+    parts = urllib.parse.urlsplit(host)
+    if parts.scheme != "http" or not parts.hostname:
+        raise InputError(f"--host {given}: expected a host name or address, or the server's http:// URL "
+                         "(TF Serving's REST API is plain HTTP)")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise InputError(f"--host {given}: name the server only (the model's path is made from --model-name)")
+    try:
+        in_url = parts.port
+    except ValueError:
+        raise InputError(f"--host {given}: the port must be a number from 1 to 65535") from None
+    port = port or in_url or DEFAULT_PORTS[protocol]
+    if not 0 < port < 65536:
+        raise InputError(f"--port {port}: expected a number from 1 to 65535")
+    name = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return name, port
 
 
 def rest_url(host="localhost", port=8501, model_name="sritm", version=None):
@@ -30,6 +65,8 @@ def rest_url(host="localhost", port=8501, model_name="sritm", version=None):
 
 
 def _signature(signature_name):
+    from sritm_tf.export import SIGNATURES  # TensorFlow: only once a request is made
+
     if signature_name not in SIGNATURES:
         raise ValueError(f"unknown signature {signature_name!r}; the model has {sorted(SIGNATURES)}")
     return SIGNATURES[signature_name]
@@ -105,6 +142,19 @@ class _Handler(urllib.request.HTTPHandler):
         return self.do_open(functools.partial(_Connection, connect_timeout=self.connect_timeout), req)
 
 
+@contextlib.contextmanager
+def _said_while_waiting(message, after=2.0):
+    """Notes `message` (`sritm_tf.notes`) if the block is still running `after` seconds on: a
+    server that is slow to answer (a large frame on a CPU) is not taken for a hung client."""
+    timer = threading.Timer(after, note, [message])
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
 def _http_error(err):
     """One line for an HTTP error answer: TF Serving's JSON "error", else the status
     (a proxy's or another server's HTML page is not shown)."""
@@ -128,8 +178,9 @@ def rest_predict(inputs, url, signature_name="serving_default", columnar=False, 
         headers={"Content-Type": "application/json"}, method="POST")
     opener = urllib.request.build_opener(_Handler(connect_timeout))
     try:
-        with opener.open(request, timeout=timeout) as response:
-            return parse_rest_response(response.read(), signature_name)
+        with _said_while_waiting(f"{url}: waiting for the answer (up to {timeout:g} s)"):
+            with opener.open(request, timeout=timeout) as response:
+                return parse_rest_response(response.read(), signature_name)
     except urllib.error.HTTPError as err:  # TF Serving puts the reason in the body
         raise ToolError(f"{url}: {_http_error(err)}") from None
     except urllib.error.URLError as err:
@@ -192,7 +243,8 @@ def grpc_predict(inputs, target="localhost:8500", model_name="sritm", signature_
             raise ToolError(f"{target}: no connection within {connect_timeout:g} s") from None
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         try:
-            response = stub.Predict(request, timeout=timeout)
+            with _said_while_waiting(f"{target}: waiting for the answer (up to {timeout:g} s)"):
+                response = stub.Predict(request, timeout=timeout)
         except grpc.RpcError as err:
             raise ToolError(f"{target}: {err.code().name}: {one_line(err.details())}") from None
         return parse_grpc_response(response, signature_name)

@@ -51,6 +51,9 @@ def check(args):
         if not name or name in (".", "..") or any(sep and sep in name for sep in ("/", os.sep, os.altsep)):
             raise UserError(f"--model-name: expected the name of one folder (TF Serving's model name), got {name!r}")
         check_folder_output(args.output, "-o with --format savedmodel (TF Serving's base folder)")
+        version = os.path.join(args.output, name, str(args.version))  # export.serving_path's layout
+        if os.path.exists(version) and not args.overwrite:
+            raise UserError(f"{version}: exists (pass --overwrite to replace it, or another --version)")
     else:
         from sritm_tf.convert import check_output
 
@@ -66,7 +69,6 @@ def check(args):
 
 
 def run(args):
-    from sritm_tf.errors import UserError
     from sritm_tf.sizes import parse_shape
 
     input_size = parse_shape(args.input_size, "--input-size") if args.input_size else None  # (h, w)
@@ -75,9 +77,7 @@ def run(args):
     from sritm_tf.pretrained import load_model
 
     target = export.serving_path(args.output, args.model_name, args.version) \
-        if args.format == "savedmodel" else args.output
-    if os.path.exists(target) and not args.overwrite:
-        raise UserError(f"{target}: exists (pass --overwrite to replace it)")
+        if args.format == "savedmodel" else args.output  # not there unless --overwrite (check)
     model = load_model(args.scale, args.weights)
 
     if args.format == "savedmodel":

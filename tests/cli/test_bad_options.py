@@ -329,3 +329,22 @@ def test_train_checks_every_pair_and_path_before_tensorflow(tmp_path, pairs_dir)
     result = sritm_reporting_tensorflow("train", "--init", weights, "--pairs", pairs_dir, "-o", taken)
     assert_refused(result, "train", taken, "-o")
     assert sorted(os.listdir(tmp_path)) == ["pairs", "taken"] and taken.read_text() == "mine"
+
+
+def test_serve_client_and_export_check_their_outputs_before_tensorflow(tmp_path):
+    """A serve-client output that is not a .png, a --host that is not a server, and an export onto a
+    SavedModel version that exists: one line each, before TensorFlow starts."""
+    import cv2
+
+    sdr = tmp_path / "sdr.png"
+    cv2.imwrite(str(sdr), np.zeros((4, 4, 3), np.uint8))
+    result = sritm_reporting_tensorflow("serve-client", sdr, "-o", tmp_path / "x.jpg")
+    assert_refused(result, "serve-client", "x.jpg", ".png")
+    result = sritm_reporting_tensorflow("serve-client", sdr, "-o", tmp_path / "x.png", "--host", "http://foo:bar")
+    assert_refused(result, "serve-client", "http://foo:bar", "port")
+    version = tmp_path / "models" / "sritm" / "3"
+    version.mkdir(parents=True)
+    result = sritm_reporting_tensorflow("export", "--format", "savedmodel", "-o", tmp_path / "models",
+                                        "--version", "3")
+    assert_refused(result, "export", version, "exists")
+    assert os.listdir(version) == [] and sorted(os.listdir(tmp_path)) == ["models", "sdr.png"]

@@ -15,8 +15,9 @@ import tensorflow as tf
 from sritm_tf import build_deep_sritm
 from sritm_tf.cli import main
 from sritm_tf.export import SIGNATURES, export_savedmodel
+from sritm_tf.errors import InputError
 from sritm_tf.serving_client import (grpc_predict, grpc_request, parse_rest_response, rest_body, rest_predict,
-                                     rest_url)
+                                     rest_url, server)
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +167,38 @@ def test_serve_client_reports_a_dead_server(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("sritm serve-client: error: http://127.0.0.1:") and "\n" not in err
     assert not (tmp_path / "hdr.png").exists()
+
+
+@pytest.mark.parametrize("host, port, protocol, expected", [
+    ("localhost", None, "rest", ("localhost", 8501)), ("10.0.0.2", None, "grpc", ("10.0.0.2", 8500)),
+    ("serving:9000", None, "rest", ("serving", 9000)), ("http://serving:9000", None, "rest", ("serving", 9000)),
+    ("http://serving:9000/", 7000, "rest", ("serving", 7000)), ("http://serving", None, "grpc", ("serving", 8500)),
+    ("[::1]:8601", None, "rest", ("[::1]", 8601))])
+def test_the_server_is_a_host_or_its_url(host, port, protocol, expected):
+    assert server(host, port, protocol) == expected
+
+
+@pytest.mark.parametrize("host, why", [
+    ("http://foo:bar", "port must be a number"), ("https://serving", "plain HTTP"),
+    ("http://serving:8501/v1/models/sritm", "name the server only"), ("ftp://serving", "http://")])
+def test_a_host_that_is_not_a_server_is_one_line(host, why):
+    with pytest.raises(InputError, match=re.escape(why)):
+        server(host)
+
+
+def test_a_slow_answer_is_said_once_while_waiting(tmp_path, caplog):
+    """A server that takes the request but does not answer: one note after 2 s, then the timeout."""
+    import socket
+
+    from sritm_tf.errors import ToolError
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        url = rest_url("127.0.0.1", listening.getsockname()[1])
+        with caplog.at_level("INFO", logger="sritm_tf"), pytest.raises(ToolError, match="within 3 s"):
+            rest_predict(np.zeros((1, 2, 2, 3), np.float32), url, timeout=3)
+    assert caplog.messages == [f"{url}: waiting for the answer (up to 3 s)"]
 
 
 def test_grpc_round_trip(loaded):
