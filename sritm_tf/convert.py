@@ -1,15 +1,18 @@
 """SDR -> HDR10 conversion of images and videos: `convert_image`, `convert_video`.
 
-Each frame: 8-bit SDR BT.709 R'G'B' -> network input (full-range BT.709
-Y'CbCr) -> Deep SR-ITM, tiled (`sritm_tf.inference`) -> BT.2020 NCL Y'CbCr of
-PQ R'G'B', `scale`x larger -> PQ R'G'B' clipped to [0, 1] -> the output file:
+Each frame: SDR R'G'B' in BT.709 primaries (8 to 16 bits, `video.sources`; upright,
+`video.geometry`) -> network input (full-range BT.709 Y'CbCr) -> Deep SR-ITM, tiled
+(`sritm_tf.inference`) -> BT.2020 NCL Y'CbCr of PQ R'G'B', `scale`x larger -> PQ R'G'B'
+clipped to [0, 1] (resized to square pixels or `size`, `video.geometry`) -> the output file:
 
 - `.png`: 16-bit RGB, BT.2020, PQ, full range (10-bit codes scaled to 16 bits,
   see `sritm_tf.imageio`);
 - `.yuv`: raw yuv420p10le, BT.2020 NCL, limited range, no header;
-- `.mp4` / `.mkv`: HEVC Main10 HDR10 (x265, fed through a pipe as the frames are
-  converted: no uncompressed intermediate), with MaxCLL / MaxFALL measured on the
-  converted frames and written into the stream at the end, and the source's audio.
+- `.mp4` / `.mkv`: HEVC Main10 HDR10 (x265) or AV1 10-bit, `.mov`: ProRes 422 HQ or 4444
+  (`video.mastering`), fed through a pipe as the frames are converted (no uncompressed
+  intermediate), with MaxCLL / MaxFALL measured on the converted frames and written at the
+  end, and the source's audio, subtitles, chapters and timecode (`video.carry`);
+- `out/frame_%06d.png` / `.tif`: a 16-bit image sequence, resumable (`video.sequences`).
 
 `baseline=True` replaces the network by the classical mapping: bicubic upscale,
 then SDR placed in HDR10 at `white_nits` (`colour.sdr_to_hdr10_baseline`).
@@ -31,20 +34,22 @@ from fractions import Fraction
 
 import numpy as np
 
-from sritm_tf import colour, fileio, imageio
+from sritm_tf import colour, fileio, imageio, signals
 from sritm_tf.errors import (AccessError, FolderError, InputError, MissingFileError, NoFolderError,
                              OutputExistsError, SritmError)
 from sritm_tf.inference import DEFAULT_TILES, TiledPredictor, parse_tile
 from sritm_tf.sizes import parse_size
-from sritm_tf.video import hdr10, sources
+from sritm_tf.video import geometry, hdr10, mastering, sequences, sources
 
-OUTPUT_FORMATS = ("png", "yuv", "mp4", "mkv")
+OUTPUT_FORMATS = ("png", "yuv", "mp4", "mkv", "mov")
 PEAK_NITS = 1000.0  # cd/m2: mastering peak of the output (ST 2086 follows the content)
-CONTAINERS = {"mp4": "mp4", "mkv": "matroska"}
+CONTAINERS = {"mp4": "mp4", "mkv": "matroska", "mov": "mov"}
 
 
 def output_format(output, format=None):
     """The output format: `format` if given, else from the extension of `output`."""
+    if sequences.is_pattern(output):  # out/frame_%06d.tif
+        return sequences.output_format(output, format)
     fmt = (format or os.path.splitext(output)[1].lstrip(".")).lower()
     if fmt not in OUTPUT_FORMATS:
         raise InputError(f"{output}: unknown output format {fmt!r}; use one of "
@@ -65,6 +70,8 @@ def check_fps(fps):
 def check_input(input):
     """Fails early if `input` is not a regular file: a folder is named as one, and so is a
     device, pipe or socket."""
+    if sequences.is_pattern(input):  # frame_%06d.tif: at least one file, no gap
+        return sequences.check_input(input)
     if os.path.isdir(input):
         raise FolderError(f"{input}: is a folder; give one image or video file")
     if os.path.exists(input) and not os.path.isfile(input):
@@ -81,6 +88,7 @@ def check_output(output, overwrite=False, input=None):
         raise FolderError(f"{output}: is a folder")
     if input is not None and os.path.exists(output) and os.path.exists(input) and os.path.samefile(input, output):
         raise OutputExistsError(f"{output}: is the input file; write the output to another file")
+    sequences.check_output(output, input)
     if os.path.exists(output) and not overwrite:
         raise OutputExistsError(f"{output}: exists (pass --overwrite to replace it)")
     if not os.path.isdir(folder):
@@ -180,7 +188,7 @@ class FrameConverter:
 
 def convert_image(input, output, scale=2, weights=None, baseline=False, overwrite=False,
                   tile=None, white_nits=203.0, peak_nits=PEAK_NITS, precision="fp32", engine="tf", transfer="pq",
-                  format=None):
+                  format=None, size=None):
     """Converts an 8-bit SDR image to a `scale`x larger 16-bit HDR10 PNG.
 
     Args:
@@ -198,35 +206,44 @@ def convert_image(input, output, scale=2, weights=None, baseline=False, overwrit
         transfer: "pq" (HDR10) or "hlg" (BT.2100 HLG, 1000 cd/m2 nominal peak); the
             PNG's cICP chunk signals it.
         format: "png", or None: from the extension of `output` (as ffmpeg's -f).
+        size: the output size "WxH" or (w, h) (`geometry.resize` after the network); None: scale x.
 
     Returns:
         The BT.2020 R'G'B' written (PQ or HLG), float32 (sH, sW, 3).
     """
     input, output = os.fspath(input), os.fspath(output)
     check_input(input)
-    rgb = imageio.read_sdr_image(input)
+    rgb = imageio.read_sdr_image(input)  # EXIF orientation applied
     if output_format(output, format) != "png":
         raise InputError(f"{output}: convert_image writes .png; use convert_video for .yuv/.mp4/.mkv")
     check_output(output, overwrite, input)
+    width, height, _ = geometry.output_size(rgb.shape[1], rgb.shape[0], 1, scale, size)
     signal = FrameConverter(scale, weights, baseline, tile, white_nits, peak_nits, precision, engine, transfer)(rgb)
+    signal = geometry.resize(signal, (width, height))
     with disk_full_is_one_line(output):
         imageio.write_hdr_png(output, signal, transfer)
     return signal
 
 
-def open_source(input, size=None, fps=None, allow_truncated=False):
-    """A frame source for `input`: raw .yuv (needs `size` "WxH" or (w, h)), a
-    still image (one frame), or a video file (PyAV; `sources.VideoSource` for `allow_truncated`)."""
+def open_source(input, input_size=None, fps=None, allow_truncated=False, field_order="auto", deinterlace="frame"):
+    """A frame source for `input`: raw .yuv (needs `input_size` "WxH" or (w, h)), a
+    still image (one frame), or a video file (PyAV; `sources.VideoSource` for `allow_truncated`,
+    `field_order` and `deinterlace`),
+    turned upright (`geometry.oriented`)."""
     input = os.fspath(input)
     check_input(input)
+    if sequences.is_pattern(input):
+        return geometry.oriented(sequences.open_sequence(input, check_fps(fps), allow_truncated))
     if input.lower().endswith(".yuv"):
-        if size is None:
-            raise InputError(f"{input}: raw .yuv input needs its frame size (--size WxH)")
-        width, height = parse_size(size, "--size") if isinstance(size, str) else (int(v) for v in size)
+        if input_size is None:
+            raise InputError(f"{input}: raw .yuv input needs its frame size (--input-size WxH)")
+        width, height = (parse_size(input_size, "--input-size") if isinstance(input_size, str)
+                         else (int(v) for v in input_size))
         return sources.YuvSource(input, width, height, check_fps(fps))
     if imageio.is_image(input):
         return sources.ImageSource(imageio.read_sdr_image(input), input, check_fps(fps))
-    return sources.VideoSource(input, allow_truncated)
+    return geometry.oriented(sources.VideoSource(input, allow_truncated, field_order=field_order,
+                                                 deinterlace=deinterlace))
 
 
 def _put(q, item, stop):
@@ -273,6 +290,7 @@ def _run_pipeline(source, convert, write, progress=True, desc=None):
     try:
         with tqdm(total=source.frame_count, unit="frame", desc=desc, disable=not progress) as bar:
             while not errors:
+                signals.check()  # between frames: a SIGTERM whose raise was lost stops here
                 try:
                     item = decoded.get(timeout=0.1)
                 except queue.Empty:
@@ -318,7 +336,7 @@ def encode_frames(source, writer, convert, progress=True, desc=None):
 
     try:
         frames = _run_pipeline(source, convert, write, progress, desc)
-        if frames == 0:
+        if frames == 0 and not getattr(source, "skipped", 0):  # an output sequence's frames may all exist
             raise InputError(f"{getattr(source, 'path', 'input')}: no video frames decoded")
         writer.close()
     except BaseException:
@@ -328,27 +346,39 @@ def encode_frames(source, writer, convert, progress=True, desc=None):
 
 
 def convert_video(input, output, scale=2, weights=None, baseline=False, overwrite=False,
-                  tile=None, format=None, size=None, fps=None, white_nits=203.0, peak_nits=PEAK_NITS,
-                  precision="fp32", engine="tf",
-                  progress=True, crf=18, preset="medium", allow_truncated=False, transfer="pq"):
+                  tile=None, format=None, input_size=None, fps=None, white_nits=203.0, peak_nits=PEAK_NITS,
+                  precision="fp32", engine="tf", size=None,
+                  progress=True, crf=18, preset="medium", allow_truncated=False, transfer="pq", codec=None,
+                  field_order="auto", deinterlace="frame"):
     """Converts an SDR video to HDR10, `scale`x larger, keeping the source frame rate,
     timestamps and audio.
 
     Args:
-        input: any SDR video ffmpeg decodes, a raw 8-bit yuv420p file (with `size`
-            "WxH" and `fps`), or a still image.
+        input: any SDR video ffmpeg decodes, a raw 8-bit yuv420p file (with `input_size`
+            "WxH" and `fps`), an image sequence (`frame_%06d.tif`, at `fps`), or a still image.
         output: `.yuv` (raw yuv420p10le, BT.2020 NCL, limited range) or `.mp4` /
-            `.mkv` (HEVC Main10 through x265, HDR10 signalling, ST 2086, MaxCLL/MaxFALL).
+            `.mkv` (HEVC Main10 through x265, HDR10 signalling, ST 2086, MaxCLL/MaxFALL; or AV1 10-bit),
+            `.mov` (ProRes 422 HQ or 4444, the same metadata), with the source's audio, subtitles,
+            chapters, tags and timecode (`video.carry`), or a 16-bit image sequence
+            `out/frame_%06d.png` / `.tif` (`sequences.convert_to_sequence`: frames already written
+            are skipped unless `overwrite`).
         scale, weights, baseline, overwrite, tile, white_nits, peak_nits, precision,
             engine: as `convert_image`.
         format: the output format when `output` has no telling extension.
-        size, fps: of a raw .yuv input.
+        input_size, fps: of a raw .yuv input.
+        size: the output frame size "WxH" or (w, h), as ffmpeg's -s; None: `scale` x the source's,
+            resized to square pixels if it is anamorphic (`geometry.output_size`).
         progress: show a progress bar.
-        crf, preset: x265's (checked before any frame is decoded).
+        crf, preset: x265's (checked before any frame is decoded; SVT-AV1 takes the crf, and the
+            preset of like speed).
         allow_truncated: convert the frames of a damaged or truncated video that
             decode, instead of failing.
         transfer: "pq" (HDR10) or "hlg" (BT.2100 HLG, 1000 cd/m2 nominal peak,
             signalled arib-std-b67 / bt2020 / bt2020nc, no HDR10 static metadata).
+        codec: of a .mkv / .mp4 / .mov output: "hevc" or "av1" (.mkv, .mp4), "prores422hq" or
+            "prores4444" (.mov); None: hevc, or prores422hq in .mov (`mastering.output_codec`).
+        field_order, deinterlace: of an interlaced video (`sources.VideoSource`): "auto", "tff",
+            "bff" or "progressive"; "frame" (the source's rate) or "field" (twice it).
 
     Returns:
         A dict: frames, width, height, max_cll, max_fall (cd/m2; PQ only), and
@@ -358,24 +388,27 @@ def convert_video(input, output, scale=2, weights=None, baseline=False, overwrit
     input, output = os.fspath(input), os.fspath(output)
     hdr10.check_encoder(crf, preset)  # before any frame is decoded
     check_transfer(transfer)
-    source = open_source(input, size, fps, allow_truncated)
+    source = open_source(input, input_size, fps, allow_truncated, field_order, deinterlace)
     fmt = output_format(output, format)
+    codec = mastering.output_codec(output, fmt, codec)
+    geometry.check_size(size, fmt)
     if fmt == "png":
-        raise InputError(f"{output}: a video is converted to .yuv, .mp4 or .mkv, not .png")
+        raise InputError(f"{output}: a video is converted to .yuv, .mp4, .mkv or .mov, not .png")
     check_output(output, overwrite, input)
     convert = FrameConverter(scale, weights, baseline, tile, white_nits, peak_nits, precision, engine, transfer)
-    width, height = source.width * scale, source.height * scale
+    convert, width, height = geometry.fit(source, convert, scale, size)
+    if fmt in sequences.FORMATS:  # one file per frame, each whole: a re-run resumes
+        with disk_full_is_one_line(output):
+            return sequences.convert_to_sequence(source, output, convert, encode_frames, (width, height),
+                                                 overwrite, progress)
     with disk_full_is_one_line(output), fileio.atomic_path(output) as tmp:
         if fmt == "yuv":
             writer = hdr10.Yuv420p10Writer(tmp, width, height)
         else:
-            writer = hdr10.HevcWriter(tmp, width, height, source.frame_rate, source.time_base, CONTAINERS[fmt],
-                                      crf, preset, video_offset=source.start_offset,
-                                      audio_source=input if source.has_audio else None,
-                                      audio_codecs=source.audio_codecs, name=output, transfer=transfer)
+            writer = mastering.open_writer(tmp, fmt, codec, width, height, source, output, crf, preset, transfer)
         frames, levels = encode_frames(source, writer, convert, progress, desc=os.path.basename(input))
-        if fmt != "yuv" and levels is not None:
-            hdr10.write_light_levels(tmp, levels, name=output)  # MaxCLL / MaxFALL are known now
+        if fmt != "yuv":
+            mastering.write_light_levels(tmp, fmt, codec, levels, name=output)  # MaxCLL / MaxFALL are known now
     result = {"frames": frames, "width": width, "height": height}
     if levels is not None:
         result.update(max_cll=levels.max_cll, max_fall=levels.max_fall)
@@ -388,8 +421,9 @@ def convert(input, output, format=None, **kwargs):
     """`convert_image` for an image to .png, `convert_video` for everything else."""
     input, output = os.fspath(input), os.fspath(output)
     check_input(input)
-    if imageio.is_image(input) and output_format(output, format) == "png":
-        video_only = {"size", "fps", "progress", "crf", "preset", "allow_truncated"}
+    if imageio.is_image(input) and not sequences.is_pattern(input) and output_format(output, format) == "png":
+        video_only = {"input_size", "fps", "progress", "crf", "preset", "allow_truncated", "codec", "field_order",
+                      "deinterlace"}
         convert_image(input, output, format=format, **{k: v for k, v in kwargs.items() if k not in video_only})
         return {"frames": 1}
     return convert_video(input, output, format=format, **kwargs)

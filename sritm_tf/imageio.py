@@ -67,9 +67,11 @@ def _decode(data, flags):
     return np.ascontiguousarray(image[..., [2, 1, 0, *range(3, image.shape[-1])]]), None  # BGR(A) -> RGB(A)
 
 
-def read_image(path):
+def read_image(path, upright=False):
     """Reads an image file as RGB (H, W, 3) with the stored sample type (uint8 or
     uint16; float32 for float TIFFs): alpha dropped, grey replicated to 3 channels.
+    `upright`: with its EXIF orientation (1-8, a phone's JPEG) applied, by OpenCV
+    (IMREAD_COLOR | IMREAD_ANYDEPTH; IMREAD_UNCHANGED ignores it).
 
     Raises MissingFileError (a FileNotFoundError) if `path` is not a file, AccessError
     if it cannot be read and InputError ("<path>: not a readable image ...") if it
@@ -82,7 +84,7 @@ def read_image(path):
         data = np.fromfile(path, np.uint8)
     except PermissionError as err:
         raise AccessError(f"{path}: cannot read ({err.strerror})") from None
-    image, why = _decode(data, cv2.IMREAD_UNCHANGED)
+    image, why = _decode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH if upright else cv2.IMREAD_UNCHANGED)
     if image is None:
         raise InputError(f"{path}: not a readable image ({why or 'unsupported format or corrupt file'})")
     if image.ndim == 2:
@@ -111,13 +113,13 @@ def write_image(path, rgb, params=()):
 
 
 def read_sdr_image(path):
-    """Reads an 8-bit SDR image as RGB uint8 (H, W, 3).
+    """Reads an 8-bit SDR image as RGB uint8 (H, W, 3), upright: its EXIF orientation applied.
 
     RGBA: alpha dropped; grey: replicated to 3 channels. Raises MissingFileError
     if `path` does not exist and InputError if it cannot be decoded or is not
     8-bit (16-bit and float images are taken as HDR and refused).
     """
-    image = read_image(path)
+    image = read_image(path, upright=True)
     if image.dtype != np.uint8:
         raise InputError(
             f"{path}: {image.dtype} samples, this looks like an HDR (or high bit depth) image already; "
@@ -171,10 +173,14 @@ def write_hdr_png(path, signal, transfer="pq"):
     """Writes BT.2020 R'G'B' (H, W, 3) in [0, 1], PQ or HLG (`transfer`), as a 16-bit
     RGB PNG (see the module docstring) with a cICP chunk that says so: BT.2020 (9),
     PQ (16) or HLG (18), RGB, full range. Written to a temporary name, then renamed."""
-    code, _ = colour.TRANSFERS[transfer]
-    png = png_with_cicp(encode_image(hdr_codes16(signal), ".png"), 9, code)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        f.write(png)
+        f.write(encode_hdr_png(signal, transfer))
+
+
+def encode_hdr_png(signal, transfer="pq"):
+    """The bytes of the 16-bit HDR PNG that `write_hdr_png` writes."""
+    code, _ = colour.TRANSFERS[transfer]
+    return png_with_cicp(encode_image(hdr_codes16(signal), ".png"), 9, code)
 
 
 def read_hdr_png(path):

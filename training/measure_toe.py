@@ -26,7 +26,8 @@ import os
 
 import numpy as np
 
-from sritm_tf import colour, evaluate
+from sritm_tf import colour
+from sritm_tf.data import pairs
 from sritm_tf.data import sdr_synthesis
 
 CODES = (2, 8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 224, 250)
@@ -115,8 +116,8 @@ def main(argv=None):
     print(f"{'pair':24s} " + " ".join(f"{c:>5d}" for c in CODES[:-1]))
     fits, gamuts = [], []
     for folder in args.folders:
-        for name, sdr_path, hdr_path in evaluate.find_pairs(folder):
-            pair = evaluate.read_pair(sdr_path, hdr_path)
+        for name, sdr_path, hdr_path in pairs.find_pairs(folder):
+            pair = pairs.read_pair(sdr_path, hdr_path)
             _print_row(name, implied_white(*pair))
             if args.fit:
                 fits.append((name, *fit_operator(*pair)))

@@ -12,7 +12,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from sritm_tf import convert, fileio, imageio
 from sritm_tf.batch import join, plan
 from sritm_tf.errors import SritmError
-from sritm_tf.video import hdr10, sources
+from sritm_tf.video import geometry, hdr10, sources
 
 
 class ConvertUnit(beam.DoFn):
@@ -30,7 +30,10 @@ class ConvertUnit(beam.DoFn):
         try:
             with convert.disk_full_is_one_line(title["output"]):
                 if index is None:
-                    signal = self.convert(imageio.read_sdr_image(title["input"]))
+                    rgb = imageio.read_sdr_image(title["input"])
+                    width, height, _ = geometry.output_size(rgb.shape[1], rgb.shape[0], 1, self.settings["scale"],
+                                                            self.settings["size"])
+                    signal = geometry.resize(self.convert(rgb), (width, height))
                     imageio.write_hdr_png(title["output"], signal, self.settings["transfer"])
                 else:
                     self.segment(title, index)
@@ -46,7 +49,8 @@ class ConvertUnit(beam.DoFn):
             return
         os.makedirs(title["work"], exist_ok=True)
         start, end = title["segments"][index]
-        source = sources.VideoSegment(sources.VideoSource(title["input"]), start, end)
+        source = sources.VideoSegment(geometry.oriented(plan.video_source(title["input"], s)), start, end)
+        size = title["width"], title["height"]  # upright, square pixels (`plan.plan_title`)
         with fileio.atomic_path(path) as tmp:
             if s["format"] == "yuv":
                 writer = hdr10.Yuv420p10Writer(tmp, title["width"], title["height"])
@@ -54,7 +58,7 @@ class ConvertUnit(beam.DoFn):
                 writer = hdr10.HevcWriter(tmp, title["width"], title["height"], title["frame_rate"],
                                           title["time_base"], "nut", s["crf"], s["preset"], name=title["output"],
                                           transfer=s["transfer"])
-            frames, levels = convert.encode_frames(source, writer, self.convert, progress=False)
+            frames, levels = convert.encode_frames(source, writer, geometry.Resized(self.convert, size), progress=False)
         light = None if levels is None else [levels.peak, levels.frame_average]
         fileio.write_text(path + ".json", json.dumps({"frames": frames, "pid": os.getpid(), "levels": light}))
         join.join_ready(title, s["format"])  # this segment and those after it that wait, if it was the next one

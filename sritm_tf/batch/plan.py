@@ -10,7 +10,7 @@ import os
 from sritm_tf import convert, fileio, imageio
 from sritm_tf.batch import join
 from sritm_tf.errors import InputError, SritmError
-from sritm_tf.video import hdr10, probe, sources
+from sritm_tf.video import deinterlace as fields, geometry, hdr10, probe, sources
 
 WORK = ".sritm-work"
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".m4v", ".avi", ".webm", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
@@ -105,9 +105,11 @@ def plan_title(path, output, work, settings, segment_seconds):
     if title["kind"] == "image":
         return title
     if path.lower().endswith(".yuv"):
-        raise InputError(f"{path}: a raw .yuv needs its frame size; convert it with sritm convert --size WxH")
-    source = sources.VideoSource(path)  # probes it: not a video, no video stream, HDR already
+        raise InputError(f"{path}: a raw .yuv needs its frame size; convert it with sritm convert --input-size WxH")
+    source = video_source(path, settings)  # probes it: not a video, no video stream, HDR already
     keys, first, packets, end = keyframes(path, source._stream_index)
+    if keys is not None:  # the source's pts: the stream's x `pts_scale` (2 with one frame per field)
+        keys, first, end = [key * source.pts_scale for key in keys], first * source.pts_scale, end * source.pts_scale
     if not packets:
         raise InputError(f"{path}: no video frames")
     if not source._container_frames and probe.frames_missing(source.listed_end, end, source.time_base,
@@ -116,27 +118,40 @@ def plan_title(path, output, work, settings, segment_seconds):
                          f"{float(end * source.time_base):.3f} s, the container lists {source.listed_end:.3f} s; "
                          "sritm convert --allow-truncated converts the frames that decode")
     bounds = [(None, None)] if keys is None else segment_bounds(keys, source.time_base, segment_seconds)
-    title.update(width=source.width * settings["scale"], height=source.height * settings["scale"],
+    upright = geometry.oriented(source)  # the output is upright, square pixels or --size
+    width, height, _ = geometry.output_size(upright.width, upright.height, upright.sample_aspect_ratio,
+                                            settings["scale"], settings["size"])
+    title.update(width=width, height=height,
                  frame_rate=source.frame_rate, time_base=source.time_base, offset=source.start_offset,
                  audio_codecs=source.audio_codecs, listed=source._container_frames, first=first,
                  segments=bounds)
     return title
 
 
+def video_source(path, settings):
+    """The `sources.VideoSource` of `path`, with the batch's field_order and deinterlace."""
+    return sources.VideoSource(path, field_order=settings.get("field_order", "auto"),
+                               deinterlace=settings.get("deinterlace", "frame"))
+
+
 def batch_settings(segment_seconds=10.0, format="mkv", crf=18, preset="medium", scale=2, weights=None,
                    baseline=False, tile=None, white_nits=203.0, peak_nits=convert.PEAK_NITS, precision="fp32",
-                   engine="tf", transfer="pq"):
+                   engine="tf", transfer="pq", size=None, field_order="auto", deinterlace="frame"):
     """The settings of a batch, checked: `segment_seconds`, about how long a video segment is (cut at
-    keyframes); `format`, the video output's (mkv, mp4 or yuv); the rest as `convert.convert_video`'s."""
+    keyframes); `format`, the video output's (mkv, mp4 or yuv); `size`, every output's frame size
+    ("WxH", even for 4:2:0 video formats; None: `geometry.output_size`'s); the rest as `convert.convert_video`'s."""
     if format not in VIDEO_FORMATS:
         raise InputError(f"--format: expected one of {', '.join(VIDEO_FORMATS)}, got {format!r}")
     if not segment_seconds > 0:
         raise InputError(f"--segment-seconds: expected seconds > 0, got {segment_seconds!r}")
     hdr10.check_encoder(crf, preset)
+    size = geometry.check_size(size, format)
+    fields.check(field_order, deinterlace)
     convert.check_levels(white_nits, peak_nits, convert.check_transfer(transfer))
     return {"scale": scale, "weights": weights, "baseline": baseline, "tile": tile, "white_nits": white_nits,
             "peak_nits": peak_nits, "precision": precision, "engine": engine, "transfer": transfer,
-            "crf": crf, "preset": preset, "format": format, "segment_seconds": segment_seconds}
+            "crf": crf, "preset": preset, "format": format, "segment_seconds": segment_seconds, "size": size,
+            "field_order": field_order, "deinterlace": deinterlace}
 
 
 def plan(inputs, out_dir, settings, overwrite=False):

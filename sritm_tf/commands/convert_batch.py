@@ -30,6 +30,7 @@ def register(subparsers):
                         help="video segment length in seconds, cut at the keyframe after it (default 10)")
     parser.add_argument("--format", choices=("mkv", "mp4", "yuv"), default="mkv",
                         help="video output format (default mkv); images are written as .png")
+    parser.add_argument("--size", metavar="WxH", help=options.OUTPUT_SIZE_HELP)
     parser.set_defaults(func=run, check=check, beam_args=True, tensorflow=False)
 
 
@@ -43,6 +44,9 @@ def check(args):
     except ImportError:
         raise UserError(BEAM_MISSING) from None
     options.check_conversion(args)
+    from sritm_tf.video.geometry import check_size
+
+    check_size(args.size, args.format)
     if not args.segment_seconds > 0:
         raise UserError(f"--segment-seconds: expected seconds > 0, got {args.segment_seconds:g}")
     if args.workers < 1:
@@ -71,7 +75,8 @@ def run(args):
                 segment_seconds=args.segment_seconds, format=args.format, overwrite=args.overwrite, crf=args.crf,
                 preset=args.preset, scale=args.scale, weights=args.weights, baseline=args.baseline,
                 tile=parse_tile(args.tile, "--tile") if args.tile else None, white_nits=args.white_nits,
-                peak_nits=args.peak_nits, precision=chosen, engine=engine, transfer=args.transfer)
+                peak_nits=args.peak_nits, precision=chosen, engine=engine, transfer=args.transfer, size=args.size,
+                field_order=args.field_order, deinterlace=args.deinterlace)
     except SritmError:
         raise
     except Exception as err:  # a worker's bug or a lost worker: the runner's message is long, the log has it

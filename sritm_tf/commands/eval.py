@@ -1,7 +1,9 @@
 """`sritm eval PAIRS_DIR`: PSNR, SSIM, MS-SSIM, mPSNR and dE_ITP of the network
 against the BT.2408 and oracle global-curve baselines on graded SDR/HDR10 pairs
 (see `sritm_tf.evaluate`). `--protocol paper` scores as the authors' `test_yuv.m`
-does: PSNR, MATLAB SSIM and `mPSNR_HDR.m` on 4:2:0 narrow-range Y'CbCr codes."""
+does: PSNR, MATLAB SSIM and `mPSNR_HDR.m` on 4:2:0 narrow-range Y'CbCr codes.
+`sritm eval --video SDR_CLIP`: temporal stability, no reference needed: the flow-warped
+frame-to-frame error of the network's and the classical conversion's output (`sritm_tf.temporal`)."""
 import json
 import os
 import sys
@@ -10,10 +12,16 @@ from sritm_tf.commands import options
 
 
 def register(subparsers):
-    p = subparsers.add_parser("eval", help="quality of the network and classical baselines on SDR/HDR10 pairs",
+    p = subparsers.add_parser("eval", help="quality of the network and classical baselines on SDR/HDR10 pairs, "
+                                           "or their temporal stability on an SDR clip (--video)",
                               description=__doc__)
-    p.add_argument("pairs_dir", metavar="PAIRS_DIR",
+    p.add_argument("pairs_dir", metavar="PAIRS_DIR", nargs="?",
                    help="folder of <name>_sdr.* / <name>_hdr.* pairs and/or Ultra HDR gain-map JPEGs")
+    p.add_argument("--video", metavar="SDR_CLIP",
+                   help="instead of PAIRS_DIR: temporal stability on this SDR clip, no reference needed: the "
+                        "flow-warped frame-to-frame error (10-bit PQ codes) of the network's and the classical "
+                        "conversion's output, at full resolution and low-passed, and their ratio")
+    p.add_argument("--frames", type=int, metavar="N", help="with --video: the first N frames only (default all)")
     options.add_scale(p)
     options.add_weights(p)
     p.add_argument("--baseline-only", action="store_true", help="only the BT.2408 and oracle baselines (no network)")
@@ -64,9 +72,13 @@ def check(args):
     white_level(args.white_nits)
     if args.tile:
         parse_tile(args.tile, "--tile")
-    if not os.path.isdir(args.pairs_dir):
+    if args.video is not None or args.pairs_dir is None:
+        check_video(args)
+    elif args.frames is not None:
+        raise UserError("--frames is for --video SDR_CLIP")
+    elif not os.path.isdir(args.pairs_dir):
         raise UserError(f"{args.pairs_dir}: not a folder")
-    if not find_pairs(args.pairs_dir):
+    elif not find_pairs(args.pairs_dir):
         raise UserError(f"{args.pairs_dir}: no <name>_sdr.* / <name>_hdr.* pairs or gain-map JPEGs")
     if args.json:
         from sritm_tf.convert import check_output
@@ -82,9 +94,49 @@ def check(args):
         check_weights_file(args.weights)
 
 
+def check_video(args):
+    """--video SDR_CLIP: a video file, at least one pair of frames, and no option that needs references."""
+    from sritm_tf.errors import UserError
+    from sritm_tf.temporal import open_clip
+
+    if args.video is None:
+        raise UserError("a PAIRS_DIR of graded pairs, or --video SDR_CLIP, is needed")
+    if args.pairs_dir is not None:
+        raise UserError(f"{args.pairs_dir}: give PAIRS_DIR or --video SDR_CLIP, not both")
+    for option, given in (("--crop", args.crop), ("--white-nits auto", args.white_nits == "auto"),
+                          ("--protocol paper", args.protocol == "paper")):
+        if given:
+            raise UserError(f"{option} needs graded references: not with --video")
+    if args.frames is not None and args.frames < 2:
+        raise UserError(f"--frames: expected at least 2 (one pair of frames), got {args.frames}")
+    open_clip(args.video)
+
+
+def run_video(args):
+    """The temporal table of the network (unless --baseline-only) and the classical conversion."""
+    from sritm_tf import temporal
+    from sritm_tf.convert import FrameConverter
+
+    white = white_level(args.white_nits)
+    converters = {}
+    if not args.baseline_only:
+        from sritm_tf.precision import resolve
+
+        chosen, why = resolve(args.precision)
+        converters["network"] = FrameConverter(args.scale, args.weights, tile=args.tile, white_nits=white,
+                                               precision=chosen)
+        print(f"network in {chosen} ({why})", file=sys.stderr)
+    converters["baseline"] = FrameConverter(args.scale, baseline=True, white_nits=white)
+    result = temporal.measure_clip(args.video, converters, args.scale, args.frames)
+    print(temporal.format_table(result))
+    return result
+
+
 def run(args):
+    if args.video is not None:
+        result = run_video(args)
+        return write_json(args, {"video": args.video, "scale": args.scale, "weights": args.weights, **result})
     from sritm_tf import evaluate
-    from sritm_tf.fileio import atomic_path
     from sritm_tf.inference import parse_tile
     from sritm_tf.sizes import parse_shape
 
@@ -108,10 +160,15 @@ def run(args):
                              white_nits=white, protocol=args.protocol)
     print(evaluate.format_table(rows))
 
+    return write_json(args, {"scale": args.scale, "protocol": args.protocol, "crop": crop, "weights": args.weights,
+                             "white_nits": white, "rows": rows, "mean": evaluate.mean_rows(rows)})
+
+
+def write_json(args, result):
+    """Writes `result` to --json, if given; 0."""
+    from sritm_tf.fileio import atomic_path
+
     if args.json:
-        result = {"scale": args.scale, "protocol": args.protocol, "crop": crop, "weights": args.weights,
-                  "white_nits": white,
-                  "rows": rows, "mean": evaluate.mean_rows(rows)}
         with atomic_path(args.json) as tmp, open(tmp, "w") as f:
             json.dump(result, f, indent=1)
     return 0

@@ -19,6 +19,8 @@ PATCH_SIZE_HELP = "side of the LR (network input) patches in pixels"
 CRF_HELP = "x265 constant rate factor for .mp4/.mkv (default 18)"
 PRESET_HELP = "x265 preset for .mp4/.mkv (default medium)"
 YUV_SIZE_HELP = "frame size WxH of a raw .yuv input"
+OUTPUT_SIZE_HELP = ("output frame size WxH, as ffmpeg's -s (resized after the network; even for video outputs); "
+                    "default: --scale x the source, upright, an anamorphic source resized to square pixels")
 SEED_HELP = "random seed (default 0)"
 MODEL_NAME_HELP = "TF Serving's model name (default: sritm)"
 CHANNELS_HELP, M_HELP, N_HELP = "feature channels (default 64)", "base/detail block pairs (default 3)", \
@@ -61,6 +63,12 @@ def conversion_parent():
                              "a 1080p frame under 3 GiB either way); smaller uses less memory")
     parser.add_argument("--crf", type=int, default=18, help=CRF_HELP)
     parser.add_argument("--preset", default="medium", help=PRESET_HELP)
+    parser.add_argument("--field-order", choices=("auto", "tff", "bff", "progressive"), default="auto",
+                        help="of an interlaced video (default auto: as the stream says; tff, bff: top or bottom field "
+                             "first, deinterlaced whatever the stream says; progressive: not deinterlaced)")
+    parser.add_argument("--deinterlace", choices=("frame", "field"), default="frame",
+                        help="an interlaced video's output, deinterlaced with ffmpeg's bwdif: one frame per frame "
+                             "(default: the source's rate) or per field (twice the rate, 50 frames/s from 25)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an output that exists (default: sritm convert refuses it; sritm convert-batch "
                              "skips its input, so that a re-run resumes)")

@@ -32,7 +32,7 @@ def register(subparsers):
     parser.add_argument("--crops", type=int, default=30, help="random patches per frame (default 30)")
     parser.add_argument("--stride", type=int, default=30, help="take every N-th video frame (default 30)")
     parser.add_argument("--max-frames", type=int, default=None, help="at most this many frames per video")
-    parser.add_argument("--size", default=None, metavar="WxH", help=options.YUV_SIZE_HELP)
+    parser.add_argument("--input-size", default=None, metavar="WxH", help=options.YUV_SIZE_HELP)
     parser.add_argument("--seed", type=int, default=0, help=options.SEED_HELP)
     parser.add_argument("--white-nits", type=float, default=203.0, help="diffuse white of EXR sources (cd/m2)")
     parser.add_argument("--overwrite", action="store_true", help="replace an output prepared with other settings")
@@ -46,8 +46,8 @@ def check(args):
 
     if args.patch_size is not None and args.patch_size < 1:
         raise UserError(f"--patch-size: expected a positive LR patch side in pixels, got {args.patch_size}")
-    if args.size:
-        parse_size(args.size, "--size")
+    if args.input_size:
+        parse_size(args.input_size, "--input-size")
 
 
 def run(args):
@@ -59,7 +59,7 @@ def run(args):
     config = prepare.PrepareConfig(
         scale=args.scale, kind=args.kind, operator=args.operator, augment=args.augment,
         patch=args.patch_size * args.scale if args.patch_size else HR_PATCH, crops=args.crops, stride=args.stride,
-        size=list(parse_size(args.size, "--size")) if args.size else None, seed=args.seed,
+        size=list(parse_size(args.input_size, "--input-size")) if args.input_size else None, seed=args.seed,
         white_nits=args.white_nits, max_frames=args.max_frames,
     )
     summary = prepare.prepare(args.sources, args.output, config, overwrite=args.overwrite, progress=not args.quiet)

@@ -385,7 +385,7 @@ def iter_yuv(path, size, stride=30, max_frames=None):
     `size` is (width, height). The file size must be a whole number of frames.
     """
     if size is None:
-        raise SourceError(f"{path}: raw .yuv needs --size WxH")
+        raise SourceError(f"{path}: raw .yuv needs --input-size WxH")
     width, height = size
     ch, cw = (height + 1) // 2, (width + 1) // 2
     frame_samples = width * height + 2 * ch * cw

@@ -1,10 +1,12 @@
-"""HDR10 output: raw yuv420p10le (`Yuv420p10Writer`), uncompressed NUT (`NutWriter`) and HEVC
-Main10 HDR10 encode (x265 through the ffmpeg CLI, fed frame by frame through a pipe: `HevcWriter`),
-the HDR10 SEI messages, and the final light levels written into a finished file (`write_light_levels`).
+"""HDR10 output: raw yuv420p10le (`Yuv420p10Writer`), uncompressed NUT (`NutWriter`), an ffmpeg CLI
+encode fed frame by frame through a pipe (`EncoderPipe`; the ProRes and AV1 outputs of
+`video.mastering`) and HEVC Main10 HDR10 through it (x265: `HevcWriter`), the HDR10 SEI messages,
+and the final light levels written into a finished file (`write_light_levels`).
 
 Output signal: BT.2020 NCL Y'CbCr (BT.2020-2 Table 4) of PQ R'G'B', 10-bit
 limited range (BT.2100-2 Table 9: Y' 64..940, Cb/Cr 64..960), 4:2:0 with
-centre-sited chroma (2x2 box average; signalled as chroma sample location 1).
+centre-sited chroma (2x2 box average; signalled as chroma sample location 1);
+4:2:2 (co-sited) and 4:4:4 for ProRes (`pq_rgb_to_yuv10`).
 HDR10 static metadata (SMPTE ST 2086 mastering display, CTA-861.3 MaxCLL /
 MaxFALL) is written into the HEVC stream by x265 (`hdr10=1`) with placeholder
 values, which `write_light_levels` replaces in the finished file once the last
@@ -37,15 +39,35 @@ def mastering_peak(max_cll):
     return next(p for p in MASTERING_PEAKS_NITS if max_cll <= p)
 
 
-def pq_rgb_to_yuv420p10(pq_rgb):
-    """PQ BT.2020 R'G'B' (H, W, 3) in [0, 1] -> (Y, Cb, Cr) uint16 planes, 10-bit
-    limited range BT.2020 NCL, chroma 2x2-averaged (even H, W). HLG R'G'B' takes the
-    same matrix and quantisation (BT.2100-2 Tables 6 and 9)."""
+def chroma_444_to_422(c):
+    """Horizontal 4:2:2 subsampling of a (..., H, W) chroma plane -> (..., H, ceil(W/2)): a [1, 2, 1] / 4
+    filter at the even columns (edges replicated), so that each sample is co-sited with the first
+    luma sample of its pair, as studio 4:2:2 has it (BT.709-6 Part 2 item 5.6; ProRes 422)."""
+    pad = [(0, 0)] * (c.ndim - 1) + [(1, 1 + c.shape[-1] % 2)]
+    p = np.pad(np.asarray(c, np.float64), pad, mode="edge")
+    return (p[..., 0:-2:2] + 2 * p[..., 1:-1:2] + p[..., 2::2]) / 4
+
+
+#: The chroma planes of each output pixel format from full-resolution ones: 2x2 box average (4:2:0,
+#: centre sited: H.273 chroma sample location 1), co-sited 4:2:2, or none (4:4:4).
+CHROMA = {"yuv420p10le": colour.chroma_444_to_420, "yuv422p10le": chroma_444_to_422,
+          "yuv444p10le": lambda c: np.asarray(c, np.float64)}
+
+
+def pq_rgb_to_yuv10(pq_rgb, pix_fmt="yuv420p10le"):
+    """PQ BT.2020 R'G'B' (H, W, 3) in [0, 1] -> (Y, Cb, Cr) uint16 planes, 10-bit limited range
+    BT.2020 NCL, chroma as `pix_fmt` has it (`CHROMA`). HLG R'G'B' takes the same matrix and
+    quantisation (BT.2100-2 Tables 6 and 9)."""
     ycbcr = colour.rgb_to_ycbcr(pq_rgb, "bt2020")
     luma = colour.quantize(ycbcr[..., 0], 10, full_range=False, kind="rgb")  # 219 E + 16, same as Y'
-    cb, cr = colour.chroma_444_to_420(ycbcr[..., 1]), colour.chroma_444_to_420(ycbcr[..., 2])
+    cb, cr = CHROMA[pix_fmt](ycbcr[..., 1]), CHROMA[pix_fmt](ycbcr[..., 2])
     chroma = colour.quantize(np.stack([np.zeros_like(cb), cb, cr], axis=-1), 10, full_range=False, kind="ycbcr")
     return luma, chroma[..., 1], chroma[..., 2]
+
+
+def pq_rgb_to_yuv420p10(pq_rgb):
+    """`pq_rgb_to_yuv10` in 4:2:0 (even H, W)."""
+    return pq_rgb_to_yuv10(pq_rgb, "yuv420p10le")
 
 
 class LightLevels:
@@ -87,16 +109,17 @@ class Yuv420p10Writer:
 
 
 class NutWriter:
-    """Writes yuv420p10le frames, uncompressed, with their source timestamps, as a
-    NUT stream (PyAV) to `file`: a path, or a binary file object (the pipe into ffmpeg)."""
+    """Writes 10-bit Y'CbCr frames (`pix_fmt`: yuv420p10le, yuv422p10le or yuv444p10le), uncompressed,
+    with their source timestamps, as a NUT stream (PyAV) to `file`: a path, or a binary file
+    object (the pipe into ffmpeg)."""
 
-    def __init__(self, file, width, height, frame_rate, time_base):
+    def __init__(self, file, width, height, frame_rate, time_base, pix_fmt="yuv420p10le"):
         import av
 
         self.container = av.open(file, "w", format="nut")
         self.stream = self.container.add_stream("rawvideo", rate=frame_rate)
         self.stream.width, self.stream.height = width, height
-        self.stream.pix_fmt = "yuv420p10le"
+        self.stream.pix_fmt = self.pix_fmt = pix_fmt
         # The source's time base for the stream and the encoder both: a variable frame rate's timestamps
         # are kept exactly (in 1/average-rate units they would round and collide).
         self.stream.time_base = self.stream.codec_context.time_base = time_base
@@ -105,11 +128,12 @@ class NutWriter:
     def write(self, pq_rgb, pts):
         import av
 
-        y, cb, cr = pq_rgb_to_yuv420p10(pq_rgb)
-        height, width = y.shape
-        # PyAV reads the three planes one after the other from a (3H/2, W) array.
-        planes = np.concatenate([y.ravel(), cb.ravel(), cr.ravel()]).reshape(height * 3 // 2, width)
-        frame = av.VideoFrame.from_ndarray(planes, format="yuv420p10le")
+        height, width = pq_rgb.shape[:2]
+        frame = av.VideoFrame(width, height, self.pix_fmt)
+        for plane, values in zip(frame.planes, pq_rgb_to_yuv10(pq_rgb, self.pix_fmt)):
+            rows = np.zeros((plane.height, plane.line_size // 2), "<u2")  # each line padded to the plane's stride
+            rows[:, :plane.width] = values
+            plane.update(rows.tobytes())
         frame.pts, frame.time_base = pts, self.time_base
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
@@ -120,7 +144,7 @@ class NutWriter:
         self.container.close()
 
 
-def _mastering_values(peak, minimum=MASTERING_MIN_NITS):
+def mastering_values(peak, minimum=MASTERING_MIN_NITS):
     """SMPTE ST 2086 for a BT.2020 / D65 display as H.265 D.3.28 codes it: xy in units of
     0.00002 in the order G, B, R, white point; luminance in units of 0.0001 cd/m2 (max, min)."""
     (rx, ry), (gx, gy), (bx, by) = colour.BT2020_PRIMARIES_XY
@@ -132,7 +156,7 @@ def _mastering_values(peak, minimum=MASTERING_MIN_NITS):
 def master_display(peak=MASTERING_PEAKS_NITS[0], minimum=MASTERING_MIN_NITS):
     """x265 `master-display` (SMPTE ST 2086) for a BT.2020 / D65 display: xy in
     units of 0.00002, luminance in units of 0.0001 cd/m2, order G, B, R, WP, L."""
-    (gx, gy, bx, by, rx, ry, wx, wy), high, low = _mastering_values(peak, minimum)
+    (gx, gy, bx, by, rx, ry, wx, wy), high, low = mastering_values(peak, minimum)
     return f"G({gx},{gy})B({bx},{by})R({rx},{ry})WP({wx},{wy})L({high},{low})"
 
 
@@ -156,7 +180,7 @@ def hdr10_sei_nals(peak, max_cll, max_fall):
     """The HDR10 static metadata SEI NAL units: mastering display colour volume (H.265 D.2.28,
     payloadType 137) for a BT.2020 / D65 display of `peak` cd/m2, and content light level
     (D.2.35, payloadType 144: MaxCLL, MaxFALL in cd/m2)."""
-    xy, high, low = _mastering_values(peak)
+    xy, high, low = mastering_values(peak)
     return (sei_nal(137, struct.pack(">8H2I", *xy, high, low)),
             sei_nal(144, struct.pack(">2H", max_cll, max_fall)))
 
@@ -196,54 +220,33 @@ def audio_args(container, audio_source, audio_codecs):
             + (["-c:a", "copy"] if copy else ["-c:a", "aac", "-b:a", "192k"]))
 
 
-class HevcWriter:
-    """Encodes frames to HEVC Main10 HDR10 as they are converted: PyAV writes each
-    frame, uncompressed with its source timestamp, as NUT into a pipe, from which
-    ffmpeg/libx265 encodes into `path` ("mp4" or "matroska" `container`): BT.2020 /
-    PQ / BT.2020 NCL tags, limited range, centre chroma, the mastering display and
-    content light level SEI (with placeholders until `write_light_levels`), at every
-    keyframe. `transfer="hlg"`: BT.2100 HLG frames, tagged arib-std-b67, no HDR10 SEI. No uncompressed frame reaches the disk: in flight are the pipe's buffer,
-    ffmpeg's input probe and x265's lookahead, all in memory.
-
-    Audio streams of `audio_source` (if given) are muxed in, copied (AAC where MP4 cannot
-    carry them). `video_offset`: seconds from the file start to the first video frame.
-    `name`: the file errors name (default `path`), the destination when `path` is a
-    temporary name. Use: `write(pq_rgb, pts)` per frame, then `close()`; `abort()`
-    after a failure stops ffmpeg (the caller removes `path`).
+class EncoderPipe:
+    """Encodes frames as they are converted: PyAV writes each frame, uncompressed with its
+    source timestamp, as NUT (`NutWriter`, `pix_fmt`) into a pipe, from which the ffmpeg CLI
+    encodes into `path` with `output_args` (the maps, codecs and muxer; `path` is appended).
+    `video_offset`: seconds from the file start to the first video frame (-itsoffset of the
+    pipe). `name`: the file errors name (default `path`), the destination when `path` is a
+    temporary name. `env`: extra environment variables of ffmpeg. Use: `write(pq_rgb, pts)`
+    per frame, then `close()`; `abort()` after a failure stops ffmpeg (the caller removes `path`).
     """
 
-    def __init__(self, path, width, height, frame_rate, time_base, container="mp4", crf=18, preset="medium",
-                 video_offset=0.0, audio_source=None, audio_codecs=(), name=None, transfer="pq"):
+    def __init__(self, path, width, height, frame_rate, time_base, output_args, pix_fmt="yuv420p10le",
+                 video_offset=0.0, name=None, env=None):
         require("ffmpeg")
-        check_encoder(crf, preset)
         self.path = os.fspath(path)
         self.name = os.fspath(name or path)
-        _, trc = colour.TRANSFERS[transfer]
-        params = ["repeat-headers=1", "log-level=error", "colorprim=bt2020", f"transfer={trc}",
-                  "colormatrix=bt2020nc", "range=limited", "chromaloc=1"]
-        if transfer == "pq":  # HDR10 static metadata; HLG has none (BT.2100 HLG is scene referred)
-            params += ["hdr10=1", f"master-display={master_display(PLACEHOLDER_PEAK)}",
-                       "max-cll={},{}".format(*PLACEHOLDER_LIGHT)]
-        x265_params = ":".join(params)
         cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-itsoffset", f"{video_offset:.6f}",
-               "-f", "nut", "-i", "pipe:0"]
-        cmd += audio_args(container, audio_source, audio_codecs)
-        cmd += ["-c:v", "libx265", "-pix_fmt", "yuv420p10le", "-profile:v", "main10",
-                "-preset", preset, "-crf", str(crf), "-x265-params", x265_params,
-                "-color_primaries", "bt2020", "-color_trc", trc, "-colorspace", "bt2020nc",
-                "-color_range", "tv", "-chroma_sample_location", "center", "-fps_mode", "passthrough",
-                "-enc_time_base", "-1"]  # the NUT stream's time base (the source's): timestamps kept
-        if container == "mp4":
-            cmd += ["-tag:v", "hvc1", "-movflags", "+faststart"]
-        cmd += ["-f", container, self.path]
+               "-f", "nut", "-i", "pipe:0", *output_args,
+               "-aspect", f"{width}:{height}", self.path]  # square pixels, SAR 1:1 (`geometry`); after the inputs
         # A session of its own: Ctrl-C reaches this process only, which stops ffmpeg in `abort`.
         self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, start_new_session=True)
+                                        stderr=subprocess.PIPE, start_new_session=True,
+                                        env=dict(os.environ, **env) if env else None)
         self._stderr = []
         self._reader = threading.Thread(target=lambda: self._stderr.append(self.process.stderr.read()), daemon=True)
         self._reader.start()
         try:
-            self.frames = NutWriter(self.process.stdin, width, height, frame_rate, time_base)
+            self.frames = NutWriter(self.process.stdin, width, height, frame_rate, time_base, pix_fmt)
         except BaseException:
             self.abort()
             raise
@@ -296,7 +299,41 @@ class HevcWriter:
         self._reader.join()
 
 
-def _chunks_find(path, patterns, chunk=1 << 24):
+class HevcWriter(EncoderPipe):
+    """Encodes frames to HEVC Main10 HDR10 as they are converted (`EncoderPipe`, libx265)
+    into `path` ("mp4", "matroska" or "nut" `container`): BT.2020 / PQ / BT.2020 NCL tags,
+    limited range, centre chroma, the mastering display and content light level SEI (with
+    placeholders until `write_light_levels`), at every keyframe. `transfer="hlg"`: BT.2100
+    HLG frames, tagged arib-std-b67, no HDR10 SEI. No uncompressed frame reaches the disk: in
+    flight are the pipe's buffer, ffmpeg's input probe and x265's lookahead, all in memory.
+
+    Audio streams of `audio_source` (if given) are muxed in, copied (AAC where MP4 cannot
+    carry them); `source_args`, if given, are the ffmpeg arguments that map the source's
+    streams instead (`video.carry.carry_args`). `video_offset`, `name`: as `EncoderPipe`'s.
+    """
+
+    def __init__(self, path, width, height, frame_rate, time_base, container="mp4", crf=18, preset="medium",
+                 video_offset=0.0, audio_source=None, audio_codecs=(), name=None, transfer="pq", source_args=None):
+        check_encoder(crf, preset)
+        _, trc = colour.TRANSFERS[transfer]
+        params = ["repeat-headers=1", "log-level=error", "colorprim=bt2020", f"transfer={trc}",
+                  "colormatrix=bt2020nc", "range=limited", "chromaloc=1"]
+        if transfer == "pq":  # HDR10 static metadata; HLG has none (BT.2100 HLG is scene referred)
+            params += ["hdr10=1", f"master-display={master_display(PLACEHOLDER_PEAK)}",
+                       "max-cll={},{}".format(*PLACEHOLDER_LIGHT)]
+        args = audio_args(container, audio_source, audio_codecs) if source_args is None else list(source_args)
+        args += ["-c:v", "libx265", "-pix_fmt", "yuv420p10le", "-profile:v", "main10",
+                 "-preset", preset, "-crf", str(crf), "-x265-params", ":".join(params),
+                 "-color_primaries", "bt2020", "-color_trc", trc, "-colorspace", "bt2020nc",
+                 "-color_range", "tv", "-chroma_sample_location", "center", "-fps_mode", "passthrough",
+                 "-enc_time_base", "-1"]  # the NUT stream's time base (the source's): timestamps kept
+        if container == "mp4":
+            args += ["-tag:v", "hvc1", "-movflags", "+faststart"]
+        super().__init__(path, width, height, frame_rate, time_base, args + ["-f", container],
+                         video_offset=video_offset, name=name)
+
+
+def find_in_file(path, patterns, chunk=1 << 24):
     """The offsets in file `path` of every occurrence of each of `patterns` (bytes), read in chunks."""
     found = {p: set() for p in patterns}
     overlap = max(map(len, patterns)) - 1
@@ -333,7 +370,7 @@ def write_light_levels(path, levels, name=None, resumed=False):
     changes = [(a, b) for a, b in zip(old, new) if a != b]
     # A NAL unit is preceded by its length (2 bytes in hvcC, 4 in the samples): both end in these 2.
     keys = {a: len(a).to_bytes(2, "big") + a for a, _ in changes}
-    found = _chunks_find(path, list(keys.values()))
+    found = find_in_file(path, list(keys.values()))
     if resumed:
         changes = [(a, b) for a, b in changes if found[keys[a]]]
     elif not all(found[keys[a]] for a, _ in changes):

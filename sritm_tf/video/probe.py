@@ -1,16 +1,12 @@
 """Probing video files (PyAV) and the tools the video modules run: the first video stream's
-size, rate, time base, frame count, transfer and bit depth (`probe`), the checks that refuse an
-HDR stream (`check_sdr_stream`) or find a truncated one (`frames_missing`).
+size, rate, time base, frame count, colour tags and bit depth (`probe`), and the check that finds
+a truncated one (`frames_missing`). `colorimetry.check_sdr_signal` refuses an HDR stream.
 """
 import os
 import shutil
 from fractions import Fraction
 
-from sritm_tf import colour
 from sritm_tf.errors import InputError, ToolError
-
-#: FFmpeg's AVColorTransferCharacteristic codes of HDR transfers: (name, ffmpeg's name).
-HDR_TRANSFERS = {code: (key.upper(), name) for key, (code, name) in colour.TRANSFERS.items()}
 
 
 def require(tool):
@@ -19,18 +15,21 @@ def require(tool):
         raise ToolError(f"{tool} not found: install ffmpeg (it provides ffmpeg and ffprobe)")
 
 
-def probe(path):
+def probe(path, format=None, options=None):
     """The first video stream of `path`, opened with PyAV, as a dict: index, width,
     height, frame_rate (Fraction: average, else base rate, else 25), time_base
     (Fraction), start_offset (seconds from the file start to the first video frame),
     frame_count (from the container, else duration x rate; None if unknown),
-    transfer (FFmpeg's color_trc code), bits (per sample, from the pixel format)
+    transfer, primaries, matrix, color_range (H.273 codes as FFmpeg's color_trc, color_primaries,
+    colorspace, color_range), field_order (AVFieldOrder), pix_fmt, bits (per sample, from pix_fmt)
     and audio_codecs. Raises InputError if the file cannot be opened or has no
-    video stream."""
+    video stream. `format`, `options`: PyAV's (an ffmpeg demuxer and its options, such as
+    image2's framerate and start_number for an image sequence)."""
     import av
 
     try:
-        container = av.open(os.fspath(path), metadata_errors="replace")  # damaged tags do not stop us
+        container = av.open(os.fspath(path), metadata_errors="replace",  # damaged tags do not stop us
+                            format=format, options=options or {})
     except (av.error.FFmpegError, OSError) as err:
         reason = getattr(err, "strerror", None) or str(err) or "cannot open"
         raise InputError(f"{path}: not a readable video or image ({reason})") from None
@@ -57,8 +56,10 @@ def probe(path):
             "frame_count": stream.frames or (round(duration * frame_rate) or None),
             "container_frames": stream.frames or None,
             "listed_end": _listed_end(stream, time_base),
-            "transfer": context.color_trc,
+            "transfer": context.color_trc, "primaries": context.color_primaries, "matrix": context.colorspace,
+            "color_range": context.color_range, "field_order": context.field_order,
             "bits": max((c.bits for c in context.format.components), default=8) if context.format else 8,
+            "pix_fmt": context.format.name if context.format else None,
             "audio_codecs": [a.codec_context.name for a in container.streams.audio],
         }
 
@@ -88,14 +89,3 @@ def frames_missing(listed_end, end_pts, time_base, frame_rate):
         return 0
     missing = listed_end - float(end_pts * time_base)
     return round(missing * float(frame_rate)) if missing > 1.5 / float(frame_rate) else 0
-
-
-def check_sdr_stream(info, path):
-    """Refuses a stream (`probe`) that is already HDR: PQ or HLG transfer, or more than 8 bits."""
-    if info["transfer"] in HDR_TRANSFERS:
-        name, transfer = HDR_TRANSFERS[info["transfer"]]
-        raise InputError(f"{path}: already HDR ({name} transfer {transfer}); sritm converts SDR video")
-    if info["bits"] > 8:
-        raise InputError(f"{path}: {info['bits']}-bit video, which is taken as HDR or high bit depth already; "
-                         "sritm converts 8-bit SDR video")
-

@@ -1,6 +1,6 @@
-"""Frame sources: frames as RGB (uint8 or float in [0, 1]) with timestamps, from an 8-bit SDR
-video decoded by PyAV (`VideoSource`, and one range of its frames, `VideoSegment`), raw 8-bit
-yuv420p (`YuvSource`) or a still image (`ImageSource`).
+"""Frame sources: frames as RGB (uint8 or float in [0, 1]) with timestamps, from an SDR video
+of 8 to 16 bits decoded by PyAV, deinterlaced if it is interlaced (`VideoSource`, and one range
+of its frames, `VideoSegment`), raw 8-bit yuv420p (`YuvSource`) or a still image (`ImageSource`).
 """
 import os
 from fractions import Fraction
@@ -9,11 +9,17 @@ import numpy as np
 
 from sritm_tf import colour
 from sritm_tf.errors import InputError, MissingFileError
-from sritm_tf.video.probe import check_sdr_stream, frames_missing, probe
+from sritm_tf.video import colorimetry, deinterlace as fields
+from sritm_tf.video.probe import frames_missing, probe
 
 
 class VideoSource:
-    """An 8-bit SDR video decoded by PyAV, frames as RGB uint8.
+    """An SDR video decoded by PyAV, frames as R'G'B' in BT.709 primaries (`colorimetry.Signal`):
+    uint8 from an 8-bit BT.709 stream, float32 in [0, 1] from a deeper one or an SD one.
+    Interlaced (`field_order` "auto": as the stream says; "tff", "bff": as the user says;
+    "progressive": left as it is), it is deinterlaced with bwdif (`deinterlace.Deinterlacer`):
+    `deinterlace` "frame", one frame per frame; "field", one per field, and then frame_rate is
+    twice the stream's and time_base half of it (`pts_scale` 2: pts = the stream's pts x 2).
 
     Attributes: width, height, frame_rate (Fraction), time_base (Fraction),
     start_offset (seconds from the file start to the first video frame),
@@ -26,9 +32,14 @@ class VideoSource:
     estimated from the listed end, or None).
     """
 
-    def __init__(self, path, allow_truncated=False):
-        info = probe(path)
-        check_sdr_stream(info, path)
+    def __init__(self, path, allow_truncated=False, format=None, options=None, field_order="auto",
+                 deinterlace="frame"):
+        fields.check(field_order, deinterlace)
+        info = probe(path, format, options)  # format, options: the demuxer's (`sequences.open_sequence`)
+        self._demuxer = {"format": format, "options": options or {}}
+        tags = colorimetry.stream_tags(path, info, self._demuxer)
+        colorimetry.check_sdr_signal(tags, path)
+        self.signal = colorimetry.Signal(tags, info["height"], path)
         self.path = path
         self.width, self.height = info["width"], info["height"]
         self.frame_rate, self.time_base = info["frame_rate"], info["time_base"]
@@ -39,6 +50,12 @@ class VideoSource:
         self._stream_index = info["index"]
         self._container_frames, self.allow_truncated, self.truncated = info["container_frames"], allow_truncated, None
         self.listed_end = info["listed_end"]  # seconds (`probe.probe`), for containers without a frame count
+        self._parity = fields.parity(tags, field_order)  # None: progressive
+        self.pts_scale = 2 if self._parity and deinterlace == "field" else 1
+        self._stream_rate, self._stream_time_base = self.frame_rate, self.time_base
+        self.frame_rate, self.time_base = self.frame_rate * self.pts_scale, self.time_base / self.pts_scale
+        self.frame_count = self.frame_count and self.frame_count * self.pts_scale
+        fields.tell(path, tags, field_order, self._parity, self.pts_scale == 2, self.frame_rate)
 
     def __iter__(self):
         yield from self.frames()
@@ -49,16 +66,21 @@ class VideoSource:
         (a seek), so that the first frame kept decodes cleanly; if the container's seek lands
         after `start`, decoding starts from the beginning instead. The checks for a damaged
         or truncated file (see the class) cover the frames decoded; the frame count check
-        needs the whole title (no `start`, no `end`)."""
+        needs the whole title (no `start`, no `end`). With deinterlacing, the frames just outside
+        the range are decoded too, as bwdif's context."""
         import av
-        from av.video.reformatter import ColorRange, Colorspace
 
-        whole = start is None and end is None
-        with av.open(self.path, metadata_errors="replace") as container:
+        whole, scale = start is None and end is None, self.pts_scale
+        bwdif = self._parity and fields.Deinterlacer(self._parity, scale == 2, self._stream_time_base)
+
+        def wanted(pts):
+            return pts is None or ((start is None or pts >= start) and (end is None or pts < end))
+
+        with av.open(self.path, metadata_errors="replace", **self._demuxer) as container:
             stream = container.streams[self._stream_index]
             stream.thread_type = "AUTO"
             count, corrupt, damage, last_end = 0, 0, None, None
-            frames = _decoded(container, stream, start)
+            frames = _decoded(container, stream, None if start is None else start // scale)
             while True:
                 try:
                     frame = next(frames)
@@ -67,33 +89,32 @@ class VideoSource:
                 except av.error.FFmpegError as err:
                     damage = err.strerror or str(err)
                     break
-                if start is not None and frame.pts is not None and frame.pts < start:
-                    continue  # context before the range (open-GOP leading frames of the keyframe before)
-                if end is not None and frame.pts is not None and frame.pts >= end:
+                # Before the range: context (open-GOP leading frames of the keyframe before); after it: the end.
+                after = end is not None and frame.pts is not None and frame.pts * scale >= end
+                if wanted(None if frame.pts is None else frame.pts * scale):
+                    count += 1
+                    corrupt += frame.is_corrupt  # decoded with errors the decoder concealed
+                    if frame.pts is not None:  # Frame.duration: PyAV 14.4 and later
+                        end_pts = frame.pts + (getattr(frame, "duration", None) or 0)
+                        last_end = end_pts if last_end is None else max(last_end, end_pts)
+                for shown, pts in (bwdif.push(frame) if bwdif else [(frame, frame.pts)]):
+                    if wanted(pts):
+                        yield self.signal.rgb(shown), pts
+                if after:
                     break
-                # Untagged streams: BT.709 for HD, BT.601 for SD (as players assume).
-                space = frame.colorspace if frame.colorspace in (1, 5, 6, 9) else (
-                    Colorspace.ITU709 if frame.height >= 720 else Colorspace.ITU601)
-                full = frame.color_range == ColorRange.JPEG or frame.format.name.startswith("yuvj")
-                rgb = frame.reformat(format="rgb24", src_colorspace=space, dst_colorspace=space,
-                                     src_color_range=ColorRange.JPEG if full else ColorRange.MPEG,
-                                     dst_color_range=ColorRange.JPEG).to_ndarray()
-                count += 1
-                corrupt += frame.is_corrupt  # decoded with errors the decoder concealed
-                if frame.pts is not None:  # Frame.duration: PyAV 14.4 and later
-                    end_pts = frame.pts + (getattr(frame, "duration", None) or 0)
-                    last_end = end_pts if last_end is None else max(last_end, end_pts)
-                yield rgb, frame.pts
+            for shown, pts in (bwdif.flush() if bwdif else []):
+                if wanted(pts):
+                    yield self.signal.rgb(shown), pts
         listed = self._container_frames if whole else None
         if count == 0:
             raise InputError(f"{self.path}: no frame decodes" + (f" ({damage})" if damage else ""))
         about = ""
         missing = 0
         if whole and not listed:  # Matroska: no frame count, only where the stream ends
-            missing = frames_missing(self.listed_end, last_end, self.time_base, self.frame_rate)
+            missing = frames_missing(self.listed_end, last_end, self._stream_time_base, self._stream_rate)
         if missing:
             listed, about = count + missing, "about "
-            damage = damage or (f"the frames end at {float(last_end * self.time_base):.3f} s, the container "
+            damage = damage or (f"the frames end at {float(last_end * self._stream_time_base):.3f} s, the container "
                                 f"lists {self.listed_end:.3f} s")
         if damage or corrupt or (listed and count < listed):
             what = (f"{self.path}: truncated or damaged video: {count} of {about}{listed or 'unknown'} frames decoded"
@@ -163,7 +184,7 @@ class YuvSource:
         size = os.path.getsize(path)
         if size == 0 or size % self._frame_bytes:
             raise InputError(f"{path}: {size} bytes is not a whole number of {self.width}x{self.height} "
-                             f"yuv420p frames ({self._frame_bytes} bytes each); check --size")
+                             f"yuv420p frames ({self._frame_bytes} bytes each); check --input-size")
         self.frame_count = size // self._frame_bytes
 
     def __iter__(self):

@@ -57,7 +57,7 @@ def test_damaged_input_is_one_line(inputs, folders, name, damage, output):
     out, tmp = folders
     path = tmp.parent / f"{damage}-{name}"
     path.write_bytes(damaged((inputs / name).read_bytes(), damage))
-    size = ["--size", "64x48"] if name.endswith(".yuv") else []
+    size = ["--input-size", "64x48"] if name.endswith(".yuv") else []
     result = sritm_reporting_tensorflow("convert", path, "-o", out / f"o.{output}", "--baseline", "--quiet", *size, tmp=tmp)
     assert_refused(result, "convert", path, before_tensorflow=(name, damage) != ("clip.avi", "corrupt"))
     assert os.listdir(out) == [] and os.listdir(tmp) == []
@@ -134,15 +134,15 @@ def test_truncated_mkv_is_refused_by_its_listed_duration(tmp_path):
     assert f"converted the {decoded} of 75 frames that decode" in result.stderr
     assert len(packet_times(out / "o.mkv")[0]) == decoded
     with pytest.raises(InputError, match="truncated or damaged video: its frames end at"):  # convert-batch's plan
-        plan.plan_title(str(part), str(out / "b.mkv"), str(tmp_path / "work"), {"scale": 2}, 10.0)
-    whole_title = plan.plan_title(str(whole), str(out / "w.mkv"), str(tmp_path / "work"), {"scale": 2}, 10.0)
+        plan.plan_title(str(part), str(out / "b.mkv"), str(tmp_path / "work"), plan.batch_settings(), 10.0)
+    whole_title = plan.plan_title(str(whole), str(out / "w.mkv"), str(tmp_path / "work"), plan.batch_settings(), 10.0)
     assert whole_title["kind"] == "video" and whole_title["listed"] is None
     result = sritm("convert", whole, "-o", out / "w.mkv", "--baseline", "--quiet")
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert len(packet_times(out / "w.mkv")[0]) == 75
     # A whole stream that starts late (a cut with -ss, or audio first): DURATION is its end, not its length.
     late = make_clip(tmp_path / "late.mkv", 50, "64x36", 25, "-vf", "setpts=PTS+1/TB")
-    assert plan.plan_title(str(late), str(out / "l.mkv"), str(tmp_path / "work"), {"scale": 2}, 10.0)["listed"] is None
+    assert plan.plan_title(str(late), str(out / "l.mkv"), str(tmp_path / "work"), plan.batch_settings(), 10.0)["listed"] is None
     result = sritm("convert", late, "-o", out / "l.mkv", "--baseline", "--quiet")
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert len(packet_times(out / "l.mkv")[0]) == 50

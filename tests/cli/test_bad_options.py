@@ -29,8 +29,8 @@ from tests.helpers.records import write_records
     (["convert", "{png}", "-o", "{out}/o.png", "--transfer", "hlg", "--peak-nits", "4000"],
      ["--peak-nits 4000", "--transfer hlg", "1000 cd/m2"]),
     (["convert", "{png}", "-o", "{out}/o.gif"], ["o.gif", "unknown output format"]),
-    (["convert", "{yuv}", "-o", "{out}/o.yuv"], ["clip.yuv", "--size"]),
-    (["convert", "{yuv}", "-o", "{out}/o.yuv", "--size", "63x48"], ["clip.yuv", "check --size"]),
+    (["convert", "{yuv}", "-o", "{out}/o.yuv"], ["clip.yuv", "--input-size"]),
+    (["convert", "{yuv}", "-o", "{out}/o.yuv", "--input-size", "63x48"], ["clip.yuv", "check --input-size"]),
     (["convert", "{png}", "-o", "{out}/o.png", "--weights", "{png}"], ["img.png", "unknown weights format"]),
     (["eval", "{out}", "--white-nits", "bright"], ["--white-nits", "bright"]),
     (["eval", "{out}", "--crop", "0x0"], ["--crop"]),
@@ -74,9 +74,11 @@ def test_argument_errors_come_before_tensorflow(tmp_path):
 
 
 @pytest.mark.parametrize("values, option", [
-    (["--size", "0x0"], "--size"), (["--size", "abc"], "--size"),
-    (["--size", "16x8", "--fps", "-5"], "--fps"), (["--size", "16x8", "--fps", "0"], "--fps"),
-    (["--size", "16x8", "--fps", "nan"], "--fps"), (["--size", "16x8", "--fps", "5000"], "--fps")])
+    (["--input-size", "0x0"], "--input-size"), (["--input-size", "abc"], "--input-size"),
+    (["--input-size", "16x8", "--fps", "-5"], "--fps"), (["--input-size", "16x8", "--fps", "0"], "--fps"),
+    (["--input-size", "16x8", "--fps", "nan"], "--fps"), (["--input-size", "16x8", "--fps", "5000"], "--fps"),
+    (["--input-size", "16x8", "--size", "33x18"], "--size 33x18"),
+    (["--input-size", "16x8", "--size", "0x8"], "--size")])
 def test_bad_size_and_fps_values_are_one_line(tmp_path, values, option):
     raw = tmp_path / "in.yuv"
     raw.write_bytes(bytes(16 * 8 * 3 // 2 * 2))  # two 16x8 yuv420p frames

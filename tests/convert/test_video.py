@@ -157,7 +157,8 @@ def test_raw_yuv_input_baseline_matches_rgb_path(tmp_path):
     frames = rng.integers(16, 236, (2, w * h * 3 // 2), dtype=np.uint8)
     (tmp_path / "in.yuv").write_bytes(frames.tobytes())
     out = tmp_path / "out.yuv"
-    result = convert.convert_video(tmp_path / "in.yuv", out, baseline=True, size=f"{w}x{h}", progress=False)
+    result = convert.convert_video(tmp_path / "in.yuv", out, baseline=True, input_size=f"{w}x{h}",
+                                   progress=False)
     assert result["frames"] == 2
     data = np.fromfile(out, "<u2").reshape(2, -1)
     rgb = sources.yuv420_to_rgb(frames[1], w, h)
@@ -195,9 +196,9 @@ def test_video_errors_are_one_line_and_leave_nothing(sdr_clip, tmp_path, capsys)
                           "broken.mp4")
     (tmp_path / "short.yuv").write_bytes(b"\x80" * 1000)
     assert_one_error_line(*run_cli(capsys, tmp_path / "short.yuv", "-o", tmp_path / "o.yuv", "--baseline",
-                                   "--size", "20x14"), "short.yuv", "--size")
+                                   "--input-size", "20x14"), "short.yuv", "--input-size")
     assert_one_error_line(*run_cli(capsys, tmp_path / "short.yuv", "-o", tmp_path / "o.yuv", "--baseline"),
-                          "short.yuv", "--size")
+                          "short.yuv", "--input-size")
     assert_one_error_line(*run_cli(capsys, sdr_clip, "-o", tmp_path / "o.png", "--baseline"), "o.png")
     existing = tmp_path / "keep.mp4"
     existing.write_bytes(b"mine")
@@ -410,7 +411,7 @@ def test_variable_frame_rate_keeps_source_timestamps(tmp_path, container):
 def test_decimal_fps_converts(tmp_path):
     raw = tmp_path / "in.yuv"
     raw.write_bytes(bytes(16 * 8 * 3 // 2 * 2))
-    result = sritm("convert", raw, "-o", tmp_path / "o.yuv", "--size", "16x8", "--fps", "29.97", "--baseline",
+    result = sritm("convert", raw, "-o", tmp_path / "o.yuv", "--input-size", "16x8", "--fps", "29.97", "--baseline",
                    "--quiet")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "o.yuv").stat().st_size == 2 * 32 * 16 * 3 // 2 * 2 and len(os.listdir(tmp_path)) == 2

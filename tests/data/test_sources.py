@@ -192,7 +192,7 @@ def test_raw_yuv_matches_the_source_frames(clips):
 def test_raw_yuv_wrong_size_is_rejected(clips):
     with pytest.raises(SourceError, match=r"beachball.yuv: size \d+ bytes is not a multiple of one 250x194"):
         list(sources.iter_yuv(clips["yuv"], (250, 194)))
-    with pytest.raises(SourceError, match="needs --size"):
+    with pytest.raises(SourceError, match="needs --input-size"):
         list(sources.iter_yuv(clips["yuv"], None))
 
 
@@ -221,7 +221,7 @@ def test_prepare_from_hdr10_video_and_raw_yuv(clips, tmp_path):
     assert summary["written"] == 1 and summary["patches"] == 6
     rows = prepare.read_manifest(str(tmp_path / "video"))
     assert [r["frame"] for r in rows] == [0, 0, 3, 3, 6, 6] and rows[0]["operator"] == "bt2446a"
-    args = ["prepare", clips["yuv"], "-o", str(tmp_path / "yuv"), "--size", f"{WIDTH}x{HEIGHT}",
+    args = ["prepare", clips["yuv"], "-o", str(tmp_path / "yuv"), "--input-size", f"{WIDTH}x{HEIGHT}",
             "--patch-size", "32", "--crops", "2", "--stride", "3", "--quiet"]
     assert main(args) == 0
     yuv_rows = prepare.read_manifest(str(tmp_path / "yuv"))

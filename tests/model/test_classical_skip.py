@@ -9,6 +9,7 @@ import pytest
 from sritm_tf import colour, evaluate, pretrained
 from sritm_tf.convert import bicubic_upscale
 from sritm_tf.data import augment, sdr_synthesis
+from sritm_tf.data.sources import find_pairs
 from sritm_tf.model import build_deep_sritm
 
 from tests.helpers.paths import SHARED_DATA, needs_shared
@@ -170,7 +171,7 @@ def test_scene_codes_round_trip_within_a_quarter_percent():
 @needs_shared("hdri/gainmap/seine_sdr_gainmap_srgb.jpg")
 def test_eval_reads_gain_map_pairs_and_compares_at_the_same_white(tmp_path):
     os.symlink(SHARED_DATA / "hdri" / "gainmap" / "seine_sdr_gainmap_srgb.jpg", tmp_path / "seine.jpg")
-    assert [p[0] for p in evaluate.find_pairs(str(tmp_path))] == ["seine"]
+    assert [p[0] for p in find_pairs(str(tmp_path))] == ["seine"]
     model = build_deep_sritm(2, channels=8, m=1, n=1, skip="classical")  # untrained = classical
     rows = evaluate.evaluate(str(tmp_path), 2, evaluate.model_predictor(model), crop=(96, 128), white_nits="auto")
     by = {r["method"]: r for r in rows}

@@ -44,7 +44,7 @@ def test_tile_pairs_must_be_positive():
                                           (["eval", ".", "--tile", "-3"], "--tile"),
                                           (["export", "--format", "tflite", "--input-size", "0x8", "-o", "x.tflite"],
                                            "--input-size"),
-                                          (["prepare", "a.yuv", "-o", "out", "--size", "1920"], "--size"),
+                                          (["prepare", "a.yuv", "-o", "out", "--input-size", "1920"], "--input-size"),
                                           (["bench", "speed", "--frame", "480"], "--frame")])
 def test_cli_size_errors_are_one_line_naming_the_option(argv, option, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
