@@ -17,7 +17,6 @@ def _bench(backend, *args):
                           capture_output=True, text=True, timeout=600, env=env)
 
 
-@pytest.mark.slow
 def _printed(text):
     """(lowest, highest) value that prints as `text` (its last decimal rounded half to even or up)."""
     decimals = len(text.partition(".")[2])
@@ -25,6 +24,7 @@ def _printed(text):
     return float(text) - half, float(text) + half
 
 
+@pytest.mark.slow
 def test_gpu_benchmark_rows_follow_from_the_macs_and_the_peak():
     """Runs on whatever JAX device there is (the CPU here). Per row, s per 4K frame x GFLOP/s
     is the network's work on a 4K frame, and the ratio is GFLOP/s over the printed peak, each

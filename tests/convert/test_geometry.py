@@ -179,6 +179,7 @@ def rotated_clip(tmp_path_factory):
     return folder / "phone.mp4", imageio.read_image(folder / "autorotated.png")
 
 
+@pytest.mark.slow
 @needs_ffmpeg
 def test_rotated_clip_comes_out_upright(rotated_clip, tmp_path):
     clip, reference = rotated_clip
@@ -214,6 +215,7 @@ def make_anamorphic(path, sar):
     return path
 
 
+@pytest.mark.slow
 @needs_ffmpeg
 def test_anamorphic_clip_comes_out_with_square_pixels(tmp_path):
     clip = make_anamorphic(tmp_path / "pal.mp4", "64/45")
