@@ -78,7 +78,7 @@ _Popen = subprocess.Popen
 
 class _PopenFull(_Popen):
     def __init__(self, cmd, *args, **kwargs):
-        if cmd and cmd[0] == "ffmpeg":
+        if cmd and cmd[0] == "ffmpeg" and "-i" in cmd:  # an encode, not a query such as -encoders
             cmd = [*cmd[:-1], "/dev/full"]
         super().__init__(cmd, *args, **kwargs)
 
