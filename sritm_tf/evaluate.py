@@ -43,6 +43,9 @@ METRICS = tuple(key for _, key, _ in COLUMNS)
 ORACLE_WHITES = np.arange(100.0, 1001.0, 10.0)  # cd/m2; graded SDR white can sit well above 203
 ORACLE_GAMMAS = np.round(np.linspace(2.0, 2.8, 17), 2)  # 2.00, 2.05, ..., 2.80
 MS_SSIM_MIN_SIDE = 161  # 11 * 2^4: the 5-scale window of tf.image.ssim_multiscale
+#: Why a metric column reads "n/a" (NaN in the rows, null in `sritm eval --json`): undefined on these frames.
+UNDEFINED = {"ms_ssim": f"MS-SSIM needs frames of at least {MS_SSIM_MIN_SIDE}x{MS_SSIM_MIN_SIDE} pixels "
+                        "(SSIM's 11x11 window at 5 scales, each half the last)"}
 
 
 def centre_crop(image, size=None, multiple=1):
@@ -332,19 +335,25 @@ def _worst_hue(row):
 def format_table(rows):
     """Markdown table of per-frame rows followed by the means. "worst hue" is the hue
     sector with the largest dE_ITP; a model row that loses to the classical mapping
-    (bt2408 at the same white) in PSNR PQ or dE_ITP is flagged WORSE. Rows of the
-    reference's protocol (`evaluate_pair_paper`) get its columns, no hues, under a
-    title line."""
+    (bt2408 at the same white) in PSNR PQ or dE_ITP is flagged WORSE. A metric that is
+    undefined on the frames (NaN) reads "n/a", with a line under the table saying why
+    (`UNDEFINED`). Rows of the reference's protocol (`evaluate_pair_paper`) get its
+    columns, no hues, under a title line."""
     paper = _metric_names(rows) == PAPER_METRICS
     columns = PAPER_COLUMNS if paper else COLUMNS
     head = ("frame", "method", *(heading for heading, _, _ in columns), *(() if paper else ("worst hue",)),
             "white / gamma", "vs classical")
     lines = [PAPER_TITLE] if paper else []
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    undefined = {}
     for r in rows + mean_rows(rows):
         params = f"{r['white']:.0f}" + (f" / {r['gamma']:.2f}" if "gamma" in r else "") if "white" in r else ""
         flag = ("WORSE" if r["worse"] else "better") if "worse" in r else ""
-        cells = (r["frame"], r["method"], *(format(r[key], spec) for _, key, spec in columns),
+        undefined.update((heading, key) for heading, key, _ in columns if math.isnan(r[key]))
+        cells = (r["frame"], r["method"],
+                 *("n/a" if math.isnan(r[key]) else format(r[key], spec) for _, key, spec in columns),
                  *(() if paper else (_worst_hue(r),)), params, flag)
         lines.append("| " + " | ".join(cells) + " |")
+    lines += [f"n/a: {UNDEFINED.get(key, f'{heading} is undefined on these frames')}"
+              for heading, key in undefined.items()]
     return "\n".join(lines)

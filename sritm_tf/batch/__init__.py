@@ -11,10 +11,12 @@ its .json is there). Segments are joined in order as they finish, without re-enc
 
 <key> hashes the input's absolute path, size and modification time with the conversion
 settings: a re-run with the same inputs and settings converts only the segments a killed run
-did not finish, and skips the titles whose output exists. The model is loaded once per worker
+did not finish, and skips the titles whose output exists; a title's work under another key is
+removed. A video whose packet index shows it truncated or damaged is refused while planning.
+One run per OUT_DIR (`plan.output_lock`); files under OUT_DIR are not inputs. The model is loaded once per worker
 (`pipeline.ConvertUnit.setup`). An input that cannot be converted (`SritmError`: damaged, HDR
-already, ...) is recorded in its work folder (`error.txt`) and reported at the end, while the
-rest converts; other exceptions fail the element, which the runner retries.
+already, ...) is recorded in its work folder (`error.txt`), told as it happens and the title's other segments
+skipped, while the rest converts; other exceptions fail the element, which the runner retries.
 
 Inputs and OUT_DIR must be on a file system every worker sees (local on DirectRunner; NFS or a
 GCS FUSE mount on a cluster), and for mkv and yuv output one whose `flock` locks hold across

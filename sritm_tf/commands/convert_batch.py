@@ -54,24 +54,38 @@ def check(args):
     check_folder_output(args.output, "the output (-o)")
     from sritm_tf.batch.plan import find_inputs
 
-    if not find_inputs(args.inputs):  # InputError for a name that matches nothing; before OUT_DIR is made
+    if not find_inputs(args.inputs, args.output):  # InputError for a name matching nothing; before OUT_DIR is made
         raise UserError(f"{', '.join(map(str, args.inputs))}: no images or videos to convert")
 
 
+def tell_failure(path, message, file=None):
+    """The one line of an input that failed."""
+    print(f"sritm convert-batch: failed: {message if message.startswith(path) else f'{path}: {message}'}",
+          file=file or sys.stderr, flush=True)
+
+
 def run(args):
+    from sritm_tf.batch.plan import output_lock
+
+    with output_lock(args.output):  # before the log and the plan: one run per OUT_DIR
+        return run_locked(args)
+
+
+def run_locked(args):
     from sritm_tf.fileio import captured_stderr
     from sritm_tf.inference import parse_tile
 
     chosen, engine, _ = options.network_setup(args)
-    os.makedirs(args.output, exist_ok=True)
     log = os.path.join(args.output, ".sritm-batch.log")
     start = time.perf_counter()
+    terminal = os.fdopen(os.dup(2), "w")  # stderr while Beam's logs go to the log
     try:
-        with captured_stderr(log):  # Beam's and its workers' logs
+        with terminal, captured_stderr(log):  # Beam's and its workers' logs
             from sritm_tf.batch import pipeline as batch
 
             report = batch.convert_batch(
                 args.inputs, args.output, runner=args.runner, workers=args.workers, beam_args=args.beam_args,
+                on_failure=lambda path, message: tell_failure(path, message, terminal),
                 segment_seconds=args.segment_seconds, format=args.format, overwrite=args.overwrite, crf=args.crf,
                 preset=args.preset, scale=args.scale, weights=args.weights, baseline=args.baseline,
                 tile=parse_tile(args.tile, "--tile") if args.tile else None, white_nits=args.white_nits,
@@ -86,8 +100,8 @@ def run(args):
         raise ToolError(f"the Beam pipeline failed ({last.strip()[:300]}); log: {log}; a re-run resumes") from None
     os.remove(log)
     for path, message in report["failed"]:
-        print(f"sritm convert-batch: failed: {message if message.startswith(path) else f'{path}: {message}'}",
-              file=sys.stderr)
+        if path not in report["told"]:  # told as it failed
+            tell_failure(path, message)
     if not args.quiet:
         print(f"{len(report['done'])} converted, {len(report['skipped'])} skipped (output exists), "
               f"{len(report['failed'])} failed; video segments: {report['segments']} converted, "

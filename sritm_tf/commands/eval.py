@@ -5,6 +5,7 @@ does: PSNR, MATLAB SSIM and `mPSNR_HDR.m` on 4:2:0 narrow-range Y'CbCr codes.
 `sritm eval --video SDR_CLIP`: temporal stability, no reference needed: the flow-warped
 frame-to-frame error of the network's and the classical conversion's output (`sritm_tf.temporal`)."""
 import json
+import math
 import os
 import sys
 
@@ -164,11 +165,23 @@ def run(args):
                              "white_nits": white, "rows": rows, "mean": evaluate.mean_rows(rows)})
 
 
+def json_values(value):
+    """`value` with each float that is not finite (a metric undefined on the frames: NaN) as None,
+    JSON's null: JSON has no NaN or Infinity (RFC 8259 section 6)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_values(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_values(item) for item in value]
+    return value
+
+
 def write_json(args, result):
-    """Writes `result` to --json, if given; 0."""
+    """Writes `result` to --json, if given, undefined metrics as null (`json_values`); 0."""
     from sritm_tf.fileio import atomic_path
 
     if args.json:
         with atomic_path(args.json) as tmp, open(tmp, "w") as f:
-            json.dump(result, f, indent=1)
+            json.dump(json_values(result), f, indent=1, allow_nan=False)
     return 0
