@@ -7,8 +7,10 @@
   through OpenVINO's `INFERENCE_PRECISION_HINT` for `bf16`. An optional extra:
   `pip install "sritm_tf[openvino]"`.
 - `litert`: the model's TFLite flatbuffer (`export.convert_tflite`, built-in
-  ops, float32 or int8 with the classical skip kept float), run by the LiteRT
-  interpreter with XNNPACK, resized per tile shape. `int8` is its precision.
+  ops, float32 or int8 with the front end, the classical skip and the last
+  convolution kept float), run by the LiteRT interpreter with XNNPACK, resized
+  per tile shape. `int8` is its precision, calibrated once per network
+  (`calibration.cached`).
 
 `auto` takes OpenVINO for bf16 when it is installed and the CPU has Intel AMX
 (OpenVINO's bf16 kernels use its tiles, where they beat TF bf16 by far); else
@@ -120,19 +122,34 @@ def openvino_runner(model, precision="bf16"):
 CALIBRATION_SIZE = (128, 224)  # int8: activation ranges need real content, not full tiles
 
 
-def litert_runner(model, precision="fp32"):
-    """LiteRT: `model` -> TFLite (`export.convert_tflite`; int8 calibrated on
-    `CALIBRATION_SIZE` crops of the bundled sample, seconds rather than minutes)
-    with a dynamic [1, H, W, 3] input, resized per tile shape."""
-    from sritm_tf import export
+def litert_network(model, precision="fp32"):
+    """The TFLite flatbuffer of `model` for LiteRT, with a dynamic [1, H, W, 3] input
+    (`export.convert_tflite`). int8 is calibrated on `CALIBRATION_SIZE` frames
+    (`export.calibration_frames`) once per network: kept in the cache of
+    `calibration.cached`, keyed by the weights, the calibration size and the recipe."""
+    from sritm_tf import calibration, export
 
-    quantize = "int8" if precision == "int8" else "none"
-    content = export.convert_tflite(model, quantize=quantize, input_size=CALIBRATION_SIZE, any_size=True)
+    if precision != "int8":
+        return export.convert_tflite(model, quantize="none", input_size=CALIBRATION_SIZE, any_size=True)
+    def build():
+        return export.convert_tflite(model, "int8", CALIBRATION_SIZE, any_size=True)
+
+    return calibration.cached(f"{model.name}-int8", calibration.cache_key(model, CALIBRATION_SIZE), build)
+
+
+def litert_runner(model, precision="fp32"):
+    """LiteRT: `litert_network(model, precision)` resized per tile shape, XNNPACK's
+    start-up line kept off the terminal."""
+    from sritm_tf import export
+    from sritm_tf.fileio import captured_stderr
+
+    content = litert_network(model, precision)
 
     def compile(shape):
-        interpreter = export.tflite_interpreter(content)
-        interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], list(shape))
-        interpreter.allocate_tensors()
+        with captured_stderr():
+            interpreter = export.tflite_interpreter(content)
+            interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], list(shape))
+            interpreter.allocate_tensors()
         return lambda x: export.run_tflite(interpreter, x)
 
     return ShapeCache(compile)

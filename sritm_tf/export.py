@@ -15,6 +15,7 @@ TF Serving reads `<base>/<model_name>/<version>/saved_model.pb` (see
 (`DEFAULT_INPUT_SIZE`, an LR 960x540 frame whose output is 1920x1080 at x2);
 export another size with `input_size="WxH"` or `(h, w)` / `sritm export --input-size WxH`.
 """
+import warnings
 from pathlib import Path
 
 import keras
@@ -22,8 +23,8 @@ import numpy as np
 import tensorflow as tf
 
 from sritm_tf import colour
-from sritm_tf.layers import DetailLayer, YCbCrConverter
-from sritm_tf.fileio import atomic_path
+from sritm_tf.layers import BicubicUpsample, DetailLayer, SelfGuidedFilter, YCbCrConverter
+from sritm_tf.fileio import atomic_path, captured_stderr
 from sritm_tf.sizes import parse_shape
 from sritm_tf.pretrained import sample_path
 
@@ -106,6 +107,16 @@ def calibration_images(paths=None):
     return images
 
 
+def calibration_frames(input_size, images=None):
+    """The int8 calibration set: `representative_frames` of `images` (default the
+    bundled sample) and the synthetic chart of `calibration.chart_images`, saturated
+    colours and flat fields that real crops lack, as network inputs of `input_size`."""
+    from sritm_tf.calibration import chart_images
+
+    chart = [colour.sdr_rgb_to_model_yuv(image).astype(np.float32) for image in chart_images(input_size)]
+    return representative_frames(input_size, images=images) + chart
+
+
 def representative_frames(input_size, count=8, images=None, seed=0):
     """`count` float32 [H, W, 3] network inputs (model Y'CbCr) of `input_size`:
     random crops with random flips of `images` (SDR R'G'B' [0, 1]; default
@@ -166,33 +177,59 @@ def int8_friendly_relus(model):
     return copy
 
 
-#: Least divisor of the detail layer in full-int8 TFLite files (see `int8_safe_detail`).
+#: Least divisor of the detail layer in full-int8 TFLite files (see `Int8SafeDetailLayer`).
 INT8_DETAIL_FLOOR = 1.0 / 128.0
 
 
-class Int8SafeDetailLayer(DetailLayer):
-    """I / max(I_b, INT8_DETAIL_FLOOR): the detail layer of full-int8 TFLite files.
+def int8_input(x):
+    """max(x, -1e4): the identity on any network input, written so that the int8
+    converter gives the float front end one shared copy of the input.
 
-    In int8 the `delta` of I / (I_b + delta) is far below one quantisation step,
-    so a black area (I_b = 0) makes the quantised divisor the zero point, and
-    TFLite's int8 DIV refuses to run (`div.cc: data[i] != zero_point`). The floor
-    is two int8 steps of a [0, 1] base layer, so it stays a non-zero code for a
-    base range up to about 4; black still maps to 0 as in float (0 / delta).
-    """
+    The converter hands a layer it keeps float the dequantised int8 input where the
+    layer reads it through an op of its own, but the float input where it reads the
+    input directly; the guided filter mixed both (its mean from one, its x^2 from the
+    other), so a flat field got a variance of a few 1e-3 and a detail layer off by 6 %
+    in its low chroma channels. Read through this one op, they all agree exactly."""
+    return keras.ops.maximum(x, -1e4)
+
+
+class Int8SafeDetailLayer(DetailLayer):
+    """I / max(I_b, INT8_DETAIL_FLOOR), I read through `int8_input`: the detail layer
+    of full-int8 TFLite files (it stays float there, `INT8_FLOAT_LAYERS`).
+
+    The floor keeps the quotient in a range that int8 can hold after it (the network's
+    own delta = 1e-6 makes it up to 1e6 next to black); black still maps to 0 as in
+    float (0 / floor)."""
 
     def call(self, inputs):
         image, base = inputs
-        return image / keras.ops.maximum(base, INT8_DETAIL_FLOOR)
+        return int8_input(image) / keras.ops.maximum(base, INT8_DETAIL_FLOOR)
 
 
-def int8_safe_detail(model):
-    """A copy of `model` (same weights) whose `DetailLayer` divides by
-    max(I_b, INT8_DETAIL_FLOOR) (`Int8SafeDetailLayer`), for full-int8 TFLite;
-    float exports keep the network's own I / (I_b + delta)."""
+class Int8GuidedFilter(SelfGuidedFilter):
+    """The guided filter of full-int8 TFLite files: its input read through `int8_input`."""
+
+    def call(self, x):
+        return super().call(int8_input(x))
+
+
+class Int8BicubicUpsample(BicubicUpsample):
+    """The bicubic skip of full-int8 TFLite files: its input read through `int8_input`."""
+
+    def call(self, x):
+        return super().call(int8_input(x))
+
+
+INT8_LAYERS = {DetailLayer: Int8SafeDetailLayer, SelfGuidedFilter: Int8GuidedFilter,
+               BicubicUpsample: Int8BicubicUpsample}
+
+
+def int8_front_end(model):
+    """A copy of `model` (same weights) whose detail layer, guided filter and bicubic
+    skip are the `INT8_LAYERS` ones, for full-int8 TFLite; float exports keep the
+    network's own layers."""
     def clone(layer):
-        if isinstance(layer, DetailLayer):
-            return Int8SafeDetailLayer.from_config(layer.get_config())
-        return layer.__class__.from_config(layer.get_config())
+        return INT8_LAYERS.get(type(layer), type(layer)).from_config(layer.get_config())
 
     copy = keras.models.clone_model(model, clone_function=clone)
     copy.set_weights(model.get_weights())
@@ -210,14 +247,22 @@ def convert_tflite(model, quantize="none", input_size=DEFAULT_INPUT_SIZE, repres
     activations int8, calibrated on `representative_data`, an iterable of
     [H, W, 3] inputs, default `representative_frames(input_size)`; the model
     still takes and returns float32, with quantise / dequantise at its ends; its
-    stand-alone ReLUs become `int8_friendly_relus` so that XNNPACK runs them, and
-    its detail layer `int8_safe_detail`, so that a black frame runs; a classical
-    skip and the output sum stay float, by selective quantisation).
+    stand-alone ReLUs become `int8_friendly_relus` so that XNNPACK runs them, its
+    front end `int8_front_end`, and the layers of `INT8_FLOAT_LAYERS` stay float,
+    by selective quantisation). What the converter prints is kept off the terminal
+    (`fileio.captured_stderr`).
     """
     if quantize not in QUANTIZE_MODES:
         raise ValueError(f"quantize must be one of {QUANTIZE_MODES}, got {quantize!r}")
+    with captured_stderr(), warnings.catch_warnings():
+        # The debugger's own tf.lite.Interpreter (deprecated in favour of LiteRT) warns on creation.
+        warnings.filterwarnings("ignore", message=r"\s*Warning: tf.lite.Interpreter is deprecated")
+        return _convert(model, quantize, input_size, representative_data, any_size)
+
+
+def _convert(model, quantize, input_size, representative_data, any_size):
     if quantize == "int8":
-        model = int8_safe_detail(int8_friendly_relus(model))
+        model = int8_front_end(int8_friendly_relus(model))
     if isinstance(input_size, str):
         input_size = parse_shape(input_size, "input_size")
     h, w = input_size
@@ -236,13 +281,11 @@ def convert_tflite(model, quantize="none", input_size=DEFAULT_INPUT_SIZE, repres
         if quantize == "fp16":
             converter.target_spec.supported_types = [tf.float16]
         if quantize == "int8":
-            frames = representative_frames(input_size) if representative_data is None else list(representative_data)
+            frames = calibration_frames(input_size) if representative_data is None else list(representative_data)
             data = lambda: ([np.asarray(f, np.float32)[None]] for f in frames)  # noqa: E731
             converter.representative_dataset = data
-            float_nodes = _float_tensors(tmp) if "classical" in {layer.name for layer in model.layers} else []
+            float_nodes = _float_tensors(tmp)
             if float_nodes:
-                # The classical skip's colour matrices and PQ curve stay float: int8 activations are
-                # too coarse for the PQ domain (-4.5 dB against Keras; with them in float, 49 dB).
                 options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=float_nodes)
                 debugger = tf.lite.experimental.QuantizationDebugger(
                     converter=converter, debug_dataset=data, debug_options=options)
@@ -251,13 +294,28 @@ def convert_tflite(model, quantize="none", input_size=DEFAULT_INPUT_SIZE, repres
         return converter.convert()
 
 
+#: Layers that full-int8 TFLite files keep float (cheap: a few percent of the time of a tile).
+#: The classical skip, its gates and the output sum: int8 is too coarse for the PQ domain.
+#: The guided filter and the detail layer: a variance of a few 1e-3 and a quotient by
+#: small chroma values. The bicubic skip: the classical skip's input. The first convolutions
+#: of both passes and of their modulation features: they read the detail layer, whose int8
+#: range is wide (up to about 4 next to saturated colours). The last convolution: its output
+#: is added to the classical skip as it is.
+INT8_FLOAT_LAYERS = ("classical", "classical_chroma_gate", "classical_shadow_gate", "hdr_yuv", "bicubic",
+                     "guided_filter", "detail_layer", "base_input", "detail_input", "base_conv1", "detail_conv1",
+                     "base_smf_conv1", "detail_smf_conv1", "out_conv")
+
+
 def _float_tensors(saved_model_dir):
-    """Names of the tensors of the classical skip and the output sum in the TFLite
-    graph of `saved_model_dir`: the nodes the int8 export leaves in float."""
+    """Names of the tensors of the `INT8_FLOAT_LAYERS` in the TFLite graph of
+    `saved_model_dir`: the nodes the int8 export leaves in float."""
+    import re
+
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     names = [t["name"] for t in tflite_interpreter(converter.convert()).get_tensor_details()]
-    return [n for n in names if "/classical" in n or "/hdr_yuv" in n]
+    layer = re.compile(rf"/(?:{'|'.join(INT8_FLOAT_LAYERS)})(?:_\d+)?/")
+    return [n for n in names if layer.search(n)]
 
 
 def export_tflite(model, path, quantize="none", input_size=DEFAULT_INPUT_SIZE, representative_data=None,

@@ -9,7 +9,18 @@ Markers:
           benchmarks. They run by default, as in CI; `pytest -m "not slow" tests` is the fast
           tier (under 3 minutes on 2 cores) to run while working.
 """
+import os
+
 import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cache_folder(tmp_path_factory):
+    """The calibrated int8 networks of this run (`sritm_tf.calibration`'s cache) go to a folder of the
+    run, not the user's ~/.cache; subprocesses inherit it. A SRITM_CACHE set outside is kept."""
+    if "SRITM_CACHE" not in os.environ:
+        os.environ["SRITM_CACHE"] = str(tmp_path_factory.mktemp("sritm_cache"))
+    yield os.environ["SRITM_CACHE"]
 
 
 @pytest.fixture(scope="module")

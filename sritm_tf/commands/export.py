@@ -14,7 +14,7 @@ def register(subparsers):
     p.add_argument("--format", choices=("savedmodel", "tflite"), required=True)
     p.add_argument("--quantize", choices=("none", "fp16", "dynamic", "int8"), default="none",
                    help="TFLite only: float16 weights, int8 weights (dynamic range), or full "
-                        "int8 calibrated on the bundled sample image or --calibration (default: none)")
+                        "int8 calibrated on the bundled sample image or --calibration, plus a colour chart (default: none)")
     p.add_argument("--calibration", action="append", metavar="FILE",
                    help="--quantize int8 only: an 8-bit SDR image or a scene-linear .exr still to "
                         "calibrate on (repeat for several; default: the bundled sample image)")
@@ -85,7 +85,7 @@ def run(args):
         print(f"wrote {path} (signatures: {', '.join(export.SIGNATURES)})")
     else:
         input_size = input_size or export.DEFAULT_INPUT_SIZE
-        frames = export.representative_frames(input_size, images=export.calibration_images(args.calibration)) \
+        frames = export.calibration_frames(input_size, images=export.calibration_images(args.calibration)) \
             if args.calibration else None
         path = export.export_tflite(model, target, args.quantize, input_size, frames, overwrite=args.overwrite)
         h, w = input_size

@@ -27,7 +27,7 @@ def psnr_pq(a, b):
     ("openvino", "fp32", 80.0),   # same float32 maths, other kernels
     ("openvino", "bf16", 48.0),   # bf16 convolutions (OpenVINO's own choice of float layers); 51.8 dB measured
     ("litert", "fp32", 80.0),
-    pytest.param("litert", "int8", 42.0, marks=pytest.mark.slow),  # calibrated int8, skip kept float; 45.3 dB measured
+    pytest.param("litert", "int8", 42.0, marks=pytest.mark.slow),  # calibrated int8 (docs/benchmarks.md)
 ])
 def test_engine_matches_tensorflow_float32(image_and_reference, engine, precision, min_db):
     if not engines.installed(engine):

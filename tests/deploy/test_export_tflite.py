@@ -5,8 +5,8 @@ import pytest
 
 from sritm_tf import build_deep_sritm, colour
 from sritm_tf.cli import main
-from sritm_tf.export import (INT8_RELU_SLOPE, QUANTIZE_MODES, SAMPLE_IMAGE, calibration_images, convert_tflite,
-                             export_tflite, int8_friendly_relus, representative_frames, run_tflite, tflite_interpreter, tflite_ops)
+from sritm_tf.export import (INT8_FLOAT_LAYERS, INT8_RELU_SLOPE, QUANTIZE_MODES, SAMPLE_IMAGE, calibration_images,
+                             convert_tflite, export_tflite, int8_friendly_relus, representative_frames, run_tflite, tflite_interpreter, tflite_ops)
 from sritm_tf.metrics import psnr
 
 from tests.helpers.paths import SHARED_DATA
@@ -110,8 +110,13 @@ def test_dynamic_range_close_to_keras(flatbuffers, model, frames):
 @pytest.mark.slow
 def test_int8_runs_and_is_close(flatbuffers, model, frames):
     interpreter = tflite_interpreter(flatbuffers["int8"])
-    int8 = [t for t in interpreter.get_tensor_details() if t["dtype"] == np.int8]
-    assert len(int8) > len(interpreter.get_tensor_details()) / 2  # really integer inside
+    details = interpreter.get_tensor_details()
+    conv_outputs = [details[op["outputs"][0]] for op in interpreter._get_ops_details() if op["op_name"] == "CONV_2D"]
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    kept_float = [layer for layer in convs if layer.name in INT8_FLOAT_LAYERS]  # first and last convolutions
+    assert len(kept_float) == 5
+    # Really integer inside: every other convolution of the network runs in int8.
+    assert sum(t["dtype"] == np.int8 for t in conv_outputs) == len(convs) - len(kept_float)
     _, quality = _max_error_and_psnr(flatbuffers, "int8", model, frames)
     assert quality > 38
     assert len(flatbuffers["int8"]) < len(flatbuffers["none"])
