@@ -31,14 +31,16 @@ def find_inputs(patterns, out_dir=None):
     images and videos by extension) and globs. The output name is the file's name without its
     extension, under its sub-folder for a file found in a folder (`a/b/c.mp4` from folder `a`:
     `b/c`). A folder's or a glob's files under `out_dir` (the outputs, when OUT_DIR is inside an
-    input folder) are left out. InputError for a pattern that names nothing, or two inputs with
-    one output name."""
+    input folder) are left out. InputError for a pattern that names nothing, an input folder that
+    is `out_dir` itself, or two inputs with one output name."""
     outputs = os.path.join(os.path.realpath(out_dir), "") if out_dir is not None else None
     inside = lambda path: outputs is not None and os.path.join(os.path.realpath(path), "").startswith(outputs)
     found = []
     for pattern in patterns:
         pattern = os.fspath(pattern)
         if os.path.isdir(pattern):
+            if outputs is not None and os.path.join(os.path.realpath(pattern), "") == outputs:
+                raise InputError(f"{pattern}: is the output folder (-o) too; write the outputs to another folder")
             walked = []
             for folder, subfolders, files in os.walk(pattern):
                 subfolders[:] = [d for d in subfolders if not inside(os.path.join(folder, d))]  # not walked

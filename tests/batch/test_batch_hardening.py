@@ -15,7 +15,7 @@ import time
 import pytest
 
 from sritm_tf.batch import join, plan
-from sritm_tf.errors import UserError
+from sritm_tf.errors import InputError, UserError
 
 from tests.helpers.media import make_clip
 from tests.helpers.processes import assert_one_error_line, python_env, sritm
@@ -72,7 +72,8 @@ def test_the_output_folder_inside_an_input_folder_is_not_an_input(tmp_path):
         (shelf / name).write_bytes(b"")
     assert plan.find_inputs([shelf], shelf / "hdr") == [(str(shelf / "a.mp4"), "a")]
     assert plan.find_inputs([str(shelf / "**" / "*")], shelf / "hdr") == [(str(shelf / "a.mp4"), "a")]
-    assert plan.find_inputs([shelf / "hdr"], shelf / "hdr") == []
+    with pytest.raises(InputError, match="is the output folder"):
+        plan.find_inputs([shelf / "hdr"], shelf / "hdr")
     assert len(plan.find_inputs([shelf])) == 4  # without an output folder: every file
 
 

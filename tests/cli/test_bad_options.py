@@ -302,10 +302,12 @@ def test_convert_batch_never_plans_an_input_as_its_own_output(tmp_path):
     from sritm_tf.batch import plan
 
     cv2.imwrite(str(tmp_path / "still.png"), np.full((8, 8, 3), 90, np.uint8))
-    titles, units, report = plan.plan([str(tmp_path)], str(tmp_path), {"format": "mkv", "segment_seconds": 10.0},
-                                      overwrite=True)
+    settings = {"format": "mkv", "segment_seconds": 10.0}
+    titles, units, report = plan.plan([str(tmp_path / "still.png")], str(tmp_path), settings, overwrite=True)
     assert titles == [] and units == []
     assert [(os.path.basename(p), "is the input file" in why) for p, why in report["failed"]] == [("still.png", True)]
+    with pytest.raises(InputError, match="is the output folder .-o. too"):  # the whole folder: refused up front
+        plan.plan([str(tmp_path)], str(tmp_path), settings, overwrite=True)
 
 
 def test_train_checks_every_pair_and_path_before_tensorflow(tmp_path, pairs_dir):
