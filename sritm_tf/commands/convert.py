@@ -66,7 +66,9 @@ def run(args):
         decoded, listed = result["truncated"]
         print(f"sritm convert: warning: {args.input}: truncated or damaged; converted the {decoded} of "
               f"{listed or 'unknown'} frames that decode", file=sys.stderr)
-    if not args.quiet:
+    if not args.quiet and result["frames"] == 0 and result.get("skipped"):  # a sequence already whole
+        print(f"{args.output}: all {result['skipped']} frames exist; nothing to do (--overwrite rewrites them)")
+    elif not args.quiet:
         extra = "".join(f", {k} {result[k]}" for k in ("max_cll", "max_fall") if k in result)
         used = "classical conversion" if args.baseline else f"network in {chosen} on {engine}: {why}"
         print(f"wrote {args.output} ({result['frames']} frame{'s' if result['frames'] != 1 else ''}{extra}; {used})")

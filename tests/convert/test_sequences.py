@@ -124,6 +124,10 @@ def test_rerun_writes_only_missing_frames(tiffs8, tmp_path, capsys, monkeypatch)
         now = os.stat(tmp_path / name)
         assert (now.st_ino, now.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
 
+    assert cli.main(["convert", pattern, "-o", str(out), "--baseline"]) == 0  # whole already: nothing to do
+    assert capsys.readouterr().out.strip() == f"{out}: all 3 frames exist; nothing to do (--overwrite rewrites them)"
+    assert len(converted) == 1
+
     assert cli.main(["convert", pattern, "-o", str(out), "--baseline", "--overwrite"]) == 0
     assert "exist" not in capsys.readouterr().err and len(converted) == 1 + FRAMES
     assert os.stat(tmp_path / names[0]).st_ino != kept[names[0]].st_ino  # replaced
