@@ -229,6 +229,7 @@ def test_anamorphic_clip_comes_out_with_square_pixels(tmp_path):
     assert (stream["sample_aspect_ratio"], stream["display_aspect_ratio"]) == ("1:1", "16:9")
 
 
+@pytest.mark.slow
 @needs_ffmpeg
 def test_anamorphic_clip_at_scale_4(tmp_path):
     clip = make_anamorphic(tmp_path / "pal.mkv", "64/45")

@@ -80,6 +80,7 @@ def test_cache_key_changes_with_the_weights_and_the_size():
                                                          white_nits=100.0), (128, 224))
 
 
+@pytest.mark.slow
 def test_int8_network_is_calibrated_once_and_rebuilt_when_damaged(monkeypatch, tmp_path):
     monkeypatch.setenv("SRITM_CACHE", str(tmp_path))
     calls = []
