@@ -50,27 +50,20 @@ def bt601_to_bt709(rgb, lines):
     return colour.gamma_encode(np.clip(linear, 0.0, 1.0))
 
 
-def stream_tags(path, info, demuxer=None):
-    """The colour tags of the video stream `info` (`probe.probe`) of `path`: transfer, primaries,
-    matrix, color_range, pix_fmt, each as its first decoded frame says where it says (the bitstream's,
+def stream_tags(info):
+    """The colour tags of the video stream `info` (`probe.probe`): transfer, primaries, matrix,
+    color_range, pix_fmt, each as its first decoded frame says where it says (the bitstream's,
     as FFmpeg's decoder attaches them), else as the stream; with field_order (FFmpeg's
     AVFieldOrder), interlaced (the first frame's flag) and rgb_format (its pixel format is RGB);
     both False if no frame decodes."""
-    import av
-
     tags = {key: info[key] for key in ("transfer", "primaries", "matrix", "color_range", "field_order", "pix_fmt")}
     tags["interlaced"] = tags["rgb_format"] = False
-    try:
-        with av.open(path, metadata_errors="replace", **(demuxer or {})) as container:
-            frame = next(container.decode(container.streams[info["index"]]), None)
-    except av.error.FFmpegError:
-        return tags  # the frame checks of the source report what does not decode
+    frame = info["first_frame"]
     if frame is not None:
-        for key, value, unknown in (("transfer", frame.color_trc, (0, 2)), ("primaries", frame.color_primaries, (0, 2)),
-                                    ("matrix", frame.colorspace, (2,)), ("color_range", frame.color_range, (0,))):
-            tags[key] = tags[key] if value in unknown else value
-        tags["interlaced"], tags["rgb_format"] = bool(frame.interlaced_frame), frame.format.is_rgb
-        tags["pix_fmt"] = frame.format.name
+        for key, unknown in (("transfer", (0, 2)), ("primaries", (0, 2)), ("matrix", (2,)), ("color_range", (0,))):
+            tags[key] = tags[key] if frame[key] in unknown else frame[key]
+        tags["interlaced"], tags["rgb_format"], tags["pix_fmt"] = (frame["interlaced"], frame["rgb_format"],
+                                                                    frame["pix_fmt"])
     return tags
 
 

@@ -43,23 +43,6 @@ def upright(rgb, angle):
     return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 
 
-def stream_geometry(path, index=0, **demuxer):
-    """(rotation, sample aspect ratio) of video stream `index` of `path`: the display matrix's
-    counter-clockwise rotation (`quarter_turns`), read from the first decoded frame (FFmpeg
-    attaches the stream's display matrix to its frames; PyAV's `VideoFrame.rotation`), and the
-    stream's SAR as a Fraction (1 when unknown). `demuxer`: PyAV's format and options."""
-    import av
-
-    with av.open(path, metadata_errors="replace", **demuxer) as container:
-        stream = container.streams[index]
-        sar = stream.sample_aspect_ratio
-        try:
-            frame = next(container.decode(stream), None)
-        except av.error.FFmpegError:
-            frame = None  # the source reports what does not decode
-    return quarter_turns(getattr(frame, "rotation", 0)), Fraction(sar) if sar else Fraction(1)
-
-
 class UprightSource:
     """A `sources.VideoSource` whose frames are turned upright by `angle` degrees (`upright`):
     width and height are the upright frames', `sample_aspect_ratio` theirs (inverted by a
@@ -86,10 +69,10 @@ class UprightSource:
 
 
 def oriented(source):
-    """`source` (a `sources.VideoSource`) as an `UprightSource` with its stream's rotation and
-    SAR; a note says when its frames are turned."""
-    angle, sar = stream_geometry(source.path, source._stream_index, **getattr(source, "_demuxer", {}))
-    upright_source = UprightSource(source, angle, sar)
+    """`source` (a `sources.VideoSource`) as an `UprightSource` with its stream's rotation (its
+    first frame's display matrix, `quarter_turns`) and SAR; a note says when its frames are turned."""
+    angle = quarter_turns(source.rotation)
+    upright_source = UprightSource(source, angle, source.sample_aspect_ratio)
     if angle:
         note(f"{source.path}: display rotation {angle} degrees (display matrix): frames turned upright, "
              f"{source.width}x{source.height} -> {upright_source.width}x{upright_source.height}")

@@ -21,8 +21,8 @@ def probe(path, format=None, options=None):
     (Fraction), start_offset (seconds from the file start to the first video frame),
     frame_count (from the container, else duration x rate; None if unknown),
     transfer, primaries, matrix, color_range (H.273 codes as FFmpeg's color_trc, color_primaries,
-    colorspace, color_range), field_order (AVFieldOrder), pix_fmt, bits (per sample, from pix_fmt)
-    and audio_codecs. Raises InputError if the file cannot be opened or has no
+    colorspace, color_range), field_order (AVFieldOrder), pix_fmt, bits (per sample, from pix_fmt),
+    sample_aspect_ratio (Fraction, 1 when unknown), audio_codecs and first_frame (`_first_frame`). Raises InputError if the file cannot be opened or has no
     video stream. `format`, `options`: PyAV's (an ffmpeg demuxer and its options, such as
     image2's framerate and start_number for an image sequence)."""
     import av
@@ -60,8 +60,30 @@ def probe(path, format=None, options=None):
             "color_range": context.color_range, "field_order": context.field_order,
             "bits": max((c.bits for c in context.format.components), default=8) if context.format else 8,
             "pix_fmt": context.format.name if context.format else None,
+            "sample_aspect_ratio": Fraction(stream.sample_aspect_ratio) if stream.sample_aspect_ratio else Fraction(1),
             "audio_codecs": [a.codec_context.name for a in container.streams.audio],
+            "first_frame": _first_frame(container, stream),
         }
+
+
+def _first_frame(container, stream):
+    """What the first decoded frame of `stream` says, where FFmpeg's decoder puts what the
+    bitstream says (colour tags, the interlaced flag) and the stream's display matrix
+    (`rotation`, degrees counter-clockwise): transfer, primaries, matrix, color_range (H.273
+    codes), interlaced, rgb_format, pix_fmt, rotation. None if no frame decodes (the source's
+    frame checks report that)."""
+    import av
+
+    try:
+        frame = next(container.decode(stream), None)
+    except av.error.FFmpegError:
+        return None
+    if frame is None:
+        return None
+    return {"transfer": frame.color_trc, "primaries": frame.color_primaries, "matrix": frame.colorspace,
+            "color_range": frame.color_range, "interlaced": bool(frame.interlaced_frame),
+            "rgb_format": frame.format.is_rgb, "pix_fmt": frame.format.name,
+            "rotation": getattr(frame, "rotation", 0) or 0}
 
 
 def _listed_end(stream, time_base):

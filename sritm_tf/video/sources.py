@@ -23,7 +23,8 @@ class VideoSource:
 
     Attributes: width, height, frame_rate (Fraction), time_base (Fraction),
     start_offset (seconds from the file start to the first video frame),
-    frame_count (estimate, for progress), has_audio, audio_codecs, path.
+    frame_count (estimate, for progress), has_audio, audio_codecs, path, rotation (the display
+    matrix's, degrees counter-clockwise) and sample_aspect_ratio (Fraction), signal (`colorimetry.Signal`).
     Iterating yields (rgb, pts) with pts in `time_base` units. Decoding errors (frames
     the decoder marks corrupt included), fewer frames than the container lists, or, where
     it lists no frame count (Matroska), frames that end more than 1.5 frame intervals
@@ -37,7 +38,7 @@ class VideoSource:
         fields.check(field_order, deinterlace)
         info = probe(path, format, options)  # format, options: the demuxer's (`sequences.open_sequence`)
         self._demuxer = {"format": format, "options": options or {}}
-        tags = colorimetry.stream_tags(path, info, self._demuxer)
+        tags = colorimetry.stream_tags(info)
         colorimetry.check_sdr_signal(tags, path)
         self.signal = colorimetry.Signal(tags, info["height"], path)
         self.path = path
@@ -50,6 +51,8 @@ class VideoSource:
         self._stream_index = info["index"]
         self._container_frames, self.allow_truncated, self.truncated = info["container_frames"], allow_truncated, None
         self.listed_end = info["listed_end"]  # seconds (`probe.probe`), for containers without a frame count
+        self.rotation = (info["first_frame"] or {}).get("rotation", 0)  # for `geometry.oriented`
+        self.sample_aspect_ratio = info["sample_aspect_ratio"]
         self._parity = fields.parity(tags, field_order)  # None: progressive
         self.pts_scale = 2 if self._parity and deinterlace == "field" else 1
         self._stream_rate, self._stream_time_base = self.frame_rate, self.time_base
