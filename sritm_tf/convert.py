@@ -34,7 +34,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from sritm_tf import colour, fileio, imageio, signals
+from sritm_tf import colour, device_pipeline, fileio, imageio, signals
 from sritm_tf.errors import (AccessError, FolderError, InputError, MissingFileError, NoFolderError,
                              OutputExistsError, SritmError)
 from sritm_tf.inference import DEFAULT_TILES, TiledPredictor, parse_tile
@@ -172,16 +172,28 @@ class FrameConverter:
             tile = parse_tile(tile or DEFAULT_TILES[precision])
             model = pretrained.load_model(scale, weights, white_nits=white_nits,
                                           precision=engines.model_precision(engine, precision))
+            self.engine = engine
             self.predict = TiledPredictor(model, tile, run=engines.runner(model, engine, precision))
 
     def __call__(self, rgb):
+        if self.baseline:
+            rgb = np.asarray(rgb)
+            rgb = rgb / 255.0 if rgb.dtype == np.uint8 else rgb.astype(np.float64)
+            return self.signal(colour.sdr_to_hdr10_baseline(bicubic_upscale(rgb, self.scale), self.white_nits),
+                               pq=True)
+        return self.signal(self.predict(self.network_input(rgb)))
+
+    @staticmethod
+    def network_input(rgb):
+        """SDR R'G'B' (uint8, or float in [0, 1]) -> the network's input, float32 full-range BT.709 Y'CbCr."""
         rgb = np.asarray(rgb)
         rgb = rgb / 255.0 if rgb.dtype == np.uint8 else rgb.astype(np.float64)
-        if self.baseline:
-            pq = colour.sdr_to_hdr10_baseline(bicubic_upscale(rgb, self.scale), self.white_nits)
-        else:
-            hdr_yuv = self.predict(colour.sdr_rgb_to_model_yuv(rgb).astype(np.float32))
-            pq = colour.model_yuv_to_pq2020_rgb(hdr_yuv)
+        return colour.sdr_rgb_to_model_yuv(rgb).astype(np.float32)
+
+    def signal(self, hdr, pq=False):
+        """The network's output (BT.2020 NCL Y'CbCr of PQ R'G'B'; `pq`: PQ R'G'B' already) -> the
+        output signal, float32, capped at the peak, in the output transfer."""
+        pq = hdr if pq else colour.model_yuv_to_pq2020_rgb(hdr)
         pq = np.minimum(pq.astype(np.float32), self.pq_peak)
         return pq if self.transfer == "pq" else colour.pq_to_hlg(pq).astype(np.float32)
 
@@ -246,14 +258,7 @@ def open_source(input, input_size=None, fps=None, allow_truncated=False, field_o
                                                  deinterlace=deinterlace))
 
 
-def _put(q, item, stop):
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            pass
-    return False
+_put = device_pipeline.put  # a bounded queue's put that gives up once `stop` is set
 
 
 def _run_pipeline(source, convert, write, progress=True, desc=None):
@@ -335,7 +340,8 @@ def encode_frames(source, writer, convert, progress=True, desc=None):
         writer.write(signal, pts)
 
     try:
-        frames = _run_pipeline(source, convert, write, progress, desc)
+        run = device_pipeline.run_pipeline if device_pipeline.applies(convert) else _run_pipeline  # JAX: batched
+        frames = run(source, convert, write, progress, desc)
         if frames == 0 and not getattr(source, "skipped", 0):  # an output sequence's frames may all exist
             raise InputError(f"{getattr(source, 'path', 'input')}: no video frames decoded")
         writer.close()

@@ -1,4 +1,4 @@
-"""`sritm bench speed|memory|train|pipeline|tflite|stream|ablation|batch|gpu`: the benchmarks of
+"""`sritm bench speed|memory|train|pipeline|tflite|stream|ablation|batch|gpu|convert`: the benchmarks of
 `sritm_tf.benchmarks`, one module each."""
 import importlib
 
@@ -12,6 +12,7 @@ BENCHMARKS = {
     "ablation": "the paper's Tables 1-3 retrained on your records: PSNR / SSIM and parameters per variant",
     "batch": "sritm convert-batch on a 1-minute clip: wall time, segments, peak temporary disk, resume, vs single",
     "gpu": "seconds per 4K frame on a GPU (JAX) against its measured matrix peak",
+    "convert": "frames per second of each stage of sritm convert of a clip (decode .. encode) and the one that limits",
 }
 
 
