@@ -29,7 +29,8 @@ from sritm_tf.signals import Terminated
 # Set it to 0 to see everything.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-COMMANDS = ["info", "convert", "convert_batch", "prepare", "train", "eval", "export", "bench", "serve_client"]
+COMMANDS = ["info", "convert", "convert_batch", "prepare", "train", "eval", "calibrate", "export", "bench",
+            "serve_client"]
 
 
 def quiet_tensorflow_start():
@@ -138,6 +139,10 @@ def _main(argv):
         parser.error(f"a COMMAND is needed: {', '.join(name.replace('_', '-') for name in COMMANDS)}")
     print_notes(f"sritm {args.command}", quiet=getattr(args, "quiet", False))
     try:  # the checks, TensorFlow's start-up (SIGINT there too is one line) and the command
+        if getattr(args, "model", None) is not None and hasattr(args, "weights"):
+            from sritm_tf.commands.options import resolve_model
+
+            resolve_model(args)
         if getattr(args, "check", None):
             args.check(args)
         if getattr(args, "tensorflow", True):

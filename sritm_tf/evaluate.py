@@ -141,7 +141,7 @@ def quality(reference, candidate, sectors=None):
     }
 
 
-def evaluate_pair(sdr, hdr, scale, predict=None, white_nits=203.0, protocol="ours"):
+def evaluate_pair(sdr, hdr, scale, predict=None, white_nits=203.0, protocol="ours", images=None):
     """Metrics of each method on one HR pair (sizes multiples of `scale`).
 
     `predict`: (LR SDR R'G'B' (h, w, 3), white cd/m2) -> HR PQ BT.2020 R'G'B', or
@@ -150,6 +150,7 @@ def evaluate_pair(sdr, hdr, scale, predict=None, white_nits=203.0, protocol="our
     the white that fits this frame best at gamma 2.4 (`white_search`).
     protocol="paper": the reference's protocol (`evaluate_pair_paper`; `predict` then
     maps network-convention Y'CbCr).
+    `images`: a dict that receives each method's frame {method: array}, as scored.
     Returns ({method: metrics}, {"white", "gamma"} of the oracle, white used).
     """
     if protocol == "paper":
@@ -172,6 +173,8 @@ def evaluate_pair(sdr, hdr, scale, predict=None, white_nits=203.0, protocol="our
     candidates["bt2408"] = to_frame(colour.sdr_to_hdr10_baseline(sdr_up, used, 2.4))
     candidates["oracle"] = to_frame(colour.sdr_to_hdr10_baseline(sdr_up, white, gamma))
     results = {method: score(reference, image) for method, image in candidates.items()}
+    if images is not None:
+        images.update(candidates)
     return results, {"white": white, "gamma": gamma}, used
 
 
@@ -274,7 +277,8 @@ def evaluate_pair_paper(sdr, hdr, scale, predict=None, white_nits=203.0):
     return evaluate_pair(sdr, hdr, scale, predict, white_nits, protocol="paper")
 
 
-def evaluate(folder, scale=2, predict=None, crop=None, progress=None, white_nits=203.0, protocol="ours"):
+def evaluate(folder, scale=2, predict=None, crop=None, progress=None, white_nits=203.0, protocol="ours",
+             frames=None):
     """Rows {"frame", "method", metrics..., per-hue dE_ITP "de_<hue>", "white" (and
     "gamma" for the oracle), and for the model "worse": whether it loses to the
     classical mapping at the same white in PSNR PQ or dE_ITP, "size": the scored
@@ -282,7 +286,9 @@ def evaluate(folder, scale=2, predict=None, crop=None, progress=None, white_nits
     most the frame.
 
     protocol="paper": `evaluate_pair_paper`, rows of `PAPER_METRICS` ("worse": lower
-    PSNR than the classical mapping); `predict` is then a `model_yuv_predictor`."""
+    PSNR than the classical mapping); `predict` is then a `model_yuv_predictor`.
+    `frames`: called after each pair as frames(name, {"sdr": HR SDR R'G'B', "hdr": the
+    reference, method: its frame, ...}, the pair's rows) (`sritm_tf.report.eval_frames`)."""
     if protocol not in ("ours", "paper"):
         raise ValueError(f"protocol must be 'ours' or 'paper', got {protocol!r}")
     paper = protocol == "paper"
@@ -294,7 +300,8 @@ def evaluate(folder, scale=2, predict=None, crop=None, progress=None, white_nits
         if min(hdr.shape[:2]) < 11:
             raise InputError(f"{hdr_path}: {hdr.shape[1]}x{hdr.shape[0]} pixels (whole multiples of x{scale}) is too "
                              "small to score: SSIM's 11x11 window needs at least 11 each way")
-        results, oracle, used = evaluate_pair(sdr, hdr, scale, predict, white_nits, protocol)
+        images = {"sdr": sdr, "hdr": hdr}
+        results, oracle, used = evaluate_pair(sdr, hdr, scale, predict, white_nits, protocol, images)
         for method, values in results.items():
             row = {"frame": name, "method": method, **values, "white": used,
                    "size": f"{hdr.shape[1]}x{hdr.shape[0]}"}
@@ -307,6 +314,8 @@ def evaluate(folder, scale=2, predict=None, crop=None, progress=None, white_nits
                 else:
                     row["worse"] = bool(values["psnr_pq"] < base["psnr_pq"] or values["de_itp"] > base["de_itp"])
             rows.append(row)
+        if frames:
+            frames(name, images, rows[-len(results):])
         if progress:
             progress(name)
     return rows

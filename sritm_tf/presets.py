@@ -29,14 +29,20 @@ class Preset(NamedTuple):
     card: str
 
 
-def _shipped(scale):
-    name = f"deep_sritm_x{scale}"
-    config = {"scale": scale, "channels": 64, "m": 3, "n": 10, "modulation": True, "skip": "classical",
+# The family members `--model` names: the paper's size, and the TV-class network, the same
+# structure narrower and shallower, distilled from the full one, within 300 GFLOP per
+# 1080p -> 4K frame (`sritm info --model tv`).
+MODELS = {"full": {"channels": 64, "m": 3, "n": 10}, "tv": {"channels": 12, "m": 2, "n": 4}}
+
+
+def _shipped(scale, model="full"):
+    name = f"deep_sritm_x{scale}" if model == "full" else f"deep_sritm_{model}_x{scale}"
+    config = {"scale": scale, **MODELS[model], "modulation": True, "skip": "classical",
               "chroma_gate": 4 / 255, "shadow_gate": 1e-3}
     return Preset(name, config, f"{name}.npz", f"MODEL_CARD.md#{name}")
 
 
-PRESETS = {preset.name: preset for preset in (_shipped(2), _shipped(4))}
+PRESETS = {preset.name: preset for preset in (_shipped(2), _shipped(4), _shipped(2, "tv"), _shipped(4, "tv"))}
 
 
 def preset(name):
@@ -46,10 +52,12 @@ def preset(name):
     return PRESETS[name]
 
 
-def preset_for_scale(scale):
-    """The shipped `Preset` of `scale` (2 or 4); InputError for another scale."""
+def preset_for_scale(scale, model="full"):
+    """The shipped `Preset` of `scale` (2 or 4) and `model` (a key of MODELS); InputError
+    for another scale or model."""
+    if model not in MODELS:
+        raise InputError(f"unknown model {model!r} (known: {', '.join(MODELS)})")
     for entry in PRESETS.values():
-        if entry.config["scale"] == scale:
+        if entry.config["scale"] == scale and all(entry.config[k] == v for k, v in MODELS[model].items()):
             return entry
-    scales = ", ".join(f"x{entry.config['scale']}" for entry in PRESETS.values())
-    raise InputError(f"no shipped network for x{scale} (shipped: {scales})")
+    raise InputError(f"no shipped {model} network for x{scale}")

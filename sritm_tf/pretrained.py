@@ -25,9 +25,10 @@ WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
 SAMPLES_DIR = os.path.join(os.path.dirname(__file__), "samples")
 
 
-def bundled_weights_path(scale=2):
-    """Path of the weights of the shipped network for `scale` (`presets.preset_for_scale`)."""
-    return preset_weights_path(presets.preset_for_scale(scale).name)
+def bundled_weights_path(scale=2, model="full"):
+    """Path of the weights of the shipped `model` ("full" or "tv") for `scale`
+    (`presets.preset_for_scale`)."""
+    return preset_weights_path(presets.preset_for_scale(scale, model).name)
 
 
 def preset_weights_path(name):

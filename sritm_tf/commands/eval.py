@@ -4,6 +4,7 @@ against the BT.2408 and oracle global-curve baselines on graded SDR/HDR10 pairs
 does: PSNR, MATLAB SSIM and `mPSNR_HDR.m` on 4:2:0 narrow-range Y'CbCr codes.
 `sritm eval --video SDR_CLIP`: temporal stability, no reference needed: the flow-warped
 frame-to-frame error of the network's and the classical conversion's output (`sritm_tf.temporal`)."""
+import contextlib
 import json
 import math
 import os
@@ -30,9 +31,11 @@ def register(subparsers):
                    help="centre crop of each HR frame, at most the frame (keeps CPU runs short; default: whole "
                         "frame; the JSON rows give the size scored)")
     p.add_argument("--tile", metavar="N|WxH", help="LR tile size of the tiled inference")
-    p.add_argument("--white-nits", default="203", metavar="N|auto",
+    p.add_argument("--white-nits", metavar="N|auto",
                    help="SDR white (cd/m2) of the model's classical skip and of the bt2408 baseline it is compared "
-                        "with (default 203); auto: per frame, the white that fits its HDR best at gamma 2.4")
+                        "with (default: the --grade file's, else 203); auto: per frame, the white that fits its HDR "
+                        "best at gamma 2.4")
+    options.add_grade(p)
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
                    help="network compute precision (default auto: bf16 where the CPU has bfloat16 units or the GPU "
                         "is of compute capability 8.0+)")
@@ -41,6 +44,10 @@ def register(subparsers):
                         "authors' test_yuv.m (narrow-range 4:2:0 Y'CbCr codes / 1023 of the unrounded prediction, "
                         "MATLAB ssim, mPSNR_HDR.m), to compare with the paper's tables")
     p.add_argument("--json", metavar="PATH", help="also write the rows and means to this JSON file")
+    p.add_argument("--report", metavar="DIR",
+                   help="also write an HTML page to this new folder: per pair the SDR, the graded HDR, the network "
+                        "and the classical conversion tone-mapped side by side, a before/after slider, dE_ITP heat "
+                        "maps, the metrics per hue sector and the HDR10 PNGs (sritm_tf.report)")
     p.add_argument("--overwrite", action="store_true", help=options.OVERWRITE_HELP)
     p.set_defaults(func=run, check=check)
 
@@ -68,6 +75,9 @@ def check(args):
     from sritm_tf.inference import parse_tile
     from sritm_tf.sizes import parse_shape
 
+    from sritm_tf.grade import apply_grade
+
+    apply_grade(args, default_white="203")  # --white-nits from --grade, or 203
     if args.crop:
         parse_shape(args.crop, "--crop")
     white_level(args.white_nits)
@@ -89,6 +99,12 @@ def check(args):
             check_output(args.json, args.overwrite)
         except FileError as err:  # named by its option: the table is the main output
             raise UserError(f"--json {err}") from None
+    if args.report:
+        from sritm_tf.report import check_folder
+
+        if args.protocol == "paper":
+            raise UserError("--report shows PQ R'G'B' frames: not with --protocol paper")
+        check_folder(args.report, args.overwrite)
     if args.weights and not args.baseline_only:
         from sritm_tf.pretrained import check_weights_file
 
@@ -105,7 +121,7 @@ def check_video(args):
     if args.pairs_dir is not None:
         raise UserError(f"{args.pairs_dir}: give PAIRS_DIR or --video SDR_CLIP, not both")
     for option, given in (("--crop", args.crop), ("--white-nits auto", args.white_nits == "auto"),
-                          ("--protocol paper", args.protocol == "paper")):
+                          ("--protocol paper", args.protocol == "paper"), ("--report", args.report)):
         if given:
             raise UserError(f"{option} needs graded references: not with --video")
     if args.frames is not None and args.frames < 2:
@@ -156,9 +172,13 @@ def run(args):
         predictor = evaluate.model_yuv_predictor if args.protocol == "paper" else evaluate.model_predictor
         predict = predictor(model, tile)
 
-    rows = evaluate.evaluate(args.pairs_dir, args.scale, predict, crop,
-                             progress=lambda name: print(f"{name} done", file=sys.stderr, flush=True),
-                             white_nits=white, protocol=args.protocol)
+    from sritm_tf.report import eval_frames
+
+    title = f"sritm eval {args.pairs_dir}, x{args.scale}"
+    with eval_frames(args.report, title) if args.report else contextlib.nullcontext() as frames:
+        rows = evaluate.evaluate(args.pairs_dir, args.scale, predict, crop,
+                                 progress=lambda name: print(f"{name} done", file=sys.stderr, flush=True),
+                                 white_nits=white, protocol=args.protocol, frames=frames)
     print(evaluate.format_table(rows))
 
     return write_json(args, {"scale": args.scale, "protocol": args.protocol, "crop": crop, "weights": args.weights,

@@ -11,8 +11,12 @@ import argparse
 from sritm_tf.errors import UserError
 
 SCALE_HELP = "upscaling factor (default 2)"
-WEIGHTS_HELP = "weights (.npz, .keras, .weights.h5); default: the bundled ones"
+WEIGHTS_HELP = "weights (.npz, .keras, .weights.h5); default: the bundled ones of --model"
+MODEL_HELP = ("which shipped network: full (default; Deep SR-ITM at the paper's size) or tv (the same "
+              "structure within 300 GFLOP per 4K frame, for TV-class NPUs); --weights overrides it")
 OVERWRITE_HELP = "replace an output that exists"
+GRADE_HELP = ("a show's grade fitted by sritm calibrate: its SDR white sets --white-nits (an explicit "
+              "--white-nits wins)")
 QUIET_HELP = "no progress bar"
 BATCH_SIZE_HELP = "patches per training step"
 PATCH_SIZE_HELP = "side of the LR (network input) patches in pixels"
@@ -27,12 +31,30 @@ CHANNELS_HELP, M_HELP, N_HELP = "feature channels (default 64)", "base/detail bl
     "fusion ResBlocks (default 10)"
 
 
+def add_grade(parser):
+    parser.add_argument("--grade", metavar="GRADE_JSON", help=GRADE_HELP)
+
+
 def add_scale(parser):
     parser.add_argument("--scale", type=int, choices=(2, 4), default=2, help=SCALE_HELP)
 
 
 def add_weights(parser):
+    """--weights, and --model that names the shipped network used without it."""
+    from sritm_tf.presets import MODELS
+
     parser.add_argument("--weights", help=WEIGHTS_HELP)
+    parser.add_argument("--model", choices=list(MODELS), default="full", help=MODEL_HELP)
+
+
+def resolve_model(args):
+    """Without --weights, `--model tv` stands for the shipped TV network's weights file of
+    --scale, so that everything after (the checks, the engines' caches) sees a path."""
+    from sritm_tf import presets
+    from sritm_tf.pretrained import preset_weights_path
+
+    if getattr(args, "model", "full") != "full" and not args.weights:
+        args.weights = preset_weights_path(presets.preset_for_scale(args.scale, args.model).name)
 
 
 def conversion_parent():
@@ -42,16 +64,19 @@ def conversion_parent():
     add_weights(parser)
     parser.add_argument("--baseline", action="store_true",
                         help="classical conversion instead of the network: bicubic, then SDR at --white-nits")
-    parser.add_argument("--white-nits", type=float, default=203.0,
-                        help="SDR reference white in cd/m2 (default 203, BT.2408): where --baseline and the network's "
-                             "classical skip put SDR 100%%, and flat SDR graphics land; the network expands a picture's "
-                             "highlights above it, as real SDR grades imply; graded HDR often sits at 300-500")
+    parser.add_argument("--white-nits", type=float,
+                        help="SDR reference white in cd/m2 (default: the --grade file's, else 203, BT.2408): "
+                             "where --baseline and the network's classical skip put SDR 100%%, and flat SDR graphics "
+                             "land; the network expands a picture's highlights above it, as real SDR grades imply; "
+                             "graded HDR often sits at 300-500")
+    add_grade(parser)
     parser.add_argument("--peak-nits", type=float, default=1000.0,
                         help="no output pixel brighter than this, cd/m2 (default 1000, the mastering peak; 10000: no limit; "
                              "at most 1000 with --transfer hlg)")
     parser.add_argument("--precision", choices=["auto", "bf16", "fp32", "int8"], default="auto",
                         help="network compute precision (default auto: bf16 on CPUs with AVX512-BF16 or AMX, "
-                             "and on GPUs of compute capability 8.0+; the choice is printed); int8 runs on --engine litert")
+                             "and on GPUs of compute capability 8.0+; the choice is printed); "
+                             "int8 runs on --engine litert or openvino")
     parser.add_argument("--engine", choices=["auto", "tf", "openvino", "litert"], default="auto",
                         help="what runs the network (default auto: OpenVINO for bf16 when it is installed and the CPU has AMX, "
                              "pip install \"sritm_tf[openvino]\", else TensorFlow); litert runs the TFLite model")
@@ -82,8 +107,10 @@ def check_conversion(args):
     and peak levels, encoder settings, precision and engine, and the weights file."""
     from sritm_tf.inference import parse_tile
     from sritm_tf.pretrained import check_weights_file
+    from sritm_tf.grade import apply_grade
     from sritm_tf.video.hdr10 import check_encoder
 
+    apply_grade(args)  # --white-nits from --grade, or 203
     if args.tile:
         parse_tile(args.tile, "--tile")
     for option, nits in (("--white-nits", args.white_nits), ("--peak-nits", args.peak_nits)):

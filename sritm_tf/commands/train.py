@@ -26,8 +26,9 @@ SYNTHETIC_DEFAULTS = {"scale": 2, "minutes": 5.0, "batch_size": 16, "patch_size"
 # Options of the records / pairs trainer only, and of --synthetic only (argparse dests).
 RECORDS_ONLY = ("source", "stage", "recipe", "pretrain_steps", "steps", "pretrain_lr", "skip", "white_nits",
                 "chroma_gate", "shadow_gate", "checkpoint_every", "shuffle_buffer", "mixed_precision", "val_pairs",
-                "val_records", "val_crop", "pairs", "crops", "anchor", "overwrite")
-SYNTHETIC_ONLY = ("val_scenes", "minutes", "epoch_steps", "workers", "graphics_prob")
+                "val_records", "val_crop", "pairs", "crops", "anchor", "overwrite", "grade")
+SYNTHETIC_ONLY = ("val_scenes", "minutes", "epoch_steps", "workers", "graphics_prob", "teacher", "teacher_share",
+                  "teacher_reuse")
 
 
 def register(subparsers):
@@ -84,6 +85,10 @@ def register(subparsers):
     p.add_argument("--init", help="start from these weights (.keras, .weights.h5, .npz; --synthetic: .npz, "
                                   "layers matched by name and shape)")
     p.add_argument("--pairs", help="fine-tune on the graded pairs of this folder (with --init)")
+    p.add_argument("--grade", metavar="GRADE_JSON",
+                   help="the SDR white of the classical skip from this sritm calibrate file (an explicit --white-nits "
+                        "wins); fine-tuning without it (or --white-nits) calibrates on the pairs first; either way "
+                        "it writes RUN/grade.json for sritm convert --grade")
     p.add_argument("--crops", type=int, help="fine-tuning: random crops taken from the pairs (default 256)")
     p.add_argument("--anchor", action=argparse.BooleanOptionalAction, default=None,
                    help="fine-tuning: where the pairs show nothing (SDR codes outside the middle 99%% of theirs, "
@@ -102,6 +107,13 @@ def register(subparsers):
     synthetic.add_argument("--graphics-prob", type=float,
                            help="share of training pairs with SDR graphics keyed over them (default 0.2); "
                                 "the validation pairs keep the default")
+    synthetic.add_argument("--teacher", metavar="WEIGHTS",
+                           help="distil from this trained network (.npz, e.g. the shipped full one): the target "
+                                "blends the pairs' HDR with its output")
+    synthetic.add_argument("--teacher-share", type=float,
+                           help="share of the teacher's output in the target, 0 to 1 (default 0.5)")
+    synthetic.add_argument("--teacher-reuse", type=int,
+                           help="steps each batch the teacher labels serves, under flips and quarter turns (default 1)")
     p.set_defaults(func=run, check=check)
 
 
@@ -196,7 +208,8 @@ def check_numbers(source):
                                ("--crops", "crops", 1), ("--shuffle-buffer", "shuffle_buffer", 1),
                                ("--channels", "channels", 1), ("--m", "m", 1), ("--n", "n", 0),
                                ("--val-crop", "val_crop", 0), ("--patch-size", "patch_size", 1),
-                               ("--epoch-steps", "epoch_steps", 1), ("--workers", "workers", 1)):
+                               ("--epoch-steps", "epoch_steps", 1), ("--workers", "workers", 1),
+                               ("--teacher-reuse", "teacher_reuse", 1)):
         value = getattr(source, key, None)
         if value is not None and not (isinstance(value, numbers.Integral) and value >= least):
             raise UserError(f"{option}: expected a whole number of at least {least}, got {value!r}")
@@ -215,6 +228,10 @@ def check(args):
         check_synthetic(args)
     elif not (args.source or "").endswith((".yaml", ".yml")):  # a config.yaml's are checked once it is read
         check_paths(args.output, args.pairs, args.init, args.val_pairs)
+    if args.grade and not synthetic:
+        from sritm_tf.grade import read_grade
+
+        read_grade(args.grade)
 
 
 def check_paths(run_dir, pairs=None, init=None, val_pairs=None):
@@ -245,12 +262,15 @@ def check_synthetic(args):
             raise UserError(f"--synthetic: needs {option}")
     if args.graphics_prob is not None and not 0 <= args.graphics_prob <= 1:
         raise UserError(f"--graphics-prob: expected a share from 0 to 1, got {args.graphics_prob}")
-    if args.init and not args.init.endswith(".npz"):
-        raise UserError(f"{args.init}: --synthetic starts from .npz weights")
+    if args.teacher_share is not None and not 0 <= args.teacher_share <= 1:
+        raise UserError(f"--teacher-share: expected a share from 0 to 1, got {args.teacher_share}")
+    for option, path in (("--init", args.init), ("--teacher", args.teacher)):
+        if path and not path.endswith(".npz"):
+            raise UserError(f"{path}: {option} of --synthetic takes .npz weights")
+        if path and not os.path.isfile(path):
+            raise UserError(f"{path}: no such file")
     for folder in (args.synthetic, args.val_scenes):
         scene_files(folder)
-    if args.init and not os.path.isfile(args.init):
-        raise UserError(f"{args.init}: no such file")
     check_folder_output(args.output, "the output (-o)")
 
 
@@ -285,9 +305,15 @@ def run(args):
         return run_synthetic(args)
     cfg = make_config(args)
     check_config(cfg, args.overwrite)
+    from sritm_tf.grade import training_white, write_run_grade
     from sritm_tf.train.loop import train
 
+    saved = (args.source or "").endswith((".yaml", ".yml"))  # its white is the run's
+    calibration = training_white(cfg, args.grade if args.white_nits is None else None,
+                                 fit=args.white_nits is None and not saved)
     train(cfg)
+    if cfg.pairs:
+        write_run_grade(cfg, calibration)
     print(f"wrote {cfg.run_dir}")
     return 0
 
@@ -298,6 +324,8 @@ def run_synthetic(args):
     options = {key: getattr(args, key) if getattr(args, key) is not None else default
                for key, default in SYNTHETIC_DEFAULTS.items()}
     train_synthetic(args.synthetic, args.val_scenes, args.output, init=args.init, workers=args.workers,
-                    graphics_prob=args.graphics_prob, **options)
+                    graphics_prob=args.graphics_prob, teacher=args.teacher,
+                    teacher_share=0.5 if args.teacher_share is None else args.teacher_share,
+                    teacher_reuse=args.teacher_reuse or 1, **options)
     print(f"wrote {args.output}")
     return 0

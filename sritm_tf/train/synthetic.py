@@ -11,6 +11,15 @@ scenes, and the classical mapping's loss on the same pairs) to the output folder
 
     KERAS_BACKEND=jax sritm train --synthetic .devdata/scenes --val-scenes .devdata/val \\
         --scale 2 --minutes 5 -o runs/synth_x2
+
+Distillation (`teacher`): a trained network, e.g. the shipped full one, predicts each
+training batch, and the target becomes (1 - a) * HDR + a * teacher's output, a =
+`teacher_share`. Since (1 - a)|s - y|^2 + a|s - t|^2 = |s - ((1 - a)y + at)|^2 + const,
+the MSE to that blend is the weighted sum of the losses to the real target and to the
+teacher (Hinton et al. 2015, with the regression loss of the student's own task).
+Validation stays on the real targets. The teacher costs far more than the student, so each
+labelled batch can serve `teacher_reuse` steps, each under another of the eight flips and
+quarter turns of the square (input and target alike; the pairs are made square).
 """
 import math
 import os
@@ -54,15 +63,19 @@ def start_from(model, path):
 
 def train_synthetic(scenes, val_scenes, output, scale=2, init=None, minutes=5.0, batch_size=16, patch_size=48,
                     lr=2e-4, epoch_steps=250, workers=None, precision="bf16", seed=1, graphics_prob=None,
-                    channels=64, m=3, n=10):
+                    channels=64, m=3, n=10, teacher=None, teacher_share=0.5, teacher_reuse=1):
     """Trains on pairs from the scene folder `scenes` for about `minutes` (whole epochs of
     `epoch_steps` steps; the last one ends past the budget), validating on pairs from
     `val_scenes`; writes `output`/curve.tsv and `output`/deep_sritm_x{scale}.npz every
     epoch. `patch_size`: the LR patch side; `precision`: bf16 (Keras' mixed_bfloat16),
     fp32, or auto (`sritm_tf.precision.resolve`); `graphics_prob`: share of training pairs
     with SDR graphics (None: `augment.GRAPHICS_PROB`; validation keeps the default).
+    `teacher`: .npz weights to distil from (module docstring), `teacher_share` its share,
+    `teacher_reuse` the steps each of its labelled batches serves.
     Returns the trained model."""
     check_inputs(scenes, val_scenes, init)
+    if teacher and not os.path.isfile(teacher):
+        raise InputError(f"{teacher}: no such file")
     os.makedirs(output, exist_ok=True)
     pool = scene_data.worker_pool(workers or default_workers(), scenes)
     try:
@@ -70,9 +83,32 @@ def train_synthetic(scenes, val_scenes, output, scale=2, init=None, minutes=5.0,
             val = [val_pool.apply(scene_data.make_batch, (([VAL_SEED, i], VAL_BATCH, patch_size, scale, None),))
                    for i in range(VAL_BATCHES)]
         data = scene_data.batches(pool, seed, batch_size, patch_size, scale, graphics_prob)
+        if teacher:
+            data = distilled(data, teacher, teacher_share, teacher_reuse)
         return _fit(data, val, output, scale, init, minutes, lr, epoch_steps, precision, channels, m, n)
     finally:
         pool.terminate()
+
+
+def dihedral(image, k):
+    """`image` (N, H, W, C) under the k-th (0-7) of the square's eight symmetries: k % 4
+    quarter turns, then a left-right flip for k >= 4."""
+    image = np.rot90(image, k % 4, axes=(1, 2))
+    return np.ascontiguousarray(image[:, :, ::-1] if k >= 4 else image)
+
+
+def distilled(data, teacher, share, reuse=1):
+    """The batches of `data` with targets blended toward the predictions of the network
+    in the .npz file `teacher` (module docstring), each yielded `reuse` times under
+    successive symmetries (`dihedral`); the teacher runs under the global precision policy."""
+    from sritm_tf import pretrained
+
+    model = pretrained.load_weights_npz(teacher, white_input=True)
+    for x, y in data:
+        t = np.asarray(model.predict_on_batch(x), dtype=np.float32)
+        target = (1 - share) * y + share * t
+        for k in range(reuse):
+            yield {**x, "sdr_yuv": dihedral(x["sdr_yuv"], k % 8)}, dihedral(target, k % 8)
 
 
 def _fit(data, val, output, scale, init, minutes, lr, epoch_steps, precision, channels, m, n):

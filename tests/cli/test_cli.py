@@ -35,6 +35,21 @@ def test_info_tiny_pretrain(capsys):
     assert "modulation=off" in line and "scale x4" in line
 
 
+def test_info_gives_the_cost_of_a_4k_frame_of_each_model(capsys):
+    """gflop_per_4k_frame: 2 x the convolutions' MACs for the LR of a 3840x2160 frame
+    (`sritm_tf.flops`); the TV network within its 300 GFLOP budget, the full one 35x more."""
+    lines = {}
+    for model in ("full", "tv"):
+        assert main(["info", "--scale", "2", "--model", model]) == 0
+        lines[model] = capsys.readouterr().out.strip().splitlines()[-1]
+    assert lines["full"].startswith("deep_sritm_x2:") and lines["full"].endswith("gflop_per_4k_frame=10384")
+    tv = lines["tv"]
+    assert tv.startswith("deep_sritm_tv_x2: scale x2, channels=12, m=2, n=4,") and "59,103 parameters" in tv
+    assert int(tv.rsplit("=", 1)[1]) <= 300
+    assert main(["info", "--scale", "4", "--model", "tv", "--channels", "8"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("deep_sritm_x4: scale x4, channels=8, m=2, n=4")
+
+
 def test_bench_commands_are_the_benchmark_modules(capsys):
     """`sritm bench NAME` runs sritm_tf.benchmarks.NAME with its options."""
     import pytest

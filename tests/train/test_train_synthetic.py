@@ -88,7 +88,11 @@ def test_a_bad_scenes_folder_is_one_line_before_any_worker_starts(tmp_path, caps
     (["--recipe", "paper"], "--recipe: not used with --synthetic"),
     (["--pairs", "p"], "--pairs: not used with --synthetic"),
     (["--overwrite"], "--overwrite: not used with --synthetic"),
-    (["--init", "w.keras"], "w.keras: --synthetic starts from .npz weights"),
+    (["--init", "w.keras"], "w.keras: --init of --synthetic takes .npz weights"),
+    (["--teacher", "t.h5"], "t.h5: --teacher of --synthetic takes .npz weights"),
+    (["--teacher", "missing.npz"], "missing.npz: no such file"),
+    (["--teacher-share", "1.5"], "--teacher-share: expected a share from 0 to 1, got 1.5"),
+    (["--teacher-reuse", "0"], "--teacher-reuse: expected a whole number of at least 1, got 0"),
     (["--init", "missing.npz"], "missing.npz: no such file"),
     (["--graphics-prob", "1.5"], "--graphics-prob: expected a share from 0 to 1, got 1.5"),
     (["--minutes", "0"], "--minutes: expected a positive number, got 0.0"),
@@ -145,3 +149,33 @@ def test_a_tiny_synthetic_run_writes_the_curve_and_the_weights(tmp_path):
     assert config["chroma_gate"] == pytest.approx(CHROMA_GATE) and config["shadow_gate"] == pytest.approx(SHADOW_GATE)
     out = np.asarray(model(np.full((1, 8, 8, 3), 0.5, "float32")))
     assert out.shape == (1, 16, 16, 3) and np.isfinite(out).all()
+
+
+def test_distillation_blends_the_target_with_the_teachers_output(tmp_path):
+    """share 0 keeps the pairs' HDR, share 1 is the teacher's prediction, 0.5 their mean."""
+    from sritm_tf import pretrained
+    from sritm_tf.model import build_deep_sritm
+    from sritm_tf.train.synthetic import dihedral, distilled
+
+    teacher = build_deep_sritm(2, 8, 1, 1, skip="classical", white_input=True)
+    rng = np.random.default_rng(0)
+    for layer in teacher.layers:  # a teacher whose output is not the classical conversion's
+        layer.set_weights([rng.normal(0, 0.05, w.shape).astype("float32") for w in layer.get_weights()])
+    path = pretrained.save_weights_npz(teacher, str(tmp_path / "teacher.npz"), dtype="float32")
+    x = {"sdr_yuv": rng.uniform(0, 1, (2, 12, 12, 3)).astype("float32"),
+         "white_nits": np.array([[203.0], [400.0]], "float32")}
+    y = rng.uniform(0, 1, (2, 24, 24, 3)).astype("float32")
+    t = np.asarray(teacher.predict_on_batch(x))
+    assert np.abs(t - y).mean() > 0.1
+    for share, want in ((0.0, y), (1.0, t), (0.5, (y + t) / 2)):
+        (_, target), = distilled(iter([(x, y)]), path, share)
+        np.testing.assert_allclose(target, want, atol=2e-3)
+    # reused under the eight symmetries: input and target turned and flipped together
+    batches = list(distilled(iter([(x, y)]), path, 1.0, reuse=8))
+    assert len(batches) == 8
+    for k, (xk, tk) in enumerate(batches):
+        assert xk["white_nits"] is x["white_nits"]
+        np.testing.assert_allclose(tk, dihedral(t, k), atol=2e-3)
+        np.testing.assert_array_equal(xk["sdr_yuv"], dihedral(x["sdr_yuv"], k))
+    assert len({dihedral(x["sdr_yuv"], k).tobytes() for k in range(8)}) == 8
+    np.testing.assert_array_equal(dihedral(x["sdr_yuv"], 5)[0], np.fliplr(np.rot90(x["sdr_yuv"][0])))
