@@ -130,7 +130,7 @@ def network_parts(model):
 
 def prepare_pair(predict, name, sdr, hdr, scale):
     """One pair (HR SDR R'G'B', HR HDR PQ R'G'B', float), cropped to whole multiples of `scale`
-    as `sritm eval` crops it: a dict with name, size ("WxH"), lr (LR SDR R'G'B'), hdr (the
+    as `sritm eval` crops it: a dict with name, size ("WxH"), sdr, lr (LR SDR R'G'B'), hdr (the
     reference), and the parts of the network's output at any white (`network_output`): residual
     (PQ R'G'B', M^-1 r) and light (L). `predict`: LR Y'CbCr -> `network_parts`' output."""
     from sritm_tf import colour
@@ -142,7 +142,7 @@ def prepare_pair(predict, name, sdr, hdr, scale):
     rgb = np.clip(colour.model_yuv_to_sdr_rgb(parts[..., 3:]), 0.0, 1.0)
     light = np.maximum(colour.rgb709_to_rgb2020(colour.gamma_decode(rgb, 2.4)), 0.0)
     residual = colour.ycbcr_to_rgb(parts[..., :3], "bt2020")  # linear: the 0.5 chroma offsets cancel
-    return {"name": name, "size": f"{hdr.shape[1]}x{hdr.shape[0]}", "lr": lr, "hdr": hdr,
+    return {"name": name, "size": f"{hdr.shape[1]}x{hdr.shape[0]}", "sdr": sdr, "lr": lr, "hdr": hdr,
             "residual": residual, "light": light}
 
 
@@ -237,6 +237,21 @@ def weights_name(weights, scale):
 
         return preset_for_scale(scale).name
     return os.fspath(weights)
+
+
+def report_entries(grade, results):
+    """The pairs of `calibrate` as `report.write_report` entries: the classical conversion and
+    the network at the fitted white (the slider), and the network at the default white."""
+    white, keys = grade["white_nits"], {"psnr_pq": "psnr", "de_itp": "de_itp"}
+    for r in results:
+        labels = {f"classical @{white:g}": ("classical", "after", "_classical"),
+                  f"network @{DEFAULT_WHITE:g}": ("model_before", "before", ""),
+                  f"network @{white:g}": ("model", "after", "")}
+        yield {"name": r["name"], "sdr": r["sdr"], "reference": r["hdr"],
+               "outputs": {label: r[frame] for label, (frame, _, _) in labels.items()},
+               "metrics": {label: {key: r[when][name + suffix] for key, name in keys.items()}
+                           for label, (_, when, suffix) in labels.items()},
+               "caption": f"{r['size']}, x{grade['scale']}, {grade['weights']}: SDR white fitted at {white:g} cd/m2"}
 
 
 def format_results(grade, results):

@@ -18,6 +18,9 @@ def register(subparsers):
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
                    help="network compute precision (default auto: bf16 where the CPU has bfloat16 units or the GPU "
                         "is of compute capability 8.0+)")
+    p.add_argument("--report", metavar="DIR",
+                   help="also write an HTML page of the pairs (previews, before/after slider, error heat maps), "
+                        "as sritm eval --report")
     p.add_argument("--overwrite", action="store_true", help=options.OVERWRITE_HELP)
     p.set_defaults(func=run, check=check)
 
@@ -33,12 +36,16 @@ def check(args):
         raise UserError(f"{args.pairs_dir}: not a folder")
     check_pairs(args.pairs_dir)
     check_output(args.output, args.overwrite)
+    if args.report:
+        from sritm_tf.report import check_folder
+
+        check_folder(args.report, args.overwrite)
     if args.weights:
         check_weights_file(args.weights)
 
 
 def run(args):
-    from sritm_tf.grade import calibrate, format_results, write_grade
+    from sritm_tf.grade import calibrate, format_results, report_entries, write_grade
     from sritm_tf.precision import resolve
 
     chosen, why = resolve(args.precision)
@@ -48,4 +55,8 @@ def run(args):
     print(format_results(grade, results))
     write_grade(args.output, grade)
     print(f"wrote {args.output}")
+    if args.report:
+        from sritm_tf.report import write_report
+
+        print(f"wrote {write_report(args.report, report_entries(grade, results), 'sritm calibrate')}")
     return 0

@@ -66,6 +66,32 @@ def test_calibrate_finds_the_white_of_the_grade_and_eval_scores_as_it_did(tmp_pa
     assert code == 2 and len(err) == 1 and str(out) in err[0] and "--overwrite" in err[0]
 
 
+@pytest.mark.slow  # calibration, the page and Chromium
+def test_calibrate_report_shows_the_pairs_before_and_after(tmp_path, graded_pairs, tiny_weights, capsys):
+    """--report: one section per pair, the network at the default and the fitted white and the
+    classical conversion, every image the page names written, and (with Chromium) it loads."""
+    from tests.evaluate.test_report import CHROMIUM, page_check, page_files
+
+    out, folder = tmp_path / "grade.json", tmp_path / "report"
+    assert cli.main(["calibrate", str(graded_pairs), "-o", str(out), "--weights", tiny_weights,
+                     "--precision", "fp32", "--report", str(folder)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"wrote {folder / 'index.html'}"
+    fitted = json.loads(out.read_text())
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    white = f"{fitted['white_nits']:g}"
+    for text in ("shot0", "shot1", f"network @{white}", "network @203", f"classical @{white}",
+                 f"{fitted['pairs'][1]['psnr_after']:.2f}", f"{fitted['pairs'][0]['psnr_before']:.2f}"):
+        assert text in page, text
+    files = page_files(page)
+    assert len(files) >= 2 * 5 and all((folder / name).is_file() for name in files)
+    if CHROMIUM:
+        text, boxes = page_check(folder, tmp_path / "profile")
+        assert text == f"ok: {page.count('<img ')} images" and len(boxes) == page.count("<img ")
+    code = cli.main(["calibrate", str(graded_pairs), "-o", str(tmp_path / "g2.json"), "--report", str(folder)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and str(folder) in err[0] and "--overwrite" in err[0]
+
+
 def test_a_single_flat_frame_keeps_the_default_white(tmp_path):
     """Where the frames say nothing of the white (black), the prior keeps 203 cd/m2."""
     pair = {"residual": np.zeros((8, 8, 3)), "light": np.zeros((8, 8, 3)), "hdr": np.zeros((8, 8, 3))}
