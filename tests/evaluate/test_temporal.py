@@ -10,7 +10,8 @@ import pytest
 from sritm_tf import temporal
 from sritm_tf.cli import main
 
-from tests.helpers.media import make_clip
+from tests.helpers.clips import BICUBIC, CAMERA
+from tests.helpers.media import ffmpeg, make_clip
 from tests.helpers.processes import assert_one_error_line, sritm_reporting_tensorflow
 
 K = 12.0  # codes
@@ -126,6 +127,20 @@ def test_table_rows_and_ratio():
     assert lines[1].split()[1:] == ["3.000", "1.100"] and lines[2].split()[1:] == ["2.000", "1.000"]
     assert lines[3].split()[-2:] == ["1.500", "1.100"] and lines[3].startswith("ratio network/baseline")
     assert lines[4] == "pairs used: 5, scene cuts skipped: 1 (7 frames)"
+
+
+@pytest.mark.parametrize("sampling, responses", [(BICUBIC, (0.53, 0.21, 0.04)), (CAMERA, (0.37, 0.23, 0.14))])
+def test_pan_samplings_respond_as_their_comment_says(sampling, responses, tmp_path):
+    """A sine grating through the pan's 2:1 downscale: its amplitude after, over before, at 0.96
+    x the new Nyquist frequency and at 1.25 and 1.5 x (folded back below it)."""
+    for cycles, expected in zip((0.24, 0.3125, 0.375), responses):  # per source pixel
+        row = 0.5 + 0.4 * np.cos(2 * np.pi * cycles * np.arange(960))
+        cv2.imwrite(str(tmp_path / "sine.png"), np.tile(np.rint(row * 65535).astype(np.uint16), (540, 1)))
+        ffmpeg("-i", tmp_path / "sine.png", "-vf", f"{sampling},format=gray16le", tmp_path / "out.png")
+        out = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED)[135, 40:-40] / 65535.0
+        folded = 2 * min(cycles, 0.5 - cycles)  # per output pixel
+        amplitude = 2 * abs(np.mean((out - out.mean()) * np.exp(-2j * np.pi * folded * np.arange(out.size))))
+        assert amplitude / 0.4 == pytest.approx(expected, abs=0.015), cycles
 
 
 @pytest.fixture(scope="module")

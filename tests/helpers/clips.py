@@ -4,9 +4,10 @@
   the training pairs are (`sritm_tf.data`: exposure for diffuse white at 203 cd/m2, BT.709 ->
   BT.2020, PQ; ITU-R BT.2446-1 Method A to SDR; bicubic downscale by 4), 512x388, H.264;
 - `pan_clip`: a slow diagonal pan across a graded SDR master (ffmpeg's crop filter with a
-  moving window, then its bicubic scale), 480x270, H.264.
+  moving window, then its bicubic scale), 480x270, H.264; with `sampling=CAMERA`, the same pan
+  sampled as a camera does (below).
 
-Run `python -m tests.helpers.clips OUT_DIR` from the repository root to write both.
+Run `python -m tests.helpers.clips OUT_DIR` from the repository root to write all three.
 """
 import os
 import sys
@@ -50,11 +51,20 @@ def beachball_clip(path, scale=4):
         return encode_sdr(os.path.join(folder, "%04d.png"), path)
 
 
-def pan_clip(path, frames=36, name="cosmos01650_sdr.png"):
+# The window's 2:1 downscale of `pan_clip`, with its response to a sine of 0.96, 1.25 and 1.5 x
+# the new Nyquist frequency (the last two alias). BICUBIC: swscale's bicubic (B = 0, C = 0.6,
+# kernel stretched 2x), a sharp downconversion: 0.53, 0.21, 0.04. CAMERA: ffmpeg's gblur
+# (sigma 1 source pixel: lens and optical low-pass filter), then the mean of each 2x2 block (the
+# pixel's aperture): 0.37, 0.23, 0.14, softer below Nyquist and no less aliased above it.
+BICUBIC = "scale=480:270:flags=bicubic"
+CAMERA = "gblur=sigma=1,scale=480:270:flags=area"
+
+
+def pan_clip(path, frames=36, name="cosmos01650_sdr.png", sampling=BICUBIC):
     """A 960x540 window of a graded SDR master moving 3 px right and 1 px down a frame,
-    scaled to 480x270 (1.5 and 0.5 px a frame there)."""
+    downscaled to 480x270 by `sampling` (1.5 and 0.5 px a frame there)."""
     source = SHARED_DATA / "graded" / name
-    return encode_sdr(str(source), path, 24, "crop=960:540:x='500+3*n':y='250+n',scale=480:270:flags=bicubic",
+    return encode_sdr(str(source), path, 24, f"crop=960:540:x='500+3*n':y='250+n',{sampling}",
                       "-loop", 1, "-t", frames / 24)
 
 
@@ -63,3 +73,4 @@ if __name__ == "__main__":
     os.makedirs(out, exist_ok=True)
     print(beachball_clip(os.path.join(out, "beachball_sdr.mp4")))
     print(pan_clip(os.path.join(out, "pan_sdr.mp4")))
+    print(pan_clip(os.path.join(out, "pan_camera_sdr.mp4"), sampling=CAMERA))
