@@ -36,7 +36,7 @@ setup(
             "tensorflow-serving-api>=2.16",
         ],
         "litert": ["ai-edge-litert>=1.2"],
-        "openvino": ["openvino>=2024.4"],  # sritm convert --engine openvino
+        "openvino": ["openvino>=2024.4", "nncf>=2.14"],  # sritm convert --engine openvino (int8: NNCF)
         "serving": ["tensorflow-serving-api>=2.16"],  # the gRPC client; REST needs nothing more
         "jax": ["jax>=0.4.30"],
         "beam": ["apache-beam>=2.60"],  # sritm convert-batch

@@ -82,15 +82,15 @@ def _read(path):
     return content if len(data) > _DIGEST and hashlib.sha256(content).digest() == digest else None
 
 
-def cached(name, key, build):
-    """The flatbuffer `build()` returns, kept in `cache_dir()` as `<name>-<key[:20]>.tflite`
-    followed by its SHA-256: read back when it is there and intact, else built and
+def cached(name, key, build, suffix=".tflite"):
+    """The bytes `build()` returns (a calibrated network), kept in `cache_dir()` as
+    `<name>-<key[:20]><suffix>` followed by their SHA-256: read back when it is there and intact, else built and
     written atomically (`fileio.atomic_path`). A cache folder that cannot be written is a
     note (`notes.note`): the network is then calibrated again on the next run."""
     from sritm_tf.fileio import atomic_path
     from sritm_tf.notes import note
 
-    path = cache_dir() / f"{name}-{key[:20]}.tflite"
+    path = cache_dir() / f"{name}-{key[:20]}{suffix}"
     content = _read(path)
     if content is not None:
         return content

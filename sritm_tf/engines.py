@@ -6,6 +6,8 @@
   SavedModel, compiled once per tile shape (tiling makes a handful), bfloat16
   through OpenVINO's `INFERENCE_PRECISION_HINT` for `bf16`. An optional extra:
   `pip install "sritm_tf[openvino]"`.
+  int8: quantised by NNCF, calibrated once per network (`quantize.int8_network`);
+  needs nncf, in the same extra.
 - `litert`: the model's TFLite flatbuffer (`export.convert_tflite`, built-in
   ops, float32 or int8 with the front end, the classical skip and the last
   convolution kept float), run by the LiteRT interpreter with XNNPACK, resized
@@ -25,6 +27,7 @@ import tempfile
 
 import numpy as np
 
+from sritm_tf import quantize
 from sritm_tf.errors import InputError
 from sritm_tf.precision import cpu_flags, keras_backend
 
@@ -56,8 +59,10 @@ def resolve(engine="auto", precision="fp32"):
     if not installed(engine):
         module, extra = EXTRAS[engine]
         raise InputError(f"--engine {engine} needs {module}: pip install \"sritm_tf[{extra}]\"")
-    if precision == "int8" and engine != "litert":
-        raise InputError(f"int8 runs on --engine litert, not {engine}")
+    if precision == "int8" and engine not in ("litert", "openvino"):
+        raise InputError(f"int8 runs on --engine litert or openvino, not {engine}")
+    if precision == "int8" and engine == "openvino" and not quantize.installed():
+        raise InputError("--engine openvino --precision int8 needs nncf: pip install \"sritm_tf[openvino]\"")
     if engine == "litert" and precision == "bf16":
         raise InputError("--engine litert runs fp32 or int8, not bf16")
     return engine, why
@@ -103,18 +108,32 @@ def openvino_config(precision, **extra):
 
 
 def openvino_runner(model, precision="bf16"):
-    """OpenVINO: `openvino_network(model)` compiled per tile shape on the CPU."""
+    """OpenVINO: `openvino_network(model)` compiled per tile shape on the CPU, the buffers
+    of the shape that ran before released (`CompiledModel.release_memory`); int8:
+    the network quantised by NNCF (`quantize.int8_network`), its float parts in float32."""
     import openvino as ov
 
-    network = openvino_network(model)
+    if precision == "int8":
+        network = quantize.int8_network(model, openvino_network)
+    else:
+        network = openvino_network(model)
     core = ov.Core()
     config = openvino_config(precision)
+
+    last = []  # the compiled model that ran last
 
     def compile(shape):
         reshaped = network.clone()
         reshaped.reshape({0: list(shape)})
         compiled = core.compile_model(reshaped, "CPU", config)
-        return lambda x: compiled(x)[0]
+
+        def run(x):
+            if last and last[0] is not compiled:  # one tile shape's buffers at a time, not one set per shape
+                last.pop().release_memory()
+            last[:] = [compiled]
+            return compiled(x)[0]
+
+        return run
 
     return ShapeCache(compile)
 

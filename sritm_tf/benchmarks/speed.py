@@ -41,6 +41,7 @@ ENGINES = {
     # sritm_tf.engines (sritm convert --engine): the float32 network, lowered by the engine itself
     "openvino-fp32": ({"KERAS_BACKEND": "tensorflow"}, "fp32", "openvino"),
     "openvino-bf16": ({"KERAS_BACKEND": "tensorflow"}, "bf16", "openvino"),
+    "openvino-int8": ({"KERAS_BACKEND": "tensorflow"}, "int8", "openvino"),  # NNCF, calibrated once (cached)
     "litert-fp32": ({"KERAS_BACKEND": "tensorflow"}, "fp32", "litert"),
     "litert-int8": ({"KERAS_BACKEND": "tensorflow"}, "int8", "litert"),
 }
@@ -206,6 +207,9 @@ def worker(job):
         return measured_peaks()
     _, precision, mode = ENGINES[job["engine"]]
     scale, frame, repeats = job["scale"], tuple(job["frame"]), job["repeats"]
+    import keras
+
+    keras.utils.set_random_seed(0)  # the same weights each run: an int8 network calibrated once is read back
     model = build_deep_sritm(scale=scale, skip="classical",
                              precision=precision if mode in ("tiled", "xla") else engines.model_precision(mode, precision))
     image = np.random.default_rng(0).random(frame + (3,), dtype=np.float32)

@@ -47,8 +47,8 @@ def test_resolve_picks_and_refuses():
     assert engines.resolve("auto", "int8")[0] == "litert"
     amx = "amx_bf16" in engines.cpu_flags()
     assert engines.resolve("auto", "bf16")[0] == ("openvino" if has_ov and amx else "tf")
-    with pytest.raises(InputError, match="int8 runs on --engine litert"):
-        engines.resolve("openvino", "int8")
+    with pytest.raises(InputError, match="int8 runs on --engine litert or openvino, not tf"):
+        engines.resolve("tf", "int8")
     with pytest.raises(InputError, match="not bf16"):
         engines.resolve("litert", "bf16")
     with pytest.raises(InputError, match="engine must be one of"):
@@ -67,9 +67,9 @@ def test_cli_engine_litert_and_refusal(tmp_path, capsys):
     from sritm_tf import cli
 
     sample = pretrained.sample_path()
-    code = cli.main(["convert", sample, "-o", str(tmp_path / "bad.png"), "--engine", "openvino", "--precision", "int8"])
+    code = cli.main(["convert", sample, "-o", str(tmp_path / "bad.png"), "--engine", "tf", "--precision", "int8"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "int8 runs on --engine litert" in err[0]
+    assert code == 2 and len(err) == 1 and "int8 runs on --engine litert or openvino" in err[0]
     assert not (tmp_path / "bad.png").exists()
     if not engines.installed("litert"):
         pytest.skip("ai-edge-litert is not installed")
