@@ -22,11 +22,13 @@ from sritm_tf.errors import InputError
 
 class Preset(NamedTuple):
     """A shipped network: `config` holds the `build_deep_sritm` arguments,
-    `weights` the file name in `sritm_tf/weights/`, `card` its model-card section."""
+    `weights` the file name in `sritm_tf/weights/`, `card` its model-card section,
+    `model` the family member (`--model`)."""
     name: str
     config: dict
     weights: str
     card: str
+    model: str = "full"
 
 
 # The family members `--model` names: the paper's size, and the TV-class network, the same
@@ -39,7 +41,7 @@ def _shipped(scale, model="full"):
     name = f"deep_sritm_x{scale}" if model == "full" else f"deep_sritm_{model}_x{scale}"
     config = {"scale": scale, **MODELS[model], "modulation": True, "skip": "classical",
               "chroma_gate": 4 / 255, "shadow_gate": 1e-3}
-    return Preset(name, config, f"{name}.npz", f"MODEL_CARD.md#{name}")
+    return Preset(name, config, f"{name}.npz", f"MODEL_CARD.md#{name}", model)
 
 
 PRESETS = {preset.name: preset for preset in (_shipped(2), _shipped(4), _shipped(2, "tv"), _shipped(4, "tv"))}
@@ -58,6 +60,6 @@ def preset_for_scale(scale, model="full"):
     if model not in MODELS:
         raise InputError(f"unknown model {model!r} (known: {', '.join(MODELS)})")
     for entry in PRESETS.values():
-        if entry.config["scale"] == scale and all(entry.config[k] == v for k, v in MODELS[model].items()):
+        if entry.config["scale"] == scale and entry.model == model:
             return entry
     raise InputError(f"no shipped {model} network for x{scale}")

@@ -24,12 +24,14 @@ Each engine runs in a fresh process (TF_ENABLE_ONEDNN_OPTS and KERAS_BACKEND are
 once, at import). Wall times on a shared machine are noisy; the ratios are taken in the
 same run as the peaks they are divided by.
 """
+import itertools
 import json
 import os
 import sys
 import time
 
 from sritm_tf.benchmarks import UHD, ChildError, best_time, run_child
+from sritm_tf.presets import MODELS
 
 # name -> (environment, precision, how the model runs)
 ENGINES = {
@@ -50,6 +52,8 @@ DEFAULT_ENGINES = ["tf-fp32", "tf-bf16"]
 
 def add_arguments(p):
     p.add_argument("--scale", type=int, nargs="+", choices=(2, 4), default=[2])
+    p.add_argument("--model", nargs="+", choices=("full", "tv"), default=["full"],
+                   help="the networks to time (default full; tv: the TV-class network, sritm_tf.presets.MODELS)")
     p.add_argument("--full", action="store_true",
                    help="a whole 4K output frame (LR 1920x1080 at x2, 960x540 at x4) instead of a 480x270 LR frame")
     p.add_argument("--frame", metavar="WxH", help="LR frame size (overrides the default / --full size)")
@@ -210,7 +214,7 @@ def worker(job):
     import keras
 
     keras.utils.set_random_seed(0)  # the same weights each run: an int8 network calibrated once is read back
-    model = build_deep_sritm(scale=scale, skip="classical",
+    model = build_deep_sritm(scale=scale, skip="classical", **MODELS[job.get("model", "full")],
                              precision=precision if mode in ("tiled", "xla") else engines.model_precision(mode, precision))
     image = np.random.default_rng(0).random(frame + (3,), dtype=np.float32)
     run = _runner(model, mode, precision)  # converted once; an engine compiles each new tile shape
@@ -225,7 +229,7 @@ def worker(job):
         seconds = best_time(lambda: predictor(image), repeats)
         uhd_lr_pixels = UHD[0] * UHD[1] / scale**2
         rows.append({
-            "engine": job["engine"], "precision": precision, "scale": scale,
+            "engine": job["engine"], "precision": precision, "scale": scale, "model": job.get("model", "full"),
             "frame": f"{frame[1]}x{frame[0]}", "tile": f"{tile[1]}x{tile[0]}",  # WxH
             "gflops": 2 * macs / seconds / 1e9,
             "s_per_4k_frame": seconds * uhd_lr_pixels / (frame[0] * frame[1]),
@@ -257,11 +261,11 @@ def format_peaks(nominal, measured):
 
 
 def format_rows(rows):
-    head = ("engine", "precision", "scale", "LR frame", "tile", "GFLOP/s", "of measured peak", "s per 4K frame",
+    head = ("model", "engine", "precision", "scale", "LR frame", "tile", "GFLOP/s", "of measured peak", "s per 4K frame",
             "first call s")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = (r["engine"], r["precision"], f"x{r['scale']}", r["frame"], r["tile"], f"{r['gflops']:.0f}",
+        cells = (r.get("model", "full"), r["engine"], r["precision"], f"x{r['scale']}", r["frame"], r["tile"], f"{r['gflops']:.0f}",
                  f"{r['peak_ratio']:.2f}" if r.get("peak_ratio") else "", 
                  f"{r['s_per_4k_frame']:.1f}{'*' if r['extrapolated'] else ''}", f"{r['first_call_s']:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
@@ -286,18 +290,17 @@ def run(args):
     print()
 
     rows = []
-    for scale in args.scale:
+    for scale, network, engine in itertools.product(args.scale, args.model, engines):
         frame = frame_arg or ((UHD[0] // scale, UHD[1] // scale) if args.full else (270, 480))
         tiles = tiles_arg or ([(360, 640)] if args.full else [frame, (frame[0] // 2, frame[1] // 2)])
-        for engine in engines:
-            job = {"engine": engine, "scale": scale, "frame": list(frame), "tiles": [list(t) for t in tiles],
-                   "repeats": args.repeats}
-            print(f"running {engine} x{scale}, LR frame {frame[1]}x{frame[0]} ...", file=sys.stderr, flush=True)
-            new = _run_worker(job, ENGINES[engine][0]) or []
-            for r in new:
-                peak = measured.get(r["precision"])
-                r["peak_ratio"] = r["gflops"] / peak if peak else None
-            rows += new
+        job = {"engine": engine, "scale": scale, "frame": list(frame), "tiles": [list(t) for t in tiles],
+               "repeats": args.repeats, "model": network}
+        print(f"running {network} {engine} x{scale}, LR frame {frame[1]}x{frame[0]} ...", file=sys.stderr, flush=True)
+        new = _run_worker(job, ENGINES[engine][0]) or []
+        for r in new:
+            peak = measured.get(r["precision"])
+            r["peak_ratio"] = r["gflops"] / peak if peak else None
+        rows += new
     if not rows:
         print("no engine ran", file=sys.stderr)
         return 1
@@ -319,7 +322,8 @@ def run(args):
                                              ENGINES["openvino-bf16"][0]) or {}))
         else:
             print("--profile: OpenVINO is not installed (pip install \"sritm_tf[openvino]\")", file=sys.stderr)
-    best = min([r for r in rows if r["scale"] == 2] or rows, key=lambda r: r["s_per_4k_frame"])
+    full = [r for r in rows if r["model"] == "full"] or rows  # the last line speaks of the full network
+    best = min([r for r in full if r["scale"] == 2] or full, key=lambda r: r["s_per_4k_frame"])
     ratio = f"{best['peak_ratio']:.3f}" if best.get("peak_ratio") else "nan"
     print(f"s_per_4k_frame={best['s_per_4k_frame']:.2f} peak_ratio={ratio}")
     return 0

@@ -25,14 +25,15 @@ def test_speed_benchmark_prints_peaks_rows_and_the_summary_line():
 
     profile = ["--profile"] if installed("openvino") else []
     out = subprocess.run([sys.executable, "-m", "sritm_tf.cli", "bench", "speed", "--frame", "64x48", "--tile", "32x24",
-                          "--repeats", "1", "--engines", "tf-fp32", "tf-bf16", *profile],
+                          "--repeats", "1", "--engines", "tf-fp32", "tf-bf16", "--model", "full", "tv", *profile],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.strip().splitlines()
     assert any(line.startswith("| fp32 |") for line in lines) and any(line.startswith("| bf16 |") for line in lines)
-    rows = [line for line in lines if line.startswith("| tf-")]
-    assert len(rows) == 2
-    ratios = [float(row.split("|")[7]) for row in rows]
+    rows = [line for line in lines if line.startswith(("| full | tf-", "| tv | tf-"))]
+    assert [row.split("|")[1:3] for row in rows] == [[" full ", " tf-fp32 "], [" full ", " tf-bf16 "],
+                                                     [" tv ", " tf-fp32 "], [" tv ", " tf-bf16 "]]
+    ratios = [float(row.split("|")[8]) for row in rows]
     assert all(0 < r < 1.5 for r in ratios), rows
     assert re.fullmatch(r"s_per_4k_frame=\d+\.\d\d peak_ratio=\d\.\d{3}", lines[-1]), lines[-1]
     if profile:  # OpenVINO's per-node counters, summed per op type: convolutions lead

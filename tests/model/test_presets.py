@@ -26,7 +26,8 @@ def test_each_preset_names_an_existing_file_saved_from_its_network(name):
     assert os.path.isfile(path) and os.path.basename(path) == entry.weights
     assert stored_config(path) == pytest.approx(entry.config)
     assert entry.card == f"MODEL_CARD.md#{name}" and entry.config["skip"] == "classical"
-    assert pretrained.bundled_weights_path(entry.config["scale"]) == path
+    assert pretrained.bundled_weights_path(entry.config["scale"], entry.model) == path
+    assert {k: entry.config[k] for k in ("channels", "m", "n")} == presets.MODELS[entry.model]
 
 
 def test_from_preset_builds_the_table_network_and_matches_load_model():
