@@ -17,9 +17,10 @@ import re
 from sritm_tf.errors import InputError, UserError
 from sritm_tf.fileio import check_folder_output
 
-# Fine-tuning defaults (with --pairs): a few minutes on a CPU with the full network.
+# Fine-tuning defaults (with --pairs): a few minutes on a CPU with the full network; the right quarter of
+# each pair is held out and scored every checkpoint, the best weights kept (`sritm_tf.train.finetune`).
 FINETUNE_DEFAULTS = {"stage": "full", "steps": 150, "lr": 2e-5, "batch_size": 4, "patch_size": 48,
-                     "crops": 256, "checkpoint_every": 50}
+                     "crops": 256, "checkpoint_every": 25}
 # With --synthetic (`sritm_tf.train.synthetic.train_synthetic`).
 SYNTHETIC_DEFAULTS = {"scale": 2, "minutes": 5.0, "batch_size": 16, "patch_size": 48, "lr": 2e-4,
                       "epoch_steps": 250, "precision": "bf16", "seed": 1, "channels": 64, "m": 3, "n": 10}

@@ -3,6 +3,7 @@
     config      TrainConfig, the ours / paper recipes and the paper's optimiser, loss and init
     networks    the networks of a run: build, compile, --init weights, float32 copy
     data        graded pairs (validation, fine-tuning) and anchored fine-tuning's crops
+    finetune    fine-tuning's held-out strip and its early stopping
     distribute  tf.distribute strategy, TF_CONFIG workers, the multi-worker fit workaround
     loop        the two stages of the paper on records or pairs, and the run folder
     synthetic   the bundled weights' trainer: pairs synthesised on the fly from HDR scenes

@@ -52,6 +52,7 @@ class TrainConfig:
     pairs: str = None                 # fine-tuning: folder of graded pairs to adapt to
     crops: int = 256                  # fine-tuning: random crops taken from the pairs
     anchor: bool = True               # fine-tuning: keep the --init network where the pairs show nothing
+    holdout: float = 0.25             # fine-tuning: share of each pair's width held out to choose the step (0: none)
 
     def save(self, path):
         with atomic_path(path) as tmp, open(tmp, "w") as f:

@@ -35,6 +35,7 @@ from sritm_tf.fileio import atomic_path
 from sritm_tf.model import transfer_weights
 from sritm_tf.train.config import paper_schedule, resolve_recipe, xavier_normal
 from sritm_tf.train.data import anchor_teacher, crops_dataset, load_pairs, validation_data
+from sritm_tf.train.finetune import KeepBest, split_holdout
 from sritm_tf.train.distribute import (StrategyScope, get_strategy, is_tensorflow, patch_multi_worker_fit,
                                        worker_info)
 from sritm_tf.train.networks import build_model, compile_model, load_init_weights, plain_copy
@@ -146,9 +147,11 @@ def _train(cfg, strategy, extra_callbacks):
         cfg.save(os.path.join(cfg.run_dir, "config.yaml"))
     val_ds = validation_data(cfg)
 
+    pairs, held = split_holdout(load_pairs(cfg.pairs, cfg.scale), cfg.holdout, cfg.scale) if cfg.pairs else ([], [])
+
     def dataset():
         if cfg.pairs:
-            return crops_dataset(load_pairs(cfg.pairs, cfg.scale), cfg, teacher=anchor_teacher(cfg))
+            return crops_dataset(pairs, cfg, teacher=anchor_teacher(cfg))
         return make_dataset(cfg.data, cfg.batch_size, cfg.scale, training=True,
                             shuffle_buffer=cfg.shuffle_buffer, seed=cfg.seed, patch_size=cfg.patch_size,
                             augment=not paper)
@@ -185,8 +188,9 @@ def _train(cfg, strategy, extra_callbacks):
                 transfer_weights(pretrained, model)
             elif cfg.init:
                 load_init_weights(model, cfg.init)
+        keep = [KeepBest(held, max(1, min(cfg.checkpoint_every, cfg.steps)))] if held else []
         fit_stage(model, dataset(), val_ds, cfg, os.path.join(cfg.run_dir, "full"),
-                  cfg.steps, chief, worker_index, extra_callbacks)
+                  cfg.steps, chief, worker_index, [*extra_callbacks, *keep])
         if chief:
             save_final(model, cfg)
     return model
