@@ -159,6 +159,13 @@ def _main(argv):
     except Terminated:
         print(f"sritm {args.command}: terminated", file=sys.stderr)
         return 143
+    except Exception:
+        if not signals.requested():
+            raise
+        # The raise landed where a library turned it into its own error (a C extension's
+        # module init that TensorFlow imports reports "ImportError: initialization failed").
+        print(f"sritm {args.command}: terminated", file=sys.stderr)
+        return 143
 
 
 if __name__ == "__main__":

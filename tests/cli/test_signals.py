@@ -83,6 +83,27 @@ def test_a_command_that_returns_after_a_lost_raise_exits_143(monkeypatch, capsys
     assert capsys.readouterr().err.strip().splitlines()[-1] == "sritm info: terminated"
 
 
+def test_a_raise_a_library_turned_into_its_own_error_exits_143(monkeypatch, capsys):
+    """SIGTERM during the import of a C extension surfaces as ImportError("initialization
+    failed"), not as Terminated: still one line and 143, no traceback."""
+    from sritm_tf.commands import info
+
+    def run(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        except signals.Terminated:
+            raise ImportError("initialization failed") from None
+        return 0
+
+    monkeypatch.setattr(info, "run", run)
+    assert cli.main(["info"]) == 143
+    assert capsys.readouterr().err.strip().splitlines() == ["sritm info: terminated"]
+    monkeypatch.setattr(info, "run", lambda args: int("x"))  # without SIGTERM an error stays an error
+    with pytest.raises(ValueError):
+        cli.main(["info"])
+
+
 @pytest.mark.slow
 def test_tensorflow_starts_without_jax():
     pytest.importorskip("jax")
