@@ -157,8 +157,11 @@ def litert_network(model, precision="fp32"):
 
 
 def litert_runner(model, precision="fp32"):
-    """LiteRT: `litert_network(model, precision)` resized per tile shape, XNNPACK's
-    start-up line kept off the terminal."""
+    """LiteRT: `litert_network(model, precision)` in an interpreter per input shape,
+    XNNPACK's start-up line kept off the terminal. XNNPACK holds buffers per convolution
+    that grow with the input (about 2 GiB for the full network at a 640x360 tile), so
+    the runner asks `inference.TiledPredictor` for windows of one shape (`same_shape`):
+    one interpreter per frame size, not one per border tile's shape."""
     from sritm_tf import export
     from sritm_tf.fileio import captured_stderr
 
@@ -171,7 +174,9 @@ def litert_runner(model, precision="fp32"):
             interpreter.allocate_tensors()
         return lambda x: export.run_tflite(interpreter, x)
 
-    return ShapeCache(compile)
+    run = ShapeCache(compile)
+    run.same_shape = True
+    return run
 
 
 def model_precision(engine, precision):

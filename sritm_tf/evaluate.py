@@ -178,27 +178,31 @@ def evaluate_pair(sdr, hdr, scale, predict=None, white_nits=203.0, protocol="our
     return results, {"white": white, "gamma": gamma}, used
 
 
-def model_yuv_predictor(model, tile=None):
+def model_yuv_predictor(model, tile=None, engine="tf", precision="fp32"):
     """(LR network-convention Y'CbCr, white cd/m2) -> HR network-convention Y'CbCr
     through `model` by tiled inference, its classical skip set to that white
-    (`pretrained.configure`)."""
-    from sritm_tf.inference import DEFAULT_TILE, TiledPredictor
+    (`pretrained.configure`), run by `engine` in `precision` as `sritm convert`
+    runs it (`engines.runner`; int8: the calibrated network of that white)."""
+    from sritm_tf import engines
+    from sritm_tf.inference import DEFAULT_TILES, TiledPredictor
     from sritm_tf.pretrained import configure
 
     predictors = {}
 
     def predict(lr_yuv, white_nits=203.0):
         if white_nits not in predictors:
-            predictors[white_nits] = TiledPredictor(configure(model, white_nits), tile=tile or DEFAULT_TILE)
+            network = configure(model, white_nits)
+            run = None if engine == "tf" else engines.runner(network, engine, precision)
+            predictors[white_nits] = TiledPredictor(network, tile=tile or DEFAULT_TILES[precision], run=run)
         return predictors[white_nits](np.asarray(lr_yuv, np.float32))
 
     return predict
 
 
-def model_predictor(model, tile=None):
+def model_predictor(model, tile=None, engine="tf", precision="fp32"):
     """(LR SDR R'G'B', white cd/m2) -> HR PQ BT.2020 R'G'B' through `model`
     (`model_yuv_predictor`)."""
-    predict_yuv = model_yuv_predictor(model, tile)
+    predict_yuv = model_yuv_predictor(model, tile, engine, precision)
 
     def predict(lr_rgb, white_nits=203.0):
         return colour.model_yuv_to_pq2020_rgb(predict_yuv(colour.sdr_rgb_to_model_yuv(lr_rgb), white_nits))

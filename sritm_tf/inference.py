@@ -32,8 +32,10 @@ from sritm_tf.sizes import parse_shape
 # RSS on CPU, which 960x540 tiles exceed (`sritm bench memory`, see docs/benchmarks.md). (height, width)
 DEFAULT_TILE = (360, 640)
 # bf16 halves the activations: 960x540 tiles (2x2 for 1080p) stay under 3 GiB too and run faster
-# than 640x360 (`sritm bench speed --full`, see docs/benchmarks.md). Per precision, (height, width):
-DEFAULT_TILES = {"fp32": DEFAULT_TILE, "bf16": (540, 960), "int8": DEFAULT_TILE}
+# than 640x360 (`sritm bench speed --full`, see docs/benchmarks.md). int8: LiteRT's XNNPACK keeps
+# buffers per convolution that grow with the tile's area (3.4 GiB at 640x360, 2.5 at 480x270).
+# Per precision, (height, width):
+DEFAULT_TILES = {"fp32": DEFAULT_TILE, "bf16": (540, 960), "int8": (270, 480)}
 
 # Layers that mix no neighbouring pixels.
 _POINTWISE = {"InputLayer", "ReLU", "Activation", "Add", "Subtract", "Multiply", "Concatenate",
@@ -106,7 +108,11 @@ class TiledPredictor:
         run: callable NHWC float32 batch -> output array, e.g. another
             engine's (`sritm_tf.engines.runner`); default: `engines.tf_runner`,
             the model in a `tf.function` traced for any spatial size (on the JAX
-            backend, the model called directly).
+            backend, the model called directly). A `run` with `same_shape` set true
+            (`engines.litert_runner`) gets windows of one shape: those at the frame's
+            border are moved inside it rather than cut, so the core has more context
+            than the margin on one side (the output is the same) and an engine whose
+            buffers grow with every input shape it holds keeps one set.
     """
 
     def __init__(self, model, tile=DEFAULT_TILE, margin=None, run=None):
@@ -123,22 +129,36 @@ class TiledPredictor:
 
             run = tf_runner(model)
         self._run = run
+        self.same_shape = bool(getattr(run, "same_shape", False))
 
     def __call__(self, image):
         image = np.asarray(image, np.float32)
         height, width = image.shape[:2]
         output = None
-        for y0, y1 in tile_bounds(height, self.tile[0]):
-            for x0, x1 in tile_bounds(width, self.tile[1]):
+        rows, columns = tile_bounds(height, self.tile[0]), tile_bounds(width, self.tile[1])
+        if self.same_shape:  # every window as large as the largest core's, moved inside the frame
+            window_h = min(height, max(y1 - y0 for y0, y1 in rows) + 2 * self.margin)
+            window_w = min(width, max(x1 - x0 for x0, x1 in columns) + 2 * self.margin)
+        windows = []
+        for y0, y1 in rows:
+            for x0, x1 in columns:
                 # Margin of real pixels only: clipped at the frame border.
                 top, left = max(0, y0 - self.margin), max(0, x0 - self.margin)
                 bottom, right = min(height, y1 + self.margin), min(width, x1 + self.margin)
-                result = np.asarray(self._run(image[None, top:bottom, left:right]))[0]
-                scale = result.shape[0] // (bottom - top)
-                if output is None:
-                    output = np.empty((height * scale, width * scale, result.shape[-1]), np.float32)
-                output[y0 * scale:y1 * scale, x0 * scale:x1 * scale] = result[
-                    (y0 - top) * scale:(y1 - top) * scale, (x0 - left) * scale:(x1 - left) * scale]
+                if self.same_shape:  # a window that holds [top, bottom) holds the core's margins
+                    top, left = min(top, height - window_h), min(left, width - window_w)
+                    bottom, right = top + window_h, left + window_w
+                windows.append((y0, y1, x0, x1, top, left, bottom, right))
+        # Tiles of one shape one after another: an engine that holds one shape's buffers at a
+        # time (`engines.openvino_runner`) switches once per shape.
+        windows.sort(key=lambda w: (w[6] - w[4], w[7] - w[5]))
+        for y0, y1, x0, x1, top, left, bottom, right in windows:
+            result = np.asarray(self._run(image[None, top:bottom, left:right]))[0]
+            scale = result.shape[0] // (bottom - top)
+            if output is None:
+                output = np.empty((height * scale, width * scale, result.shape[-1]), np.float32)
+            output[y0 * scale:y1 * scale, x0 * scale:x1 * scale] = result[
+                (y0 - top) * scale:(y1 - top) * scale, (x0 - left) * scale:(x1 - left) * scale]
         return output
 
 

@@ -36,9 +36,12 @@ def register(subparsers):
                         "with (default: the --grade file's, else 203); auto: per frame, the white that fits its HDR "
                         "best at gamma 2.4")
     options.add_grade(p)
-    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32", "int8"], default="auto",
                    help="network compute precision (default auto: bf16 where the CPU has bfloat16 units or the GPU "
-                        "is of compute capability 8.0+)")
+                        "is of compute capability 8.0+); int8 runs on --engine litert or openvino, calibrated as "
+                        "sritm convert calibrates it")
+    p.add_argument("--engine", choices=["auto", "tf", "openvino", "litert"], default="auto",
+                   help="what runs the network, as in sritm convert (default auto)")
     p.add_argument("--protocol", choices=["ours", "paper"], default="ours",
                    help="ours (default): PQ R'G'B' / full-range Y'CbCr after 10-bit rounding, dE_ITP; paper: the "
                         "authors' test_yuv.m (narrow-range 4:2:0 Y'CbCr codes / 1023 of the unrounded prediction, "
@@ -105,6 +108,7 @@ def check(args):
         if args.protocol == "paper":
             raise UserError("--report shows PQ R'G'B' frames: not with --protocol paper")
         check_folder(args.report, args.overwrite)
+    options.network_setup(args)  # an engine that is not installed, or does not run the precision
     if args.weights and not args.baseline_only:
         from sritm_tf.pretrained import check_weights_file
 
@@ -137,12 +141,10 @@ def run_video(args):
     white = white_level(args.white_nits)
     converters = {}
     if not args.baseline_only:
-        from sritm_tf.precision import resolve
-
-        chosen, why = resolve(args.precision)
+        chosen, engine, why = options.network_setup(args)
         converters["network"] = FrameConverter(args.scale, args.weights, tile=args.tile, white_nits=white,
-                                               precision=chosen)
-        print(f"network in {chosen} ({why})", file=sys.stderr)
+                                               precision=chosen, engine=engine)
+        print(f"network in {chosen} on {engine} ({why})", file=sys.stderr)
     converters["baseline"] = FrameConverter(args.scale, baseline=True, white_nits=white)
     result = temporal.measure_clip(args.video, converters, args.scale, args.frames)
     print(temporal.format_table(result))
@@ -163,14 +165,14 @@ def run(args):
 
     predict = None
     if not args.baseline_only:
-        from sritm_tf.precision import resolve
+        from sritm_tf.engines import model_precision
         from sritm_tf.pretrained import load_model
 
-        chosen, why = resolve(args.precision)
-        model = load_model(args.scale, args.weights, precision=chosen)
-        print(f"network in {chosen} ({why})", file=sys.stderr)
+        chosen, engine, why = options.network_setup(args)
+        model = load_model(args.scale, args.weights, precision=model_precision(engine, chosen))
+        print(f"network in {chosen} on {engine} ({why})", file=sys.stderr)
         predictor = evaluate.model_yuv_predictor if args.protocol == "paper" else evaluate.model_predictor
-        predict = predictor(model, tile)
+        predict = predictor(model, tile, engine, chosen)
 
     from sritm_tf.report import eval_frames
 

@@ -84,8 +84,8 @@ def conversion_parent():
                         help="output transfer: pq (HDR10, default) or hlg (BT.2100 HLG for a 1000 cd/m2 display, "
                              "for broadcast; no HDR10 metadata)")
     parser.add_argument("--tile", metavar="N|WxH",
-                        help="LR tile size N or WxH for inference (default 640x360 in fp32, 960x540 in bf16: "
-                             "a 1080p frame under 3 GiB either way); smaller uses less memory")
+                        help="LR tile size N or WxH for inference (default 640x360 in fp32, 960x540 in bf16, 480x270 "
+                             "in int8: a 1080p frame under 3 GiB each way); smaller uses less memory")
     parser.add_argument("--crf", type=int, default=18, help=CRF_HELP)
     parser.add_argument("--preset", default="medium", help=PRESET_HELP)
     parser.add_argument("--field-order", choices=("auto", "tff", "bff", "progressive"), default="auto",
@@ -135,7 +135,7 @@ def network_setup(args):
     from sritm_tf import engines
     from sritm_tf.precision import resolve
 
-    if args.baseline:
+    if getattr(args, "baseline", False) or getattr(args, "baseline_only", False):
         return "fp32", "tf", ""
     chosen, why = ("int8", "as asked") if args.precision == "int8" else resolve(args.precision)
     return chosen, engines.resolve(args.engine, chosen)[0], why

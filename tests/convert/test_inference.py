@@ -75,6 +75,26 @@ def test_tiled_equals_whole_frame_full_model(full_model):
     assert np.abs(result - expected).max() <= TOLERANCE
 
 
+@pytest.mark.parametrize("tile", [(40, 56), (50, 1000)])
+def test_windows_of_one_shape_give_the_same_frame(tiny_model, tile):
+    # An engine that asks for one input shape gets it for every tile, border ones moved inside
+    # the frame, and the frame it gives back is the whole-frame output.
+    image = sample_yuv()
+    shapes = []
+
+    def run(x):
+        shapes.append(x.shape)
+        return tiny_model(x).numpy()
+
+    run.same_shape = True
+    got = TiledPredictor(tiny_model, tile, run=run)(image)
+    margin = receptive_margin(tiny_model)
+    assert set(shapes) == {(1, min(image.shape[0], max(b - a for a, b in tile_bounds(image.shape[0], tile[0])) + 2 * margin),
+                            min(image.shape[1], max(b - a for a, b in tile_bounds(image.shape[1], tile[1])) + 2 * margin), 3)}
+    assert len(shapes) == len(tile_bounds(image.shape[0], tile[0])) * len(tile_bounds(image.shape[1], tile[1]))
+    np.testing.assert_allclose(got, whole(tiny_model, image), atol=TOLERANCE)
+
+
 def test_short_margin_is_detected(tiny_model):
     image = sample_yuv()[:64, :64]
     expected = whole(tiny_model, image)

@@ -94,3 +94,26 @@ def test_bt2408_on_graded_pairs():
     # The data README: the naive 203 cd/m2 mapping is about 24-25 dB, a tuned curve ~31 dB.
     assert 20 < np.mean(bt2408) < 30
     assert all(o > b + 3 for o, b in zip(oracle, bt2408))
+
+
+def test_cli_int8_needs_an_int8_engine(pair_dir, capsys):
+    assert main(["eval", pair_dir, "--precision", "int8", "--engine", "tf"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "int8 runs on --engine litert or openvino, not tf" in err[0]
+
+
+@pytest.mark.slow
+def test_cli_scores_the_int8_network_as_convert_runs_it(pair_dir, tmp_path, capsys, monkeypatch):
+    # The TV network in float32 and through LiteRT's calibrated full-int8 file: two model rows
+    # a little apart (int8 is not float32), both scored on the same pair.
+    monkeypatch.setenv("SRITM_CACHE", str(tmp_path / "cache"))
+    scores = {}
+    for precision, engine in (("fp32", "tf"), ("int8", "litert")):
+        out = str(tmp_path / f"{precision}.json")
+        assert main(["eval", pair_dir, "--model", "tv", "--precision", precision, "--engine", engine,
+                     "--crop", "128x96", "--json", out]) == 0
+        assert f"network in {precision} on {engine}" in capsys.readouterr().err
+        scores[precision] = next(r for r in json.load(open(out))["rows"] if r["method"] == "model")
+    assert list((tmp_path / "cache").iterdir())  # the calibrated network is kept
+    assert scores["fp32"]["psnr_pq"] > 30
+    assert 0 < abs(scores["int8"]["psnr_pq"] - scores["fp32"]["psnr_pq"]) < 1.0
