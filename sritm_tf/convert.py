@@ -146,7 +146,7 @@ class FrameConverter:
 
     `weights`: path of weights or a loaded keras.Model (see
     `pretrained.load_model`); `precision`: "fp32", "bf16" (`sritm_tf.precision`)
-    or "int8" (LiteRT); `engine`: "tf", "openvino", "litert" or "auto"
+    or "int8" (LiteRT or OpenVINO); `engine`: "tf", "openvino", "litert" or "auto"
     (`sritm_tf.engines`); `tile`: LR tile size (N, "WxH" or (height, width));
     None: `inference.DEFAULT_TILES[precision]`.
     """
@@ -213,7 +213,7 @@ def convert_image(input, output, scale=2, weights=None, baseline=False, overwrit
         tile: LR tile (N, "WxH" or (height, width)); None: the precision's default.
         white_nits: SDR reference white, cd/m2 (the classical skip's and the baseline's).
         peak_nits: no output pixel brighter, cd/m2.
-        precision: "fp32" or "bf16" (`sritm_tf.precision`), or "int8" (LiteRT).
+        precision: "fp32" or "bf16" (`sritm_tf.precision`), or "int8" (LiteRT or OpenVINO).
         engine: "tf", "openvino", "litert" or "auto" (`sritm_tf.engines`).
         transfer: "pq" (HDR10) or "hlg" (BT.2100 HLG, 1000 cd/m2 nominal peak); the
             PNG's cICP chunk signals it.

@@ -191,6 +191,7 @@ def model_yuv_predictor(model, tile=None, engine="tf", precision="fp32"):
 
     def predict(lr_yuv, white_nits=203.0):
         if white_nits not in predictors:
+            predictors.clear()  # one white's network at a time (int8: an interpreter and a calibration each)
             network = configure(model, white_nits)
             run = None if engine == "tf" else engines.runner(network, engine, precision)
             predictors[white_nits] = TiledPredictor(network, tile=tile or DEFAULT_TILES[precision], run=run)

@@ -33,7 +33,8 @@ from sritm_tf.sizes import parse_shape
 DEFAULT_TILE = (360, 640)
 # bf16 halves the activations: 960x540 tiles (2x2 for 1080p) stay under 3 GiB too and run faster
 # than 640x360 (`sritm bench speed --full`, see docs/benchmarks.md). int8: LiteRT's XNNPACK keeps
-# buffers per convolution that grow with the tile's area (3.4 GiB at 640x360, 2.5 at 480x270).
+# buffers per convolution that grow with the tile's area (a 1080p frame peaks at 3.2 GiB RSS in
+# 640x360 tiles, 2.5 GiB in 480x270).
 # Per precision, (height, width):
 DEFAULT_TILES = {"fp32": DEFAULT_TILE, "bf16": (540, 960), "int8": (270, 480)}
 
@@ -136,9 +137,9 @@ class TiledPredictor:
         height, width = image.shape[:2]
         output = None
         rows, columns = tile_bounds(height, self.tile[0]), tile_bounds(width, self.tile[1])
-        if self.same_shape:  # every window as large as the largest core's, moved inside the frame
-            window_h = min(height, max(y1 - y0 for y0, y1 in rows) + 2 * self.margin)
-            window_w = min(width, max(x1 - x0 for x0, x1 in columns) + 2 * self.margin)
+        if self.same_shape:  # every window a tile and its margins (one shape for any larger frame)
+            window_h = min(height, self.tile[0] + 2 * self.margin)
+            window_w = min(width, self.tile[1] + 2 * self.margin)
         windows = []
         for y0, y1 in rows:
             for x0, x1 in columns:

@@ -41,7 +41,8 @@ def register(subparsers):
                         "is of compute capability 8.0+); int8 runs on --engine litert or openvino, calibrated as "
                         "sritm convert calibrates it")
     p.add_argument("--engine", choices=["auto", "tf", "openvino", "litert"], default="auto",
-                   help="what runs the network, as in sritm convert (default auto)")
+                   help="what runs the network, as in sritm convert (default auto: TensorFlow; LiteRT for int8; "
+                        "OpenVINO for bf16 on CPUs with AMX when it is installed)")
     p.add_argument("--protocol", choices=["ours", "paper"], default="ours",
                    help="ours (default): PQ R'G'B' / full-range Y'CbCr after 10-bit rounding, dE_ITP; paper: the "
                         "authors' test_yuv.m (narrow-range 4:2:0 Y'CbCr codes / 1023 of the unrounded prediction, "
