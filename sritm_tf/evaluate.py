@@ -187,15 +187,14 @@ def model_yuv_predictor(model, tile=None, engine="tf", precision="fp32"):
     from sritm_tf.inference import DEFAULT_TILES, TiledPredictor
     from sritm_tf.pretrained import configure
 
-    predictors = {}
+    current = [None, None]  # (white, its predictor): one white's network at a time (int8: a calibration each)
 
     def predict(lr_yuv, white_nits=203.0):
-        if white_nits not in predictors:
-            predictors.clear()  # one white's network at a time (int8: an interpreter and a calibration each)
+        if current[0] != white_nits:
             network = configure(model, white_nits)
-            run = None if engine == "tf" else engines.runner(network, engine, precision)
-            predictors[white_nits] = TiledPredictor(network, tile=tile or DEFAULT_TILES[precision], run=run)
-        return predictors[white_nits](np.asarray(lr_yuv, np.float32))
+            current[:] = [white_nits, TiledPredictor(network, tile=tile or DEFAULT_TILES[precision],
+                                                     run=engines.runner(network, engine, precision))]
+        return current[1](np.asarray(lr_yuv, np.float32))
 
     return predict
 

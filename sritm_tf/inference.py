@@ -34,8 +34,7 @@ DEFAULT_TILE = (360, 640)
 # bf16 halves the activations: 960x540 tiles (2x2 for 1080p) stay under 3 GiB too and run faster
 # than 640x360 (`sritm bench speed --full`, see docs/benchmarks.md). int8: LiteRT's XNNPACK keeps
 # buffers per convolution that grow with the tile's area (a 1080p frame peaks at 3.2 GiB RSS in
-# 640x360 tiles, 2.5 GiB in 480x270).
-# Per precision, (height, width):
+# 640x360 tiles, 2.5 GiB in 480x270). Per precision, (height, width):
 DEFAULT_TILES = {"fp32": DEFAULT_TILE, "bf16": (540, 960), "int8": (270, 480)}
 
 # Layers that mix no neighbouring pixels.

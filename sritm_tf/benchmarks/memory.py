@@ -36,8 +36,7 @@ def measure(frame, tile, scale, precision="fp32", engine="tf"):
     keras.utils.set_random_seed(0)  # the same weights each run: an int8 network calibrated once is read back
     model = build_deep_sritm(scale=scale, skip="classical", precision=engines.model_precision(engine, precision))
     image = np.random.default_rng(0).random(tuple(frame) + (3,), dtype=np.float32)
-    run = None if engine == "tf" else engines.runner(model, engine, precision)
-    predictor = TiledPredictor(model, tile=tuple(tile), run=run)
+    predictor = TiledPredictor(model, tile=tuple(tile), run=engines.runner(model, engine, precision))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
     output = predictor(image)
     assert output.shape == (frame[0] * scale, frame[1] * scale, 3)
