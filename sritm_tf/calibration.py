@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 #: Version of the calibration recipe (frames, layers kept float): part of the cache key.
-RECIPE = 2
+RECIPE = 3
 CACHE_ENV = "SRITM_CACHE"
 _DIGEST = 32  # bytes of the SHA-256 that closes a cache file
 

@@ -179,6 +179,12 @@ def int8_friendly_relus(model):
 
 #: Least divisor of the detail layer in full-int8 TFLite files (see `Int8SafeDetailLayer`).
 INT8_DETAIL_FLOOR = 1.0 / 128.0
+#: Amplitude of `int8_dithered`'s dither: about a third of the int8 step of the network's
+#: input, half an 8-bit code.
+INT8_DITHER = 0.002
+#: Period (pixels) of its pattern.
+INT8_DITHER_PERIOD = 32
+_DITHER = np.random.default_rng(0).uniform(-INT8_DITHER, INT8_DITHER, (INT8_DITHER_PERIOD, INT8_DITHER_PERIOD, 3))
 
 
 def int8_input(x):
@@ -193,8 +199,27 @@ def int8_input(x):
     return keras.ops.maximum(x, -1e4)
 
 
+def int8_dithered(x):
+    """`int8_input(x)` plus a fixed dither, uniform in +-`INT8_DITHER`: a pseudo-random
+    `INT8_DITHER_PERIOD`-pixel pattern tiled from the top left corner: the image as
+    the learned passes of full-int8 TFLite files read it (the guided filter, the detail
+    layer and the passes' inputs; the classical skip reads it undithered).
+
+    Without it every pixel of a flat area rounds the same way in each int8 layer, and the
+    rounding errors of sixty layers add up to one offset over the whole area (40-56 dB
+    against float32 on flat primaries, depending on the calibration); with it they
+    differ from pixel to pixel and the convolutions average them out (non-subtractive
+    dither; L. Schuchman, IEEE Trans. Commun. Technol. 12(4), 1964)."""
+    x = int8_input(x)
+    shape = keras.ops.shape(x)
+    h, w = shape[1], shape[2]
+    reps = [1, h // INT8_DITHER_PERIOD + 1, w // INT8_DITHER_PERIOD + 1, 1]
+    pattern = keras.ops.tile(keras.ops.convert_to_tensor(_DITHER, "float32")[None], reps)
+    return x + pattern[:, :h, :w, :]
+
+
 class Int8SafeDetailLayer(DetailLayer):
-    """I / max(I_b, INT8_DETAIL_FLOOR), I read through `int8_input`: the detail layer
+    """I / max(I_b, INT8_DETAIL_FLOOR), I read through `int8_dithered`: the detail layer
     of full-int8 TFLite files (it stays float there, `INT8_FLOAT_LAYERS`).
 
     The floor keeps the quotient in a range that int8 can hold after it (the network's
@@ -203,14 +228,14 @@ class Int8SafeDetailLayer(DetailLayer):
 
     def call(self, inputs):
         image, base = inputs
-        return int8_input(image) / keras.ops.maximum(base, INT8_DETAIL_FLOOR)
+        return int8_dithered(image) / keras.ops.maximum(base, INT8_DETAIL_FLOOR)
 
 
 class Int8GuidedFilter(SelfGuidedFilter):
-    """The guided filter of full-int8 TFLite files: its input read through `int8_input`."""
+    """The guided filter of full-int8 TFLite files: its input read through `int8_dithered`."""
 
     def call(self, x):
-        return super().call(int8_input(x))
+        return super().call(int8_dithered(x))
 
 
 class Int8BicubicUpsample(BicubicUpsample):
@@ -220,15 +245,27 @@ class Int8BicubicUpsample(BicubicUpsample):
         return super().call(int8_input(x))
 
 
+class Int8PassInput(keras.layers.Concatenate):
+    """[I, I_b] or [I, I_d], I read through `int8_dithered`: the passes' inputs
+    (`base_input`, `detail_input`) in full-int8 TFLite files."""
+
+    def call(self, inputs):
+        image, other = inputs
+        return super().call([int8_dithered(image), other])
+
+
 INT8_LAYERS = {DetailLayer: Int8SafeDetailLayer, SelfGuidedFilter: Int8GuidedFilter,
                BicubicUpsample: Int8BicubicUpsample}
+INT8_PASS_INPUTS = ("base_input", "detail_input")
 
 
 def int8_front_end(model):
-    """A copy of `model` (same weights) whose detail layer, guided filter and bicubic
-    skip are the `INT8_LAYERS` ones, for full-int8 TFLite; float exports keep the
-    network's own layers."""
+    """A copy of `model` (same weights) whose detail layer, guided filter, bicubic
+    skip and passes' inputs are the `INT8_LAYERS` and `Int8PassInput` ones, for
+    full-int8 TFLite; float exports keep the network's own layers."""
     def clone(layer):
+        if layer.name in INT8_PASS_INPUTS:
+            return Int8PassInput.from_config(layer.get_config())
         return INT8_LAYERS.get(type(layer), type(layer)).from_config(layer.get_config())
 
     copy = keras.models.clone_model(model, clone_function=clone)
@@ -284,7 +321,7 @@ def _convert(model, quantize, input_size, representative_data, any_size):
             frames = calibration_frames(input_size) if representative_data is None else list(representative_data)
             data = lambda: ([np.asarray(f, np.float32)[None]] for f in frames)  # noqa: E731
             converter.representative_dataset = data
-            float_nodes = _float_tensors(tmp)
+            float_nodes = _float_tensors(tmp, model)
             if float_nodes:
                 options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=float_nodes)
                 debugger = tf.lite.experimental.QuantizationDebugger(
@@ -294,8 +331,11 @@ def _convert(model, quantize, input_size, representative_data, any_size):
         return converter.convert()
 
 
-#: Layers that full-int8 TFLite files keep float (cheap: a few percent of the time of a tile).
+#: Layers that full-int8 TFLite files keep float (cheap: a few percent of the time of a tile),
+#: with every Add layer (`_float_tensors`) and the network's output.
 #: The classical skip, its gates and the output sum: int8 is too coarse for the PQ domain.
+#: The sums of the residual streams: re-rounded at every block, they carry each block's
+#: rounding on to the next (float: 2-5 dB better on flat fields; see also `int8_dithered`).
 #: The guided filter and the detail layer: a variance of a few 1e-3 and a quotient by
 #: small chroma values. The bicubic skip: the classical skip's input. The first convolutions
 #: of both passes and of their modulation features: they read the detail layer, whose int8
@@ -306,16 +346,20 @@ INT8_FLOAT_LAYERS = ("classical", "classical_chroma_gate", "classical_shadow_gat
                      "base_smf_conv1", "detail_smf_conv1", "out_conv")
 
 
-def _float_tensors(saved_model_dir):
-    """Names of the tensors of the `INT8_FLOAT_LAYERS` in the TFLite graph of
-    `saved_model_dir`: the nodes the int8 export leaves in float."""
+def _float_tensors(saved_model_dir, model):
+    """Names of the tensors in the TFLite graph of `saved_model_dir` that the int8 export
+    leaves in float: those of the `INT8_FLOAT_LAYERS` and of every Add layer of `model`,
+    and the output."""
     import re
 
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    names = [t["name"] for t in tflite_interpreter(converter.convert()).get_tensor_details()]
-    layer = re.compile(rf"/(?:{'|'.join(INT8_FLOAT_LAYERS)})(?:_\d+)?/")
-    return [n for n in names if layer.search(n)]
+    interpreter = tflite_interpreter(converter.convert())
+    adds = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Add)]
+    layer = re.compile(rf"/(?:{'|'.join(INT8_FLOAT_LAYERS + tuple(adds))})(?:_\d+)?/")
+    names = [t["name"] for t in interpreter.get_tensor_details() if layer.search(t["name"])]
+    ends = interpreter.get_input_details() + interpreter.get_output_details()
+    return names + [t["name"] for t in ends]
 
 
 def export_tflite(model, path, quantize="none", input_size=DEFAULT_INPUT_SIZE, representative_data=None,

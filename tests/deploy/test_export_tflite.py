@@ -5,8 +5,8 @@ import pytest
 
 from sritm_tf import build_deep_sritm, colour
 from sritm_tf.cli import main
-from sritm_tf.export import (INT8_FLOAT_LAYERS, INT8_RELU_SLOPE, QUANTIZE_MODES, SAMPLE_IMAGE, calibration_images,
-                             convert_tflite, export_tflite, int8_friendly_relus, representative_frames, run_tflite, tflite_interpreter, tflite_ops)
+from sritm_tf.export import (INT8_DITHER, INT8_DITHER_PERIOD, INT8_FLOAT_LAYERS, INT8_RELU_SLOPE, QUANTIZE_MODES,
+                             SAMPLE_IMAGE, calibration_images, convert_tflite, int8_dithered, int8_front_end, export_tflite, int8_friendly_relus, representative_frames, run_tflite, tflite_interpreter, tflite_ops)
 from sritm_tf.metrics import psnr
 
 from tests.helpers.paths import SHARED_DATA
@@ -95,6 +95,30 @@ def test_fp32_equals_keras(flatbuffers, model, frames):
     assert error <= 1e-4
 
 
+def test_int8_dither_is_small_fixed_and_tiled_from_the_corner():
+    zeros = np.zeros((1, 2 * INT8_DITHER_PERIOD + 5, INT8_DITHER_PERIOD + 7, 3), np.float32)
+    dither = np.asarray(int8_dithered(zeros))
+    assert dither.shape == zeros.shape and np.abs(dither).max() <= INT8_DITHER
+    assert np.abs(dither).max() > 0.95 * INT8_DITHER and abs(dither.mean()) < 0.05 * INT8_DITHER
+    np.testing.assert_array_equal(dither[:, :INT8_DITHER_PERIOD], dither[:, INT8_DITHER_PERIOD:2 * INT8_DITHER_PERIOD])
+    np.testing.assert_array_equal(dither[:, :5, :7], np.asarray(int8_dithered(zeros[:, :5, :7])))
+    ones = np.asarray(int8_dithered(zeros + 1))
+    np.testing.assert_allclose(ones - 1, dither, atol=1e-6)
+
+
+def test_int8_front_end_dithers_the_passes_not_the_classical_skip():
+    keras.utils.set_random_seed(0)
+    model = build_deep_sritm(scale=2, channels=8, m=1, n=1, skip="classical")
+    copy = int8_front_end(model)
+    flat = np.full((1, 24, 40, 3), 0.5, np.float32)
+    assert np.asarray(copy.get_layer("bicubic")(flat)).std() < 1e-6  # the skip: undithered
+    base = copy.get_layer("guided_filter")(flat)
+    assert 1e-4 < np.asarray(base).std() < INT8_DITHER
+    passes = np.asarray(copy.get_layer("base_input")([flat, base]))
+    np.testing.assert_allclose(passes[..., :3], np.asarray(int8_dithered(flat)), atol=1e-7)
+    assert np.asarray(model.get_layer("guided_filter")(flat)).std() < 1e-6  # the float network: not dithered
+
+
 @pytest.mark.slow
 def test_fp16_close_to_keras(flatbuffers, model, frames):
     error, quality = _max_error_and_psnr(flatbuffers, "fp16", model, frames)
@@ -117,6 +141,11 @@ def test_int8_runs_and_is_close(flatbuffers, model, frames):
     assert len(kept_float) == 5
     # Really integer inside: every other convolution of the network runs in int8.
     assert sum(t["dtype"] == np.int8 for t in conv_outputs) == len(convs) - len(kept_float)
+    # The residual streams' sums and the output stay float.
+    add_outputs = [details[op["outputs"][0]] for op in interpreter._get_ops_details() if op["op_name"] == "ADD"]
+    adds = [layer for layer in model.layers if isinstance(layer, keras.layers.Add)]
+    assert len(adds) >= 3 and sum(t["dtype"] == np.float32 for t in add_outputs) >= len(adds)
+    assert interpreter.get_output_details()[0]["dtype"] == np.float32
     _, quality = _max_error_and_psnr(flatbuffers, "int8", model, frames)
     assert quality > 38
     assert len(flatbuffers["int8"]) < len(flatbuffers["none"])
