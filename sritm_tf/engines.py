@@ -9,8 +9,8 @@
   int8: quantised by NNCF, calibrated once per network (`quantize.int8_network`);
   needs nncf, in the same extra.
 - `litert`: the model's TFLite flatbuffer (`export.convert_tflite`, built-in
-  ops, float32 or int8 with the front end, the classical skip and the last
-  convolution kept float), run by the LiteRT interpreter with XNNPACK, one
+  ops, float32 or int8 with what int8 loses kept float, `export.INT8_FLOAT_LAYERS`,
+  and its learned passes' input dithered, `export.int8_dithered`), run by the LiteRT interpreter with XNNPACK, one
   interpreter per window shape: `TiledPredictor` gives it windows of one shape
   (`same_shape`), so one per frame size. `int8` is its precision, calibrated once
   per network (`calibration.cached`).

@@ -214,7 +214,10 @@ def int8_dithered(x):
     shape = keras.ops.shape(x)
     h, w = shape[1], shape[2]
     reps = [1, h // INT8_DITHER_PERIOD + 1, w // INT8_DITHER_PERIOD + 1, 1]
-    pattern = keras.ops.tile(keras.ops.convert_to_tensor(_DITHER, "float32")[None], reps)
+    # + 0 x (a pixel of x): the pattern depends on the input, so that a converter cannot fold
+    # the tiled pattern into a constant of the frame's size (24 MB at 1920x1080).
+    period = keras.ops.convert_to_tensor(_DITHER, "float32")[None] + 0.0 * x[:, :1, :1, :1]
+    pattern = keras.ops.tile(period, reps)
     return x + pattern[:, :h, :w, :]
 
 

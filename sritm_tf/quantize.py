@@ -9,8 +9,9 @@ corrects the convolutions' biases for the shift that int8 brings (fast bias
 correction). OpenVINO's CPU plugin then runs the quantised convolutions in int8
 (AVX512-VNNI / AMX-INT8).
 
-What int8 loses mirrors the LiteRT export (`export.INT8_FLOAT_LAYERS`) and stays
-float through NNCF's `IgnoredScope` (`float_operations`): everything in front of the
+What int8 loses stays float, as in the LiteRT export (`export.INT8_FLOAT_LAYERS`; not
+its float residual sums and dither: flat saturated colours lose more here, see
+docs/benchmarks.md), through NNCF's `IgnoredScope` (`float_operations`): everything in front of the
 first learned convolution (guided filter, detail layer, bicubic skip, the classical
 mapping of the skip), everything behind the last one (the skip's gates and the output
 sum) and the learned convolutions named in `FLOAT_CONVOLUTIONS`. OpenVINO renames

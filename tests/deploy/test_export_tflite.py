@@ -120,6 +120,14 @@ def test_int8_front_end_dithers_the_passes_not_the_classical_skip():
 
 
 @pytest.mark.slow
+def test_int8_dither_is_not_folded_into_a_constant_of_the_frame_size():
+    keras.utils.set_random_seed(0)
+    copy = int8_front_end(build_deep_sritm(scale=2, channels=4, m=1, n=1, skip="classical"))
+    small, large = (len(convert_tflite(copy, "none", size)) for size in ((32, 32), (512, 512)))
+    assert small == large  # a folded pattern alone would be 512 x 512 x 3 float32, 3 MB
+
+
+@pytest.mark.slow
 def test_fp16_close_to_keras(flatbuffers, model, frames):
     error, quality = _max_error_and_psnr(flatbuffers, "fp16", model, frames)
     assert 0 < error <= 2e-3 and quality > 70  # float16 weights: not bit-exact, but close
