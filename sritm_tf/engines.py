@@ -10,10 +10,10 @@
   needs nncf, in the same extra.
 - `litert`: the model's TFLite flatbuffer (`export.convert_tflite`, built-in
   ops, float32 or int8 with what int8 loses kept float, `export.INT8_FLOAT_LAYERS`,
-  and its learned passes' input dithered, `export.int8_dithered`), run by the LiteRT interpreter with XNNPACK, one
-  interpreter per window shape: `TiledPredictor` gives it windows of one shape
-  (`same_shape`), so one per frame size. `int8` is its precision, calibrated once
-  per network (`calibration.cached`).
+  and its learned passes' input dithered, `export.int8_dithered`), run by the
+  LiteRT interpreter with XNNPACK, one interpreter per window shape:
+  `TiledPredictor` gives it windows of one shape (`same_shape`), so one per frame
+  size. `int8` is its precision, calibrated once per network (`calibration.cached`).
 
 `auto` takes OpenVINO for bf16 when it is installed and the CPU has Intel AMX
 (OpenVINO's bf16 kernels use its tiles, where they beat TF bf16 by far); else

@@ -184,7 +184,8 @@ INT8_DETAIL_FLOOR = 1.0 / 128.0
 INT8_DITHER = 0.002
 #: Period (pixels) of its pattern.
 INT8_DITHER_PERIOD = 32
-_DITHER = np.random.default_rng(0).uniform(-INT8_DITHER, INT8_DITHER, (INT8_DITHER_PERIOD, INT8_DITHER_PERIOD, 3))
+_DITHER = np.random.default_rng(0).uniform(-INT8_DITHER, INT8_DITHER,
+                                           (INT8_DITHER_PERIOD, INT8_DITHER_PERIOD, 3)).astype(np.float32)
 
 
 def int8_input(x):
@@ -216,7 +217,7 @@ def int8_dithered(x):
     reps = [1, h // INT8_DITHER_PERIOD + 1, w // INT8_DITHER_PERIOD + 1, 1]
     # + 0 x (a pixel of x): the pattern depends on the input, so that a converter cannot fold
     # the tiled pattern into a constant of the frame's size (24 MB at 1920x1080).
-    period = keras.ops.convert_to_tensor(_DITHER, "float32")[None] + 0.0 * x[:, :1, :1, :1]
+    period = keras.ops.convert_to_tensor(_DITHER)[None] + 0.0 * x[:, :1, :1, :1]
     pattern = keras.ops.tile(period, reps)
     return x + pattern[:, :h, :w, :]
 
@@ -335,7 +336,7 @@ def _convert(model, quantize, input_size, representative_data, any_size):
 
 
 #: Layers that full-int8 TFLite files keep float (cheap: a few percent of the time of a tile),
-#: with every Add layer (`_float_tensors`) and the network's output.
+#: with every Add layer and the network's input and output (`_float_tensors`).
 #: The classical skip, its gates and the output sum: int8 is too coarse for the PQ domain.
 #: The sums of the residual streams: re-rounded at every block, they carry each block's
 #: rounding on to the next (float: 2-5 dB better on flat fields; see also `int8_dithered`).

@@ -6,7 +6,9 @@ import pytest
 from sritm_tf import build_deep_sritm, colour
 from sritm_tf.cli import main
 from sritm_tf.export import (INT8_DITHER, INT8_DITHER_PERIOD, INT8_FLOAT_LAYERS, INT8_RELU_SLOPE, QUANTIZE_MODES,
-                             SAMPLE_IMAGE, calibration_images, convert_tflite, int8_dithered, int8_front_end, export_tflite, int8_friendly_relus, representative_frames, run_tflite, tflite_interpreter, tflite_ops)
+                             SAMPLE_IMAGE, calibration_images, convert_tflite, export_tflite, int8_dithered,
+                             int8_friendly_relus, int8_front_end, representative_frames, run_tflite,
+                             tflite_interpreter, tflite_ops)
 from sritm_tf.metrics import psnr
 
 from tests.helpers.paths import SHARED_DATA
